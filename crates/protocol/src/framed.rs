@@ -1,0 +1,161 @@
+//! A connection is a pair of halves: [`FrameReader`] reads frames and the raw
+//! body bytes that follow some of them; [`FrameWriter`] writes both.
+//!
+//! Bodies are not framed: after a header such as `Upload` or `Sending`, the
+//! announced number of bytes follows on the same stream. The reader hands
+//! out whatever it buffered past a frame before touching the stream again.
+
+use std::io;
+
+use bytes::{Buf, BytesMut};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::codec::{FrameError, MessageCodec};
+
+/// How much the reader asks the stream for at a time when hunting frames.
+const READ_AHEAD: usize = 16 * 1024;
+
+/// Write buffer: small frames coalesce, large body chunks pass straight through.
+const WRITE_BUFFER: usize = 64 * 1024;
+
+/// Any byte stream a connection can run over (TCP, TLS over TCP, tests' duplex pipes).
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for T {}
+
+/// Reads `D` frames, and raw bytes in between.
+#[derive(Debug)]
+pub struct FrameReader<R, D> {
+    inner: R,
+    buf: BytesMut,
+    codec: MessageCodec<D, ()>,
+}
+
+impl<R: AsyncRead + Unpin, D: DeserializeOwned> FrameReader<R, D> {
+    /// Wraps the read half of a stream.
+    pub fn new(inner: R) -> Self {
+        Self {
+            inner,
+            buf: BytesMut::new(),
+            codec: MessageCodec::new(),
+        }
+    }
+
+    /// The next message, or `None` if the peer closed cleanly between frames.
+    pub async fn recv(&mut self) -> Result<Option<D>, FrameError> {
+        loop {
+            if let Some(message) = self.codec.decode(&mut self.buf)? {
+                return Ok(Some(message));
+            }
+            self.buf.reserve(READ_AHEAD);
+            if self.inner.read_buf(&mut self.buf).await? == 0 {
+                return self.codec.decode_eof(&mut self.buf);
+            }
+        }
+    }
+
+    /// Reads raw body bytes into `out`; `Ok(0)` means the stream ended.
+    pub async fn read_raw(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.buf.is_empty() {
+            return self.inner.read(out).await;
+        }
+        let n = out.len().min(self.buf.len());
+        out[..n].copy_from_slice(&self.buf[..n]);
+        self.buf.advance(n);
+        Ok(n)
+    }
+}
+
+/// Writes `E` frames and raw bytes, buffered.
+#[derive(Debug)]
+pub struct FrameWriter<W: AsyncWrite, E> {
+    inner: BufWriter<W>,
+    scratch: BytesMut,
+    codec: MessageCodec<(), E>,
+}
+
+impl<W: AsyncWrite + Unpin, E: Serialize> FrameWriter<W, E> {
+    /// Wraps the write half of a stream.
+    pub fn new(inner: W) -> Self {
+        Self {
+            inner: BufWriter::with_capacity(WRITE_BUFFER, inner),
+            scratch: BytesMut::new(),
+            codec: MessageCodec::new(),
+        }
+    }
+
+    /// Writes a frame and flushes it to the peer.
+    pub async fn send(&mut self, message: &E) -> Result<(), FrameError> {
+        self.queue(message).await?;
+        Ok(self.flush().await?)
+    }
+
+    /// Writes a frame into the buffer without flushing, so several can leave
+    /// in one segment.
+    pub async fn queue(&mut self, message: &E) -> Result<(), FrameError> {
+        self.scratch.clear();
+        self.codec.encode(message, &mut self.scratch)?;
+        Ok(self.inner.write_all(&self.scratch).await?)
+    }
+
+    /// Writes raw body bytes (buffered).
+    pub async fn write_raw(&mut self, data: &[u8]) -> io::Result<()> {
+        self.inner.write_all(data).await
+    }
+
+    /// Pushes everything buffered to the peer.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush().await
+    }
+
+    /// Flushes and closes the write direction (TLS `close_notify`, TCP FIN).
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        self.inner.shutdown().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Request;
+
+    #[tokio::test]
+    async fn frames_and_raw_bytes_interleave() {
+        let (a, b) = tokio::io::duplex(64);
+        let mut writer = FrameWriter::<_, Request>::new(a);
+        let mut reader = FrameReader::<_, Request>::new(b);
+        let sender = tokio::spawn(async move {
+            writer.queue(&Request::Subscribe).await.unwrap();
+            writer.write_raw(b"hello body").await.unwrap();
+            writer
+                .send(&Request::Delete { name: "x".into() })
+                .await
+                .unwrap();
+            writer.shutdown().await.unwrap();
+        });
+        assert_eq!(reader.recv().await.unwrap(), Some(Request::Subscribe));
+        let mut body = [0u8; 10];
+        let mut filled = 0;
+        while filled < body.len() {
+            filled += reader.read_raw(&mut body[filled..]).await.unwrap();
+        }
+        assert_eq!(&body, b"hello body");
+        assert!(matches!(
+            reader.recv().await.unwrap(),
+            Some(Request::Delete { .. })
+        ));
+        assert!(reader.recv().await.unwrap().is_none());
+        sender.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn stream_cut_mid_frame_is_truncated() {
+        let (mut a, b) = tokio::io::duplex(64);
+        a.write_all(&[0, 0, 0, 10, 1, 2]).await.unwrap();
+        drop(a);
+        let mut reader = FrameReader::<_, Request>::new(b);
+        assert!(matches!(reader.recv().await, Err(FrameError::Truncated)));
+    }
+}

@@ -1,0 +1,126 @@
+//! # The Ferry wire protocol
+//!
+//! This crate is the specification and the only implementation of how a
+//! Ferry client talks to a Ferry hub. It opens no sockets: everything here
+//! works over any byte stream, and every message round-trips in unit tests.
+//!
+//! | module | what it holds |
+//! | --- | --- |
+//! | [`limits`] | every cap and default deadline |
+//! | [`name`] | [`FileName`] and [`Handle`]: validation of untrusted names |
+//! | [`hash`] | [`ContentHash`]: BLAKE3 file identity |
+//! | [`message`] | [`Request`], [`Response`], [`Event`], [`ErrorCode`] |
+//! | [`codec`] | length-prefixed postcard framing |
+//! | [`framed`] | [`FrameReader`] / [`FrameWriter`]: frames plus raw body bytes |
+//! | [`body`] | streaming bodies with hashing and stall deadlines |
+//!
+//! ## Participants and goals
+//!
+//! A **hub** keeps a store of files and knows who is connected. A **client**
+//! uploads, lists, downloads and deletes files, and may subscribe to live
+//! events. Goals: integrity (every file has a BLAKE3 hash that the receiver
+//! checks before the file becomes visible), resumable transfers, pipelining
+//! of many small files, and bounded memory on both ends whatever the input.
+//! Non-goals: being self-describing or human-readable on the wire.
+//!
+//! ## Transport
+//!
+//! TCP, wrapped in TLS 1.3 unless both sides run `--plaintext`. The hub's
+//! certificate is self-signed; clients pin its SHA-256 fingerprint on first
+//! use (see the client crate's `known_hubs`).
+//!
+//! ## Framing
+//!
+//! A control frame is a 4-byte big-endian length `n` followed by `n` bytes of
+//! [postcard](https://docs.rs/postcard)-encoded message. `n` is at most
+//! [`MAX_FRAME_LEN`] (1 MiB); a larger prefix is rejected before allocation
+//! and the connection closed. Garbage or a frame cut short also closes only
+//! that connection.
+//!
+//! File bytes never travel inside frames. After an `Upload` header (from the
+//! client) or a `Sending` reply (from the hub), exactly the announced number
+//! of raw bytes follows, then framing resumes.
+//!
+//! ## Message flow
+//!
+//! ```text
+//! client                                     hub
+//!   Hello{version, agent}              ──▶
+//!                                      ◀──   Welcome{version, agent} | Error{VersionMismatch}
+//!   Login{handle, secret, register}    ──▶
+//!                                      ◀──   LoggedIn{handle, registered} | Error{HandleTaken,…}
+//!   List{prefix, after, limit}         ──▶
+//!                                      ◀──   Listing{entries, more}
+//!   Upload{…, mode: Eager} + bytes     ──▶
+//!                                      ◀──   Stored{entry} | Error{Conflict|HashMismatch|…}
+//!   Upload{…, mode: Negotiate}         ──▶
+//!                                      ◀──   UploadReady{offset} | Stored (dedup) | Error
+//!   bytes[offset..size]                ──▶
+//!                                      ◀──   Stored{entry} | Error
+//!   Download{name, offset}             ──▶
+//!                                      ◀──   Sending{entry, offset} + bytes | Error{NotFound}
+//!   Delete{name}                       ──▶
+//!                                      ◀──   Deleted{name} | Error{PermissionDenied,…}
+//!   Subscribe                          ──▶
+//!                                      ◀──   Subscribed, then Event{…} as they happen
+//! ```
+//!
+//! Requests are answered strictly in order, so a client may pipeline: send
+//! many `Eager` uploads or `Download`s back to back and read the replies as
+//! they come. Until `Login` succeeds only `Hello` and `Login` are accepted.
+//!
+//! ## Integrity and resume
+//!
+//! An upload announces size and BLAKE3 hash; the hub hashes while writing to
+//! a temporary file and lists the file only when both match and the bytes are
+//! on disk (fsync). A `Negotiate` upload of the same name, size and hash by
+//! the same handle resumes from the bytes the hub kept from an interrupted
+//! attempt. A download sends from the client's `offset`; the client hashes
+//! its partial file plus the rest and checks the whole against the entry's
+//! hash before renaming it into place.
+//!
+//! ## Limits and deadlines
+//!
+//! See [`limits`]. Names: relative, at most [`MAX_NAME_LEN`] bytes, each
+//! `/`-separated component non-empty, not `.` or `..`, without `\`, NUL,
+//! control or bidi characters, at most [`MAX_COMPONENT_LEN`] bytes. Handles:
+//! at most [`MAX_HANDLE_LEN`] of `a-z 0-9 . _ -`, normalised to lowercase.
+//! Every wait has a deadline: the handshake, an idle connection, and each
+//! step of a body (stall).
+//!
+//! ## Versioning
+//!
+//! `Hello` and `Welcome` carry [`PROTOCOL_VERSION`]; a hub refuses other
+//! versions with `ErrorCode::VersionMismatch`. Enum variants are only ever
+//! appended, never reordered or reused, because postcard encodes the index.
+//!
+//! ## Example
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use ferry_protocol::{MessageCodec, Request, Response, PROTOCOL_VERSION};
+//! use tokio_util::codec::{Decoder, Encoder};
+//!
+//! let hello = Request::Hello { version: PROTOCOL_VERSION, agent: "doc".into() };
+//! let mut wire = BytesMut::new();
+//! MessageCodec::<Response, Request>::new().encode(&hello, &mut wire).unwrap();
+//! let decoded = MessageCodec::<Request, Response>::new().decode(&mut wire).unwrap();
+//! assert_eq!(decoded, Some(hello));
+//! ```
+
+pub mod body;
+pub mod codec;
+pub mod framed;
+pub mod hash;
+pub mod limits;
+pub mod message;
+pub mod name;
+
+pub use codec::{FrameError, MessageCodec};
+pub use framed::{FrameReader, FrameWriter, Transport};
+pub use hash::ContentHash;
+pub use limits::*;
+pub use message::{
+    ConflictPolicy, ErrorCode, Event, FileEntry, Request, Response, Secret, UploadMode,
+};
+pub use name::{FileName, Handle, HandleError, NameError};

@@ -1,0 +1,366 @@
+//! The messages. One enum per direction: [`Request`] (client to hub) and
+//! [`Response`] (hub to client). Names and handles travel as plain strings
+//! and are validated by the receiver, so a bad one gets a precise error
+//! instead of an undecodable frame.
+//!
+//! Variants are only ever appended: postcard encodes the variant index, so
+//! reordering or removing one would silently change the wire format.
+
+use serde::{Deserialize, Serialize};
+
+use crate::hash::ContentHash;
+
+/// A client's secret, generated once and kept in its state directory. The
+/// hub stores only its BLAKE3 hash and ties a handle to it.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Secret(pub [u8; 32]);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// What to do when an upload's name is already taken in the store (or a
+/// download's name in the local folder).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ConflictPolicy {
+    /// Refuse with [`ErrorCode::Conflict`].
+    #[default]
+    Refuse,
+    /// Replace the existing file atomically (owner only).
+    Overwrite,
+    /// Store under the first free `name (n).ext`.
+    Rename,
+}
+
+/// How an upload's bytes follow its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UploadMode {
+    /// All `size` bytes follow the header at once; one reply comes after
+    /// them. Small files use this so that many pipeline without a round trip.
+    Eager,
+    /// The hub first replies [`Response::UploadReady`] with the offset it
+    /// already holds (resume) or [`Response::Stored`] if it needs no bytes;
+    /// only then do the remaining bytes follow.
+    Negotiate,
+}
+
+/// Client to hub.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// First frame on every connection.
+    Hello {
+        /// The client's [`PROTOCOL_VERSION`](crate::PROTOCOL_VERSION).
+        version: u32,
+        /// Free text naming the client software, for logs.
+        agent: String,
+    },
+    /// Establish (and, with `register`, claim) a handle for this session.
+    Login {
+        /// The handle, normalised by the hub.
+        handle: String,
+        /// Proof of ownership: the secret the handle was registered with.
+        secret: Secret,
+        /// Claim the handle if nobody has it yet.
+        register: bool,
+    },
+    /// Turn this connection into an event feed: the hub sends
+    /// [`Response::Event`] frames until the connection closes.
+    Subscribe,
+    /// One page of the store, sorted by name.
+    List {
+        /// Only names equal to this or inside this folder.
+        prefix: Option<String>,
+        /// Only names sorting after this one (pagination cursor).
+        after: Option<String>,
+        /// Page size, capped at [`MAX_LIST_PAGE`](crate::MAX_LIST_PAGE).
+        limit: u32,
+    },
+    /// Store a file. Raw bytes follow as described by `mode`.
+    Upload {
+        /// Name in the store.
+        name: String,
+        /// Exact size in bytes.
+        size: u64,
+        /// BLAKE3 of the whole file; the hub verifies it before listing.
+        hash: ContentHash,
+        /// What to do if `name` is taken.
+        policy: ConflictPolicy,
+        /// How the bytes follow.
+        mode: UploadMode,
+    },
+    /// Fetch a file from `offset` on. The hub answers [`Response::Sending`]
+    /// followed by `size - offset` raw bytes.
+    Download {
+        /// Name in the store.
+        name: String,
+        /// Bytes the client already holds.
+        offset: u64,
+    },
+    /// Remove a file the session's handle owns.
+    Delete {
+        /// Name in the store.
+        name: String,
+    },
+}
+
+/// Hub to client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Answer to `Hello`.
+    Welcome {
+        /// The hub's protocol version.
+        version: u32,
+        /// Free text naming the hub software.
+        agent: String,
+    },
+    /// Answer to `Login`.
+    LoggedIn {
+        /// The normalised handle now bound to this session.
+        handle: String,
+        /// Whether this login registered the handle.
+        registered: bool,
+    },
+    /// Answer to `Subscribe`; events follow.
+    Subscribed,
+    /// Answer to `List`.
+    Listing {
+        /// Entries in name order.
+        entries: Vec<FileEntry>,
+        /// Whether more entries follow the last one.
+        more: bool,
+    },
+    /// A negotiated upload may send its bytes from `offset` on.
+    UploadReady {
+        /// Bytes the hub already holds from an interrupted attempt.
+        offset: u64,
+    },
+    /// An upload is durable and listed.
+    Stored {
+        /// The stored file (its name may differ under `Rename`).
+        entry: FileEntry,
+        /// The hub already held these bytes and did not need them.
+        deduplicated: bool,
+    },
+    /// A download's bytes follow this frame.
+    Sending {
+        /// The file being sent.
+        entry: FileEntry,
+        /// First byte sent.
+        offset: u64,
+    },
+    /// A file was removed.
+    Deleted {
+        /// Its name.
+        name: String,
+    },
+    /// Something happened on the hub (subscribed connections only).
+    Event(Event),
+    /// The request failed; the connection stays usable unless the error
+    /// says otherwise.
+    Error {
+        /// Machine-readable kind.
+        code: ErrorCode,
+        /// One human-readable line.
+        message: String,
+    },
+}
+
+/// A file in the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Its name (validate before use as a path).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// BLAKE3 of its contents.
+    pub hash: ContentHash,
+    /// Handle of the uploader.
+    pub owner: String,
+    /// Upload time, seconds since the Unix epoch (UTC).
+    pub modified: i64,
+}
+
+/// Hub events broadcast to subscribed connections.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    /// A file became available in the store.
+    Uploaded {
+        /// Uploader.
+        handle: String,
+        /// File name.
+        name: String,
+        /// Seconds since the Unix epoch.
+        at: i64,
+    },
+    /// A file was removed from the store.
+    Deleted {
+        /// Who removed it.
+        handle: String,
+        /// File name.
+        name: String,
+        /// Seconds since the Unix epoch.
+        at: i64,
+    },
+}
+
+/// Kinds of failure that cross the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// The request was malformed or out of order.
+    BadRequest,
+    /// Client and hub speak different protocol versions.
+    VersionMismatch,
+    /// A handle must be established first.
+    LoginRequired,
+    /// The handle is registered to another client.
+    HandleTaken,
+    /// The handle does not exist (and registration was not asked for).
+    UnknownHandle,
+    /// The handle is not an allowed handle.
+    InvalidHandle,
+    /// A file name was refused.
+    InvalidName,
+    /// No such file.
+    NotFound,
+    /// The name is taken and the policy was `Refuse`.
+    Conflict,
+    /// The session's handle may not do this.
+    PermissionDenied,
+    /// Received bytes do not match the announced hash.
+    HashMismatch,
+    /// More or fewer bytes than announced.
+    SizeMismatch,
+    /// Temporarily unable; retry later.
+    Busy,
+    /// A deadline passed.
+    Timeout,
+    /// The hub failed internally; details are in its log.
+    Internal,
+    /// Something exceeds a hub limit.
+    TooLarge,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip<T>(value: &T)
+    where
+        T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        let bytes = postcard::to_stdvec(value).expect("encodes");
+        assert_eq!(&postcard::from_bytes::<T>(&bytes).expect("decodes"), value);
+    }
+
+    fn entry() -> FileEntry {
+        FileEntry {
+            name: "photos/a.jpg".into(),
+            size: 42,
+            hash: ContentHash::of(b"a"),
+            owner: "alice".into(),
+            modified: 1_700_000_000,
+        }
+    }
+
+    #[test]
+    fn every_request_round_trips() {
+        let hash = ContentHash::of(b"x");
+        for request in [
+            Request::Hello {
+                version: 1,
+                agent: "t".into(),
+            },
+            Request::Login {
+                handle: "a".into(),
+                secret: Secret([7; 32]),
+                register: true,
+            },
+            Request::Subscribe,
+            Request::List {
+                prefix: Some("p".into()),
+                after: None,
+                limit: 10,
+            },
+            Request::Upload {
+                name: "n".into(),
+                size: u64::MAX,
+                hash,
+                policy: ConflictPolicy::Rename,
+                mode: UploadMode::Negotiate,
+            },
+            Request::Download {
+                name: "n".into(),
+                offset: 5,
+            },
+            Request::Delete { name: "n".into() },
+        ] {
+            round_trip(&request);
+        }
+    }
+
+    #[test]
+    fn every_response_round_trips() {
+        for response in [
+            Response::Welcome {
+                version: 1,
+                agent: "h".into(),
+            },
+            Response::LoggedIn {
+                handle: "a".into(),
+                registered: false,
+            },
+            Response::Subscribed,
+            Response::Listing {
+                entries: vec![entry(), entry()],
+                more: true,
+            },
+            Response::UploadReady { offset: 9 },
+            Response::Stored {
+                entry: entry(),
+                deduplicated: true,
+            },
+            Response::Sending {
+                entry: entry(),
+                offset: 0,
+            },
+            Response::Deleted { name: "n".into() },
+            Response::Event(Event::Uploaded {
+                handle: "a".into(),
+                name: "n".into(),
+                at: 1,
+            }),
+            Response::Event(Event::Deleted {
+                handle: "a".into(),
+                name: "n".into(),
+                at: 1,
+            }),
+            Response::Error {
+                code: ErrorCode::Conflict,
+                message: "taken".into(),
+            },
+        ] {
+            round_trip(&response);
+        }
+    }
+
+    #[test]
+    fn wire_tags_are_stable() {
+        // Appending variants is fine; reordering would break old peers.
+        let hello = postcard::to_stdvec(&Request::Hello {
+            version: 1,
+            agent: String::new(),
+        });
+        assert_eq!(hello.unwrap(), [0, 1, 0]);
+        let delete = postcard::to_stdvec(&Request::Delete {
+            name: String::new(),
+        });
+        assert_eq!(delete.unwrap(), [6, 0]);
+        let error = postcard::to_stdvec(&Response::Error {
+            code: ErrorCode::TooLarge,
+            message: String::new(),
+        });
+        assert_eq!(error.unwrap(), [9, 15, 0]);
+    }
+}
