@@ -1,1 +1,26 @@
-//! placeholder
+//! The Ferry client library: talk to a hub, move files both ways with
+//! verification and resume.
+//!
+//! | module | what it holds |
+//! | --- | --- |
+//! | [`hub_client`] | [`HubClient`]: connect, log in, list, delete, subscribe |
+//! | [`transfer`] | pipelined uploads and resumable, verified downloads |
+//! | [`local`] | partial files and no-clobber placement on local disk |
+//! | [`tls`] | fingerprint pinning ([`KnownHubs`]) |
+//! | [`identity`] | the client's secret |
+//! | [`progress`] | hooks for progress display |
+//! | [`error`] | [`ClientError`] |
+
+pub mod error;
+pub mod hub_client;
+pub mod identity;
+pub mod local;
+pub mod progress;
+pub mod tls;
+pub mod transfer;
+
+pub use error::ClientError;
+pub use hub_client::{ConnectOptions, EventFeed, HubClient, HubInfo, LoggedIn};
+pub use progress::{Progress, TransferEvent};
+pub use tls::KnownHubs;
+pub use transfer::{FileResult, Transferred, UploadItem, collect_uploads, prepare_upload};

@@ -1,1 +1,35 @@
-//! placeholder
+//! The Ferry hub: accepts clients, keeps the store and its catalog.
+//!
+//! | module | what it holds |
+//! | --- | --- |
+//! | [`server`] | accept loop, connection cap, graceful shutdown |
+//! | `session` | one connected client: handshake, dispatch, replies |
+//! | `transfer` | uploads into and downloads out of the store |
+//! | [`state`] | [`Hub`]: shared state and its invariants |
+//! | [`store`] | file bytes on disk, under their hash |
+//! | [`catalog`] | handles and file entries (embedded SQLite) |
+//! | [`tls`] | the hub's self-signed identity |
+//! | [`config`] | [`HubConfig`] |
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), ferry_hub::HubError> {
+//! let hub = ferry_hub::Hub::open(ferry_hub::HubConfig::new("ferry-data")).await?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:7878").await.unwrap();
+//! ferry_hub::serve(hub, listener, tokio_util::sync::CancellationToken::new()).await;
+//! # Ok(()) }
+//! ```
+
+pub mod catalog;
+pub mod config;
+pub mod error;
+pub mod server;
+mod session;
+pub mod state;
+pub mod store;
+pub mod tls;
+mod transfer;
+
+pub use config::HubConfig;
+pub use error::HubError;
+pub use server::serve;
+pub use state::Hub;

@@ -145,11 +145,15 @@ where
     Ok(())
 }
 
-/// Flushes a writer within the stall deadline.
-pub async fn flush_within<W: AsyncWrite + Unpin>(
-    writer: &mut W,
+/// Flushes a frame writer within the stall deadline.
+pub async fn flush_within<W, E>(
+    writer: &mut FrameWriter<W, E>,
     stall: Duration,
-) -> Result<(), BodyError> {
+) -> Result<(), BodyError>
+where
+    W: AsyncWrite + Unpin,
+    E: Serialize,
+{
     timeout(stall, writer.flush())
         .await
         .map_err(|_| BodyError::Stalled(stall))?

@@ -22,8 +22,8 @@ const READ_AHEAD: usize = 16 * 1024;
 const WRITE_BUFFER: usize = 64 * 1024;
 
 /// Any byte stream a connection can run over (TCP, TLS over TCP, tests' duplex pipes).
-pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for T {}
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static> Transport for T {}
 
 /// Reads `D` frames, and raw bytes in between.
 #[derive(Debug)]

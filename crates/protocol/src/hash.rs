@@ -52,6 +52,36 @@ impl fmt::Debug for ContentHash {
     }
 }
 
+/// Identity of a TLS certificate: the BLAKE3 hash of its DER bytes. Clients
+/// pin a hub's fingerprint on first use, as SSH pins host keys.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Fingerprint(pub [u8; 32]);
+
+impl Fingerprint {
+    /// Fingerprint of a DER-encoded certificate.
+    pub fn of_certificate(der: &[u8]) -> Self {
+        Self(*blake3::hash(der).as_bytes())
+    }
+
+    /// Parses the form produced by `Display` (`b3:` and 64 hex digits).
+    pub fn parse(text: &str) -> Option<Self> {
+        let hex = text.strip_prefix("b3:")?;
+        ContentHash::from_hex(hex).map(|h| Self(h.0))
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "b3:{}", ContentHash(self.0).to_hex())
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({self})")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,5 +92,12 @@ mod tests {
         assert_eq!(ContentHash::from_hex(&hash.to_hex()), Some(hash));
         assert_eq!(hash.short().len(), 12);
         assert!(ContentHash::from_hex("zz").is_none());
+    }
+
+    #[test]
+    fn fingerprint_display_parses_back() {
+        let fp = Fingerprint::of_certificate(b"cert");
+        assert_eq!(Fingerprint::parse(&fp.to_string()), Some(fp));
+        assert!(Fingerprint::parse(&ContentHash(fp.0).to_hex()).is_none());
     }
 }

@@ -118,7 +118,7 @@ pub mod name;
 
 pub use codec::{FrameError, MessageCodec};
 pub use framed::{FrameReader, FrameWriter, Transport};
-pub use hash::ContentHash;
+pub use hash::{ContentHash, Fingerprint};
 pub use limits::*;
 pub use message::{
     ConflictPolicy, ErrorCode, Event, FileEntry, Request, Response, Secret, UploadMode,

@@ -1,0 +1,263 @@
+//! A connection to a hub and the typed calls over it.
+
+use std::time::Duration;
+
+use ferry_protocol::{
+    Event, FileEntry, FileName, Fingerprint, FrameReader, FrameWriter, MAX_LIST_PAGE,
+    PROTOCOL_VERSION, Request, Response, Secret, Transport,
+};
+use rustls::pki_types::ServerName;
+use tokio::io::{ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_rustls::TlsConnector;
+
+use crate::error::ClientError;
+use crate::tls::{KnownHubs, PinningVerifier, client_config};
+
+pub(crate) type Reader = FrameReader<ReadHalf<Box<dyn Transport>>, Response>;
+pub(crate) type Writer = FrameWriter<WriteHalf<Box<dyn Transport>>, Request>;
+
+/// How to reach a hub.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// `host:port`.
+    pub addr: String,
+    /// TLS with fingerprint pinning (default) or plaintext.
+    pub tls: bool,
+    /// Where fingerprints are pinned.
+    pub known_hubs: KnownHubs,
+    /// Deadline for connecting and for the handshake.
+    pub connect_timeout: Duration,
+    /// Deadline for any reply, and for each step of a body.
+    pub stall_timeout: Duration,
+}
+
+/// What the handshake learnt about the hub.
+#[derive(Debug, Clone)]
+pub struct HubInfo {
+    /// The address connected to.
+    pub addr: String,
+    /// Its certificate fingerprint (TLS only).
+    pub fingerprint: Option<Fingerprint>,
+    /// Whether this connection pinned the fingerprint for the first time.
+    pub first_use: bool,
+    /// The hub's self-description.
+    pub agent: String,
+}
+
+/// Answer to a login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedIn {
+    /// The normalised handle.
+    pub handle: String,
+    /// Whether this login registered it.
+    pub registered: bool,
+}
+
+/// A live connection to a hub. Requests are answered in order.
+pub struct HubClient {
+    pub(crate) reader: Reader,
+    pub(crate) writer: Writer,
+    pub(crate) stall: Duration,
+    info: HubInfo,
+}
+
+impl HubClient {
+    /// Connects, runs TLS (pinning the certificate on first use) and `Hello`.
+    pub async fn connect(options: &ConnectOptions) -> Result<Self, ClientError> {
+        let addr = options.addr.clone();
+        let connect_error = |reason: String| ClientError::Connect {
+            addr: addr.clone(),
+            reason,
+        };
+        let stream = timeout(options.connect_timeout, TcpStream::connect(&addr))
+            .await
+            .map_err(|_| connect_error(format!("no answer within {:?}", options.connect_timeout)))?
+            .map_err(|e| connect_error(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        let handshake = timeout(options.connect_timeout, handshake(options, stream));
+        let (transport, fingerprint, first_use) = handshake
+            .await
+            .map_err(|_| ClientError::Timeout(format!("handshake with {addr}")))??;
+        let (read, write) = tokio::io::split(transport);
+        let mut client = Self {
+            reader: FrameReader::new(read),
+            writer: FrameWriter::new(write),
+            stall: options.stall_timeout,
+            info: HubInfo {
+                addr,
+                fingerprint,
+                first_use,
+                agent: String::new(),
+            },
+        };
+        let hello = Request::Hello {
+            version: PROTOCOL_VERSION,
+            agent: agent(),
+        };
+        match client.call(&hello).await? {
+            Response::Welcome { agent, .. } => client.info.agent = agent,
+            other => return Err(unexpected(&other)),
+        }
+        if first_use && let Some(fingerprint) = fingerprint {
+            options.known_hubs.add(&options.addr, fingerprint)?;
+        }
+        Ok(client)
+    }
+
+    /// What the handshake learnt.
+    pub fn info(&self) -> &HubInfo {
+        &self.info
+    }
+
+    /// Establishes `handle` for this connection, claiming it if `register`.
+    pub async fn login(
+        &mut self,
+        handle: &str,
+        secret: Secret,
+        register: bool,
+    ) -> Result<LoggedIn, ClientError> {
+        let request = Request::Login {
+            handle: handle.to_owned(),
+            secret,
+            register,
+        };
+        match self.call(&request).await? {
+            Response::LoggedIn { handle, registered } => Ok(LoggedIn { handle, registered }),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Every entry equal to or inside `prefix` (the whole store with `None`).
+    pub async fn list(&mut self, prefix: Option<&FileName>) -> Result<Vec<FileEntry>, ClientError> {
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let request = Request::List {
+                prefix: prefix.map(ToString::to_string),
+                after: after.take(),
+                limit: MAX_LIST_PAGE,
+            };
+            let Response::Listing { entries, more } = self.call(&request).await? else {
+                return Err(ClientError::Protocol("expected a listing".into()));
+            };
+            after = entries.last().map(|e| e.name.clone());
+            all.extend(entries);
+            if !more || after.is_none() {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// Deletes `name` (which this handle must own).
+    pub async fn delete(&mut self, name: &FileName) -> Result<(), ClientError> {
+        match self
+            .call(&Request::Delete {
+                name: name.to_string(),
+            })
+            .await?
+        {
+            Response::Deleted { .. } => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Turns this connection into a feed of hub events.
+    pub async fn subscribe(mut self) -> Result<EventFeed, ClientError> {
+        match self.call(&Request::Subscribe).await? {
+            Response::Subscribed => Ok(EventFeed {
+                reader: self.reader,
+                _writer: self.writer,
+            }),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Sends one request and reads its reply; a hub `Error` becomes `Err`.
+    pub(crate) async fn call(&mut self, request: &Request) -> Result<Response, ClientError> {
+        self.writer.send(request).await?;
+        self.reply().await
+    }
+
+    /// Reads the next reply within the stall deadline.
+    pub(crate) async fn reply(&mut self) -> Result<Response, ClientError> {
+        read_reply(&mut self.reader, self.stall).await
+    }
+}
+
+/// Reads one reply from `reader`, turning a hub `Error` into `Err`.
+pub(crate) async fn read_reply(
+    reader: &mut Reader,
+    stall: Duration,
+) -> Result<Response, ClientError> {
+    let reply = timeout(stall, reader.recv())
+        .await
+        .map_err(|_| ClientError::Timeout(format!("no reply from the hub within {stall:?}")))??;
+    match reply {
+        None => Err(ClientError::Closed),
+        Some(Response::Error { code, message }) => Err(ClientError::Hub { code, message }),
+        Some(response) => Ok(response),
+    }
+}
+
+/// A subscribed connection: hub events, as they happen.
+pub struct EventFeed {
+    reader: Reader,
+    _writer: Writer,
+}
+
+impl EventFeed {
+    /// The next event; `None` when the hub closes the feed.
+    pub async fn next(&mut self) -> Result<Option<Event>, ClientError> {
+        match self.reader.recv().await? {
+            None => Ok(None),
+            Some(Response::Event(event)) => Ok(Some(event)),
+            Some(Response::Error { code, message }) => Err(ClientError::Hub { code, message }),
+            Some(other) => Err(unexpected(&other)),
+        }
+    }
+}
+
+pub(crate) fn unexpected(response: &Response) -> ClientError {
+    let kind = format!("{response:?}");
+    ClientError::Protocol(kind.chars().take(80).collect())
+}
+
+fn agent() -> String {
+    format!("ferry {}", env!("CARGO_PKG_VERSION"))
+}
+
+async fn handshake(
+    options: &ConnectOptions,
+    stream: TcpStream,
+) -> Result<(Box<dyn Transport>, Option<Fingerprint>, bool), ClientError> {
+    if !options.tls {
+        return Ok((Box::new(stream), None, false));
+    }
+    let pinned = options.known_hubs.get(&options.addr);
+    let verifier = PinningVerifier::new(pinned);
+    let config = client_config(verifier.clone()).map_err(|e| ClientError::Tls {
+        addr: options.addr.clone(),
+        reason: e.to_string(),
+    })?;
+    let server_name = ServerName::try_from("ferry-hub").expect("a valid DNS name");
+    let connected = TlsConnector::from(std::sync::Arc::new(config))
+        .connect(server_name, stream)
+        .await;
+    match (connected, pinned, verifier.seen()) {
+        (Ok(tls), _, seen) => Ok((Box::new(tls), seen, pinned.is_none())),
+        (Err(_), Some(pinned), Some(presented)) if pinned != presented => {
+            Err(ClientError::FingerprintChanged {
+                addr: options.addr.clone(),
+                pinned,
+                presented,
+                known_hubs: options.known_hubs.path().to_owned(),
+            })
+        }
+        (Err(e), _, _) => Err(ClientError::Tls {
+            addr: options.addr.clone(),
+            reason: e.to_string(),
+        }),
+    }
+}

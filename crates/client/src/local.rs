@@ -1,0 +1,166 @@
+//! The local side of downloads: partial files, safe folders, and putting a
+//! verified file into place without overwriting anything unasked.
+
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use ferry_protocol::{ConflictPolicy, ContentHash, FileName};
+
+use crate::error::ClientError;
+
+/// Creates the folders of `relative` under `root`, refusing to pass through
+/// a symlink or a non-folder, and returns the parent folder of the file.
+pub fn safe_parent(root: &Path, relative: &Path) -> Result<PathBuf, ClientError> {
+    let mut dir = root.to_owned();
+    let Some(parent) = relative.parent() else {
+        return Ok(dir);
+    };
+    for component in parent.components() {
+        dir.push(component);
+        match fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                let reason =
+                    io::Error::other("exists and is not a folder (symlinks are not followed)");
+                return Err(ClientError::local("creating folder", &dir, reason));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir(&dir).map_err(|e| ClientError::local("creating folder", &dir, e))?;
+            }
+            Err(e) => return Err(ClientError::local("inspecting", &dir, e)),
+        }
+    }
+    Ok(dir)
+}
+
+/// The hidden partial file a download of `name` with `hash` goes to, next to
+/// its destination so the final rename stays on one filesystem.
+pub fn partial_path(dir: &Path, name: &FileName, hash: &ContentHash) -> PathBuf {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(name.as_str().as_bytes());
+    hasher.update(&hash.0);
+    let key = ContentHash::from(hasher.finalize()).short();
+    dir.join(format!(".ferry-{key}.part"))
+}
+
+/// Whether something (even a dangling symlink) exists at `path`.
+pub fn occupied(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok()
+}
+
+/// Moves the verified, fsynced `partial` to `dest` under `policy` and makes
+/// the directory entry durable. Returns where the file went.
+pub fn place(partial: &Path, dest: &Path, policy: ConflictPolicy) -> Result<PathBuf, ClientError> {
+    let placed = match policy {
+        ConflictPolicy::Overwrite => {
+            fs::rename(partial, dest)
+                .map_err(|e| ClientError::local("moving into place", dest, e))?;
+            dest.to_owned()
+        }
+        ConflictPolicy::Refuse => {
+            link_new(partial, dest)?.ok_or_else(|| ClientError::LocalConflict {
+                path: dest.to_owned(),
+            })?
+        }
+        ConflictPolicy::Rename => place_numbered(partial, dest)?,
+    };
+    if let Some(dir) = placed.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(placed)
+}
+
+fn place_numbered(partial: &Path, dest: &Path) -> Result<PathBuf, ClientError> {
+    if let Some(placed) = link_new(partial, dest)? {
+        return Ok(placed);
+    }
+    let file = dest.file_name().and_then(|f| f.to_str()).unwrap_or("file");
+    let name = FileName::parse(file).map_err(|reason| ClientError::InvalidName {
+        name: file.into(),
+        reason,
+    })?;
+    for n in 1..10_000 {
+        let candidate = name
+            .numbered(n)
+            .map_err(|reason| ClientError::InvalidName {
+                name: file.into(),
+                reason,
+            })?;
+        if let Some(placed) = link_new(partial, &dest.with_file_name(candidate.as_str()))? {
+            return Ok(placed);
+        }
+    }
+    Err(ClientError::LocalConflict {
+        path: dest.to_owned(),
+    })
+}
+
+/// Gives `partial` the name `dest` only if `dest` is free (a hard link
+/// cannot replace an existing file), then drops the partial name.
+/// `Ok(None)` means `dest` was taken.
+fn link_new(partial: &Path, dest: &Path) -> Result<Option<PathBuf>, ClientError> {
+    match fs::hard_link(partial, dest) {
+        Ok(()) => {
+            fs::remove_file(partial)
+                .map_err(|e| ClientError::local("removing partial", partial, e))?;
+            Ok(Some(dest.to_owned()))
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
+        Err(_) if !occupied(dest) => {
+            // Filesystems without hard links: check-then-rename is the best left.
+            fs::rename(partial, dest)
+                .map_err(|e| ClientError::local("moving into place", dest, e))?;
+            Ok(Some(dest.to_owned()))
+        }
+        Err(_) => Ok(None),
+    }
+}
+
+/// Makes a directory's entries durable.
+pub fn sync_dir(dir: &Path) -> Result<(), ClientError> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| ClientError::local("syncing folder", dir, e))
+}
+
+/// BLAKE3 of the first `len` bytes of `path`.
+pub fn hash_prefix(path: &Path, len: u64) -> io::Result<blake3::Hasher> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(fs::File::open(path)?.take(len))?;
+    Ok(hasher)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuse_policy_never_replaces_an_existing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (partial, dest) = (dir.path().join(".p"), dir.path().join("a.txt"));
+        fs::write(&dest, b"mine").unwrap();
+        fs::write(&partial, b"theirs").unwrap();
+        assert!(matches!(
+            place(&partial, &dest, ConflictPolicy::Refuse),
+            Err(ClientError::LocalConflict { .. })
+        ));
+        assert_eq!(fs::read(&dest).unwrap(), b"mine");
+        let placed = place(&partial, &dest, ConflictPolicy::Rename).unwrap();
+        assert_eq!(placed, dir.path().join("a (1).txt"));
+        assert_eq!(fs::read(placed).unwrap(), b"theirs");
+        assert!(!partial.exists());
+    }
+
+    #[test]
+    fn folders_are_not_created_through_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
+        let err = safe_parent(dir.path(), Path::new("link/x/file")).unwrap_err();
+        assert!(matches!(err, ClientError::Local { .. }));
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+        let made = safe_parent(dir.path(), Path::new("a/b/file")).unwrap();
+        assert!(made.ends_with("a/b") && made.is_dir());
+    }
+}

@@ -1,0 +1,184 @@
+//! Trust on first use: the hub's certificate is self-signed, so instead of a
+//! CA the client pins its fingerprint in `known_hubs` the first time and
+//! refuses a different one afterwards, as SSH does with host keys.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use ferry_protocol::Fingerprint;
+use rustls::DigitallySignedStruct;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+
+use crate::error::ClientError;
+
+/// ALPN protocol name; must match the hub's.
+pub const ALPN: &[u8] = b"ferry/1";
+
+/// The file of pinned hub fingerprints: one `address fingerprint` per line.
+#[derive(Debug, Clone)]
+pub struct KnownHubs {
+    path: PathBuf,
+}
+
+impl KnownHubs {
+    /// The pins kept at `path` (the file need not exist yet).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    /// Where the pins are kept.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The fingerprint pinned for `addr`, if any.
+    pub fn get(&self, addr: &str) -> Option<Fingerprint> {
+        let text = fs::read_to_string(&self.path).ok()?;
+        text.lines().find_map(|line| {
+            let (host, fp) = line.split_once(' ')?;
+            (host == addr)
+                .then(|| Fingerprint::parse(fp.trim()))
+                .flatten()
+        })
+    }
+
+    /// Pins `fingerprint` for `addr`.
+    pub fn add(&self, addr: &str, fingerprint: Fingerprint) -> Result<(), ClientError> {
+        let io = |e| ClientError::local("recording hub fingerprint in", &self.path, e);
+        if let Some(dir) = self.path.parent() {
+            fs::create_dir_all(dir).map_err(io)?;
+        }
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(io)?;
+        writeln!(file, "{addr} {fingerprint}").map_err(io)
+    }
+
+    /// Removes the pin for `addr`; returns whether there was one.
+    pub fn forget(&self, addr: &str) -> Result<bool, ClientError> {
+        let Ok(text) = fs::read_to_string(&self.path) else {
+            return Ok(false);
+        };
+        let keep: Vec<&str> = text
+            .lines()
+            .filter(|l| l.split(' ').next() != Some(addr))
+            .collect();
+        let removed = keep.len() != text.lines().count();
+        let body: String = keep.iter().map(|l| format!("{l}\n")).collect();
+        fs::write(&self.path, body).map_err(|e| ClientError::local("rewriting", &self.path, e))?;
+        Ok(removed)
+    }
+}
+
+/// Accepts exactly the pinned certificate (or, with no pin, any, recording
+/// what it saw). Signatures are still checked, so the hub must hold the key.
+#[derive(Debug)]
+pub(crate) struct PinningVerifier {
+    pinned: Option<Fingerprint>,
+    seen: Mutex<Option<Fingerprint>>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl PinningVerifier {
+    pub(crate) fn new(pinned: Option<Fingerprint>) -> Arc<Self> {
+        let provider = rustls::crypto::aws_lc_rs::default_provider();
+        Arc::new(Self {
+            pinned,
+            seen: Mutex::new(None),
+            algorithms: provider.signature_verification_algorithms,
+        })
+    }
+
+    /// The fingerprint the hub presented, once the handshake got that far.
+    pub(crate) fn seen(&self) -> Option<Fingerprint> {
+        *self
+            .seen
+            .lock()
+            .expect("fingerprint lock is never poisoned")
+    }
+}
+
+impl ServerCertVerifier for PinningVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let presented = Fingerprint::of_certificate(end_entity);
+        *self
+            .seen
+            .lock()
+            .expect("fingerprint lock is never poisoned") = Some(presented);
+        match self.pinned {
+            Some(pinned) if pinned != presented => Err(rustls::Error::General(
+                "hub certificate fingerprint changed".into(),
+            )),
+            _ => Ok(ServerCertVerified::assertion()),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// A TLS client configuration that trusts `verifier`.
+pub(crate) fn client_config(
+    verifier: Arc<PinningVerifier>,
+) -> Result<rustls::ClientConfig, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![ALPN.to_vec()];
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_are_added_found_and_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let known = KnownHubs::new(dir.path().join("sub/known_hubs"));
+        let fp = Fingerprint::of_certificate(b"c");
+        assert_eq!(known.get("h:1"), None);
+        known.add("h:1", fp).unwrap();
+        known.add("h:2", Fingerprint::of_certificate(b"d")).unwrap();
+        assert_eq!(known.get("h:1"), Some(fp));
+        assert!(known.forget("h:1").unwrap());
+        assert_eq!(known.get("h:1"), None);
+        assert!(known.get("h:2").is_some());
+        assert!(!known.forget("h:1").unwrap());
+    }
+}

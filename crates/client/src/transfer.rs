@@ -1,0 +1,512 @@
+//! Pipelined, verified, resumable transfers between local disk and the hub.
+//!
+//! Uploads: every file is hashed first (the hub verifies against it). Small
+//! files go eagerly, header and bytes back to back; large ones negotiate so
+//! the hub can say how much it already holds. A writer and a reader run
+//! concurrently over the two halves of the connection, so replies never
+//! wait for the last request to leave, and no file costs a round trip.
+//!
+//! Downloads: each file goes to a hidden partial file next to its
+//! destination; an existing partial is continued, the whole is hashed and
+//! checked, fsynced, then linked into place without overwriting anything
+//! the policy does not allow.
+
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+
+use ferry_protocol::body::{receive_body, send_body};
+use ferry_protocol::{
+    ConflictPolicy, ContentHash, EAGER_UPLOAD_MAX, ErrorCode, FileEntry, FileName, FrameError,
+    Request, Response, UploadMode,
+};
+use tokio::fs::{File, OpenOptions};
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use crate::error::ClientError;
+use crate::hub_client::{HubClient, read_reply, unexpected};
+use crate::local;
+use crate::progress::{Progress, TransferEvent};
+
+/// A local file ready to upload: hashed, sized, named.
+#[derive(Debug, Clone)]
+pub struct UploadItem {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Name it gets in the store.
+    pub name: FileName,
+    /// Size when hashed.
+    pub size: u64,
+    /// BLAKE3 when hashed.
+    pub hash: ContentHash,
+}
+
+/// How a file ended up after a transfer.
+#[derive(Debug, Clone)]
+pub struct Transferred {
+    /// The entry as the hub has it.
+    pub entry: FileEntry,
+    /// Where it landed locally (downloads only).
+    pub path: Option<PathBuf>,
+    /// Bytes that an earlier attempt had already moved.
+    pub resumed_from: u64,
+    /// The hub already had the bytes (uploads only).
+    pub deduplicated: bool,
+}
+
+/// One result per file; the batch goes on past a refused file.
+pub type FileResult = Result<Transferred, ClientError>;
+
+/// Expands files and folders into `(path, name)` pairs: a file is named by
+/// its file name, a folder's files by their path from the folder's parent
+/// (`photos/2024/a.jpg`). Only regular files are taken; symlinks are skipped.
+pub fn collect_uploads(paths: &[PathBuf]) -> Result<Vec<(PathBuf, FileName)>, ClientError> {
+    let mut found = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(path).map_err(|e| ClientError::local("reading", path, e))?;
+        let base = file_name_of(path)?;
+        if meta.is_dir() {
+            walk(path, &base, &mut found)?;
+        } else {
+            found.push((path.clone(), parse_name(&base)?));
+        }
+    }
+    Ok(found)
+}
+
+fn walk(dir: &Path, prefix: &str, found: &mut Vec<(PathBuf, FileName)>) -> Result<(), ClientError> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| ClientError::local("listing", dir, e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| ClientError::local("listing", dir, e))?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for entry in entries {
+        let path = entry.path();
+        let kind = entry
+            .file_type()
+            .map_err(|e| ClientError::local("reading", &path, e))?;
+        let name = format!("{prefix}/{}", file_name_of(&path)?);
+        if kind.is_dir() {
+            walk(&path, &name, found)?;
+        } else if kind.is_file() {
+            found.push((path, parse_name(&name)?));
+        }
+    }
+    Ok(())
+}
+
+fn file_name_of(path: &Path) -> Result<String, ClientError> {
+    let absolute =
+        std::path::absolute(path).map_err(|e| ClientError::local("resolving", path, e))?;
+    let normal: PathBuf = absolute.components().collect();
+    normal
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_owned)
+        .ok_or_else(|| ClientError::InvalidName {
+            name: path.display().to_string(),
+            reason: ferry_protocol::NameError::Empty,
+        })
+}
+
+fn parse_name(name: &str) -> Result<FileName, ClientError> {
+    FileName::parse(name).map_err(|reason| ClientError::InvalidName {
+        name: name.to_owned(),
+        reason,
+    })
+}
+
+/// Hashes a local file for upload (on a blocking thread).
+pub async fn prepare_upload(path: PathBuf, name: FileName) -> Result<UploadItem, ClientError> {
+    tokio::task::spawn_blocking(move || {
+        let file =
+            std::fs::File::open(&path).map_err(|e| ClientError::local("opening", &path, e))?;
+        let mut hasher = blake3::Hasher::new();
+        let size = std::io::copy(
+            &mut std::io::BufReader::with_capacity(1 << 20, file),
+            &mut hasher,
+        )
+        .map_err(|e| ClientError::local("hashing", &path, e))?;
+        Ok(UploadItem {
+            path,
+            name,
+            size,
+            hash: hasher.finalize().into(),
+        })
+    })
+    .await
+    .map_err(|e| ClientError::local("hashing", "", std::io::Error::other(e)))?
+}
+
+/// What the writer tells the reader it put on the wire.
+struct Sent {
+    index: usize,
+    negotiated: bool,
+}
+
+impl HubClient {
+    /// Uploads `items` in one pipelined batch. `Err` means the connection
+    /// broke; per-file refusals are in the returned list, in order.
+    pub async fn upload(
+        &mut self,
+        items: &[UploadItem],
+        policy: ConflictPolicy,
+        progress: &dyn Progress,
+    ) -> Result<Vec<FileResult>, ClientError> {
+        let (sent_tx, mut sent_rx) = mpsc::unbounded_channel::<Sent>();
+        let (offset_tx, mut offset_rx) = mpsc::channel::<Option<u64>>(1);
+        let mut results: Vec<Option<FileResult>> = (0..items.len()).map(|_| None).collect();
+        let stall = self.stall;
+        let (reader, writer) = (&mut self.reader, &mut self.writer);
+
+        let send_all = async {
+            for (index, item) in items.iter().enumerate() {
+                let mut file = match File::open(&item.path).await {
+                    Ok(file) => file,
+                    Err(e) => {
+                        results_error(progress, item, ClientError::local("opening", &item.path, e));
+                        continue;
+                    }
+                };
+                let negotiated = item.size > EAGER_UPLOAD_MAX;
+                let mode = if negotiated {
+                    UploadMode::Negotiate
+                } else {
+                    UploadMode::Eager
+                };
+                let header = Request::Upload {
+                    name: item.name.to_string(),
+                    size: item.size,
+                    hash: item.hash,
+                    policy,
+                    mode,
+                };
+                writer.queue(&header).await?;
+                let _ = sent_tx.send(Sent { index, negotiated });
+                let mut offset = 0;
+                if negotiated {
+                    writer.flush().await.map_err(FrameError::from)?;
+                    match offset_rx.recv().await {
+                        Some(Some(from)) => offset = from,
+                        Some(None) => continue,
+                        None => break,
+                    }
+                    file.seek(SeekFrom::Start(offset))
+                        .await
+                        .map_err(|e| ClientError::local("seeking", &item.path, e))?;
+                }
+                let mut counted = CountingReader {
+                    inner: file,
+                    progress,
+                };
+                send_body(&mut counted, item.size - offset, writer, stall).await?;
+            }
+            drop(sent_tx);
+            writer.flush().await.map_err(FrameError::from)?;
+            Ok::<_, ClientError>(())
+        };
+
+        let receive_all = async {
+            while let Some(Sent { index, negotiated }) = sent_rx.recv().await {
+                let item = &items[index];
+                let mut resumed_from = 0;
+                let mut reply = read_reply(reader, stall).await;
+                if negotiated {
+                    if let Ok(Response::UploadReady { offset }) = reply {
+                        resumed_from = offset;
+                        if offset > 0 {
+                            progress.event(TransferEvent::Resumed {
+                                name: item.name.as_str(),
+                                offset,
+                            });
+                            progress.event(TransferEvent::Bytes(offset));
+                        }
+                        let _ = offset_tx.send(Some(offset)).await;
+                        reply = read_reply(reader, stall).await;
+                    } else {
+                        let _ = offset_tx.send(None).await;
+                    }
+                }
+                let result = match reply {
+                    Ok(Response::Stored {
+                        entry,
+                        deduplicated,
+                    }) => {
+                        if deduplicated {
+                            progress.event(TransferEvent::Bytes(item.size));
+                        }
+                        Ok(Transferred {
+                            entry,
+                            path: None,
+                            resumed_from,
+                            deduplicated,
+                        })
+                    }
+                    Ok(other) => return Err(unexpected(&other)),
+                    Err(e) if e.connection_usable() => Err(e),
+                    Err(e) => return Err(e),
+                };
+                report(progress, item.name.as_str(), &result);
+                results[index] = Some(result);
+            }
+            Ok::<_, ClientError>(())
+        };
+
+        tokio::try_join!(send_all, receive_all)?;
+        Ok(items
+            .iter()
+            .zip(results)
+            .map(|(item, result)| {
+                result.unwrap_or_else(|| {
+                    Err(ClientError::local(
+                        "opening",
+                        &item.path,
+                        std::io::ErrorKind::NotFound.into(),
+                    ))
+                })
+            })
+            .collect())
+    }
+
+    /// Downloads `entries` into `dir`, each to its path relative to `dir`,
+    /// pipelined. `Err` means the connection broke (partial files stay for a
+    /// resume); per-file failures are in the returned list, in order.
+    pub async fn download(
+        &mut self,
+        entries: &[(FileEntry, PathBuf)],
+        dir: &Path,
+        policy: ConflictPolicy,
+        progress: &dyn Progress,
+    ) -> Result<Vec<FileResult>, ClientError> {
+        let mut results: Vec<Option<FileResult>> = (0..entries.len()).map(|_| None).collect();
+        let mut plans = Vec::new();
+        for (index, (entry, relative)) in entries.iter().enumerate() {
+            match plan_download(entry, relative, dir, policy) {
+                Ok(plan) => plans.push((index, plan)),
+                Err(e) => {
+                    report(progress, &entry.name, &Err(e.clone_shallow()));
+                    results[index] = Some(Err(e));
+                }
+            }
+        }
+        for (_, plan) in &plans {
+            let request = Request::Download {
+                name: plan.entry.name.clone(),
+                offset: plan.offset,
+            };
+            self.writer.queue(&request).await?;
+        }
+        self.writer.flush().await.map_err(FrameError::from)?;
+        for (index, plan) in plans {
+            let result = self.receive_download(&plan, policy, progress).await;
+            let result = match result {
+                Err(e) if !e.connection_usable() => return Err(e),
+                other => other,
+            };
+            report(progress, &plan.entry.name, &result);
+            results[index] = Some(result);
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every entry gets a result"))
+            .collect())
+    }
+
+    async fn receive_download(
+        &mut self,
+        plan: &DownloadPlan,
+        policy: ConflictPolicy,
+        progress: &dyn Progress,
+    ) -> FileResult {
+        let (entry, offset) = match self.reply().await? {
+            Response::Sending { entry, offset }
+                if offset == plan.offset && entry.name == plan.entry.name =>
+            {
+                (entry, offset)
+            }
+            other => return Err(unexpected(&other)),
+        };
+        let partial = &plan.partial;
+        let io = |e| ClientError::local("writing", partial, e);
+        let mut file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(partial)
+            .await
+            .map_err(io)?;
+        file.set_len(offset).await.map_err(io)?;
+        file.seek(SeekFrom::Start(offset)).await.map_err(io)?;
+        if offset > 0 {
+            progress.event(TransferEvent::Resumed {
+                name: &entry.name,
+                offset,
+            });
+            progress.event(TransferEvent::Bytes(offset));
+        }
+        let path = partial.clone();
+        let mut hasher = tokio::task::spawn_blocking(move || local::hash_prefix(&path, offset))
+            .await
+            .map_err(|e| io(std::io::Error::other(e)))?
+            .map_err(io)?;
+        let mut sink = CountingWriter {
+            inner: &mut file,
+            progress,
+        };
+        let received = receive_body(
+            &mut self.reader,
+            entry.size - offset,
+            &mut sink,
+            &mut hasher,
+            self.stall,
+        )
+        .await;
+        file.flush().await.map_err(io)?;
+        file.sync_all().await.map_err(io)?;
+        drop(file);
+        received?;
+        let actual = ContentHash::from(hasher.finalize());
+        if actual != entry.hash {
+            let _ = tokio::fs::remove_file(partial).await;
+            return Err(ClientError::Corrupt {
+                name: entry.name.clone(),
+                expected: entry.hash.short(),
+                actual: actual.short(),
+            });
+        }
+        let (partial, dest) = (partial.clone(), plan.dest.clone());
+        let placed = tokio::task::spawn_blocking(move || local::place(&partial, &dest, policy))
+            .await
+            .map_err(|e| io(std::io::Error::other(e)))??;
+        Ok(Transferred {
+            entry,
+            path: Some(placed),
+            resumed_from: offset,
+            deduplicated: false,
+        })
+    }
+}
+
+struct DownloadPlan {
+    entry: FileEntry,
+    dest: PathBuf,
+    partial: PathBuf,
+    offset: u64,
+}
+
+fn plan_download(
+    entry: &FileEntry,
+    relative: &Path,
+    dir: &Path,
+    policy: ConflictPolicy,
+) -> Result<DownloadPlan, ClientError> {
+    let name = parse_name(&entry.name)?;
+    let parent = local::safe_parent(dir, relative)?;
+    let dest = parent.join(
+        relative
+            .file_name()
+            .ok_or_else(|| ClientError::InvalidName {
+                name: entry.name.clone(),
+                reason: ferry_protocol::NameError::Empty,
+            })?,
+    );
+    if policy == ConflictPolicy::Refuse && local::occupied(&dest) {
+        return Err(ClientError::LocalConflict { path: dest });
+    }
+    let partial = local::partial_path(&parent, &name, &entry.hash);
+    let held = std::fs::metadata(&partial).map_or(0, |m| m.len());
+    let offset = if held <= entry.size { held } else { 0 };
+    Ok(DownloadPlan {
+        entry: entry.clone(),
+        dest,
+        partial,
+        offset,
+    })
+}
+
+fn report(progress: &dyn Progress, name: &str, result: &FileResult) {
+    match result {
+        Ok(done) => progress.event(TransferEvent::Done(&done.entry)),
+        Err(error) => progress.event(TransferEvent::Failed { name, error }),
+    }
+}
+
+fn results_error(progress: &dyn Progress, item: &UploadItem, error: ClientError) {
+    progress.event(TransferEvent::Failed {
+        name: item.name.as_str(),
+        error: &error,
+    });
+}
+
+impl ClientError {
+    /// A copy good enough for reporting (I/O sources lose their identity).
+    fn clone_shallow(&self) -> Self {
+        match self {
+            Self::LocalConflict { path } => Self::LocalConflict { path: path.clone() },
+            Self::Hub { code, message } => Self::Hub {
+                code: *code,
+                message: message.clone(),
+            },
+            other => Self::Hub {
+                code: ErrorCode::BadRequest,
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+/// Reports bytes as they are read from a local file.
+struct CountingReader<'a, R> {
+    inner: R,
+    progress: &'a dyn Progress,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for CountingReader<'_, R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        if n > 0 {
+            self.progress.event(TransferEvent::Bytes(n as u64));
+        }
+        polled
+    }
+}
+
+/// Reports bytes as they are written to a local file.
+struct CountingWriter<'a, W> {
+    inner: W,
+    progress: &'a dyn Progress,
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for CountingWriter<'_, W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = polled {
+            self.progress.event(TransferEvent::Bytes(n as u64));
+        }
+        polled
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,47 @@
+//! Hub settings. The binary builds a [`HubConfig`] from flags and the config
+//! file; the library never sees clap or TOML.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ferry_protocol::limits::{HANDSHAKE_TIMEOUT, STALL_TIMEOUT};
+
+/// Everything a hub needs besides its listening socket.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Root of the hub's state: database, blobs, certificate.
+    pub data_dir: PathBuf,
+    /// Serve TLS (the default) or plaintext TCP.
+    pub tls: bool,
+    /// Most connections served at once; further ones are closed at accept.
+    pub max_connections: usize,
+    /// Deadline for TLS plus `Hello`.
+    pub handshake_timeout: Duration,
+    /// How long a connection may sit between requests.
+    pub idle_timeout: Duration,
+    /// How long a body transfer may go without progress.
+    pub stall_timeout: Duration,
+    /// After SIGTERM, how long running transfers get to finish.
+    pub shutdown_grace: Duration,
+    /// Largest file accepted into the store.
+    pub max_file_size: u64,
+    /// How long an interrupted upload is kept for resuming.
+    pub partial_ttl: Duration,
+}
+
+impl HubConfig {
+    /// Defaults for a hub keeping its state in `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            tls: true,
+            max_connections: 4096,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            idle_timeout: Duration::from_secs(600),
+            stall_timeout: STALL_TIMEOUT,
+            shutdown_grace: Duration::from_secs(30),
+            max_file_size: 1 << 50,
+            partial_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}

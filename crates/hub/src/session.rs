@@ -1,0 +1,329 @@
+//! One connected client: handshake, then read a request, dispatch it, reply,
+//! until the client leaves, idles too long, or the hub shuts down. A request
+//! is always finished before shutdown is noticed, so transfers complete.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ferry_protocol::{
+    ErrorCode, FileName, FrameError, FrameReader, FrameWriter, Handle, MAX_LIST_PAGE, MAX_NAME_LEN,
+    PROTOCOL_VERSION, Request, Response, Transport,
+};
+use tokio::io::{ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::broadcast;
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::LoginOutcome;
+use crate::error::HubError;
+use crate::state::{Hub, Outcome, Refusal, unix_now};
+
+/// Reading half of a client connection.
+pub(crate) type Reader = FrameReader<ReadHalf<Box<dyn Transport>>, Request>;
+/// Writing half of a client connection.
+pub(crate) type Writer = FrameWriter<WriteHalf<Box<dyn Transport>>, Response>;
+
+/// Whether the session goes on after a request.
+pub(crate) enum Flow {
+    Continue,
+    Close,
+}
+
+/// A connected client after the handshake.
+pub(crate) struct Session {
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) reader: Reader,
+    pub(crate) writer: Writer,
+    pub(crate) handle: Option<Handle>,
+}
+
+/// Serves one accepted TCP connection to the end. Errors are logged here.
+pub(crate) async fn serve(
+    hub: Arc<Hub>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
+    let deadline = hub.config.handshake_timeout;
+    let session = match timeout(deadline, handshake(Arc::clone(&hub), stream)).await {
+        Ok(Ok(Some(session))) => session,
+        Ok(Ok(None)) => return,
+        Ok(Err(e)) => return tracing::info!(%peer, "handshake failed: {e}"),
+        Err(_) => return tracing::info!(%peer, "handshake timed out after {deadline:?}"),
+    };
+    if let Err(e) = session.run(shutdown).await {
+        tracing::warn!(%peer, "session ended: {e}");
+    }
+}
+
+async fn handshake(hub: Arc<Hub>, stream: TcpStream) -> Result<Option<Session>, HubError> {
+    let transport: Box<dyn Transport> = match hub.tls() {
+        Some(tls) => Box::new(
+            tls.acceptor
+                .accept(stream)
+                .await
+                .map_err(|e| HubError::Tls(e.to_string()))?,
+        ),
+        None => Box::new(stream),
+    };
+    let (read, write) = tokio::io::split(transport);
+    let mut session = Session {
+        hub,
+        reader: FrameReader::new(read),
+        writer: FrameWriter::new(write),
+        handle: None,
+    };
+    match session.reader.recv().await? {
+        Some(Request::Hello { version, .. }) if version == PROTOCOL_VERSION => {
+            let agent = format!("ferry-hub {}", env!("CARGO_PKG_VERSION"));
+            session
+                .writer
+                .send(&Response::Welcome {
+                    version: PROTOCOL_VERSION,
+                    agent,
+                })
+                .await?;
+            Ok(Some(session))
+        }
+        Some(Request::Hello { version, .. }) => {
+            let message =
+                format!("this hub speaks protocol {PROTOCOL_VERSION}, the client {version}");
+            session
+                .refuse(Refusal::new(ErrorCode::VersionMismatch, message))
+                .await?;
+            Ok(None)
+        }
+        Some(_) => {
+            let message = "the first message must be Hello";
+            session
+                .refuse(Refusal::new(ErrorCode::BadRequest, message))
+                .await?;
+            Ok(None)
+        }
+        None => Ok(None),
+    }
+}
+
+impl Session {
+    async fn run(mut self, shutdown: CancellationToken) -> Result<(), HubError> {
+        let idle = self.hub.config.idle_timeout;
+        loop {
+            let next = tokio::select! {
+                () = shutdown.cancelled() => break,
+                next = timeout(idle, self.reader.recv()) => next,
+            };
+            let request = match next {
+                Err(_) => {
+                    let message = format!("closing the connection after {}s idle", idle.as_secs());
+                    self.refuse(Refusal::new(ErrorCode::Timeout, message))
+                        .await?;
+                    break;
+                }
+                Ok(Ok(Some(request))) => request,
+                Ok(Ok(None)) => break,
+                Ok(Err(e)) => return self.close_on_bad_frame(e).await,
+            };
+            match self.dispatch(request, &shutdown).await {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Close) => break,
+                Err(e) => {
+                    // Tell the client what kind of failure, not the details.
+                    let refusal = Refusal::new(e.code(), "the hub could not complete the request");
+                    let _ = self.refuse(refusal).await;
+                    return Err(e);
+                }
+            }
+        }
+        let _ = self.writer.shutdown().await;
+        Ok(())
+    }
+
+    async fn close_on_bad_frame(&mut self, error: FrameError) -> Result<(), HubError> {
+        let code = match error {
+            FrameError::TooLarge { .. } => ErrorCode::TooLarge,
+            _ => ErrorCode::BadRequest,
+        };
+        let _ = self.refuse(Refusal::new(code, error.to_string())).await;
+        Err(error.into())
+    }
+
+    /// Sends a refusal; the session goes on.
+    pub(crate) async fn refuse(&mut self, refusal: Refusal) -> Result<(), HubError> {
+        let Refusal { code, message } = refusal;
+        Ok(self.writer.send(&Response::Error { code, message }).await?)
+    }
+
+    async fn dispatch(
+        &mut self,
+        request: Request,
+        shutdown: &CancellationToken,
+    ) -> Result<Flow, HubError> {
+        let handle = match (&request, &self.handle) {
+            (Request::Login { .. }, _) => None,
+            (Request::Hello { .. }, _) => {
+                let refusal = Refusal::new(ErrorCode::BadRequest, "Hello was already received");
+                self.refuse(refusal).await?;
+                return Ok(Flow::Continue);
+            }
+            (_, Some(handle)) => Some(handle.clone()),
+            (_, None) => {
+                let message = "register a handle first (/register HANDLE, or --name HANDLE)";
+                self.refuse(Refusal::new(ErrorCode::LoginRequired, message))
+                    .await?;
+                return Ok(Flow::Continue);
+            }
+        };
+        match request {
+            Request::Hello { .. } => unreachable!("answered above"),
+            Request::Login {
+                handle,
+                secret,
+                register,
+            } => self.login(&handle, &secret.0, register).await,
+            Request::Subscribe => self.subscribe(shutdown).await,
+            Request::List {
+                prefix,
+                after,
+                limit,
+            } => self.list(prefix, after, limit).await,
+            Request::Upload {
+                name,
+                size,
+                hash,
+                policy,
+                mode,
+            } => {
+                let owner = handle.expect("checked above");
+                self.upload(owner, &name, size, hash, policy, mode).await
+            }
+            Request::Download { name, offset } => self.download(&name, offset).await,
+            Request::Delete { name } => self.delete(&handle.expect("checked above"), &name).await,
+        }
+    }
+
+    async fn login(
+        &mut self,
+        raw: &str,
+        secret: &[u8; 32],
+        register: bool,
+    ) -> Result<Flow, HubError> {
+        let Ok(handle) = Handle::parse(raw) else {
+            let message = ferry_protocol::HandleError.to_string();
+            self.refuse(Refusal::new(ErrorCode::InvalidHandle, message))
+                .await?;
+            return Ok(Flow::Continue);
+        };
+        let secret_hash = blake3::hash(secret);
+        let outcome = self
+            .hub
+            .catalog
+            .login(&handle, secret_hash.as_bytes(), register, unix_now())
+            .await?;
+        let refusal = match outcome {
+            LoginOutcome::Existing | LoginOutcome::Registered => {
+                let registered = outcome == LoginOutcome::Registered;
+                let reply = Response::LoggedIn {
+                    handle: handle.to_string(),
+                    registered,
+                };
+                self.writer.send(&reply).await?;
+                self.handle = Some(handle);
+                return Ok(Flow::Continue);
+            }
+            LoginOutcome::Unknown => Refusal::new(
+                ErrorCode::UnknownHandle,
+                format!("no handle '{handle}' on this hub; register it first (/register {handle})"),
+            ),
+            LoginOutcome::Taken => Refusal::new(
+                ErrorCode::HandleTaken,
+                format!("handle '{handle}' is registered to another client; choose another"),
+            ),
+        };
+        self.refuse(refusal).await?;
+        Ok(Flow::Continue)
+    }
+
+    async fn list(
+        &mut self,
+        prefix: Option<String>,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Flow, HubError> {
+        let prefix = match prefix.as_deref().map(FileName::parse).transpose() {
+            Ok(prefix) => prefix,
+            Err(e) => {
+                self.refuse(Refusal::new(ErrorCode::InvalidName, e.to_string()))
+                    .await?;
+                return Ok(Flow::Continue);
+            }
+        };
+        if after.as_ref().is_some_and(|a| a.len() > MAX_NAME_LEN) {
+            self.refuse(Refusal::new(
+                ErrorCode::TooLarge,
+                "pagination cursor too long",
+            ))
+            .await?;
+            return Ok(Flow::Continue);
+        }
+        let limit = limit.clamp(1, MAX_LIST_PAGE);
+        let (entries, more) = self
+            .hub
+            .catalog
+            .list(prefix.as_ref(), after.as_deref(), limit)
+            .await?;
+        self.writer
+            .send(&Response::Listing { entries, more })
+            .await?;
+        Ok(Flow::Continue)
+    }
+
+    async fn delete(&mut self, handle: &Handle, raw: &str) -> Result<Flow, HubError> {
+        let name = match FileName::parse(raw) {
+            Ok(name) => name,
+            Err(e) => {
+                self.refuse(Refusal::new(ErrorCode::InvalidName, e.to_string()))
+                    .await?;
+                return Ok(Flow::Continue);
+            }
+        };
+        match self.hub.remove(&name, handle).await? {
+            Outcome::Done(entry) => {
+                self.writer
+                    .send(&Response::Deleted { name: entry.name })
+                    .await?
+            }
+            Outcome::Refused(refusal) => self.refuse(refusal).await?,
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Turns the connection into an event feed until either side leaves.
+    async fn subscribe(&mut self, shutdown: &CancellationToken) -> Result<Flow, HubError> {
+        let mut events = self.hub.subscribe();
+        self.writer.send(&Response::Subscribed).await?;
+        let stall = self.hub.config.stall_timeout;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(Flow::Close),
+                event = events.recv() => match event {
+                    Ok(event) => {
+                        let sent = timeout(stall, self.writer.send(&Response::Event(event))).await;
+                        sent.map_err(|_| ferry_protocol::body::BodyError::Stalled(stall))??;
+                    }
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::info!(missed, "slow subscriber missed events");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return Ok(Flow::Close),
+                },
+                incoming = self.reader.recv() => {
+                    if let Ok(Some(_)) = incoming {
+                        let message = "a subscribed connection accepts no requests";
+                        self.refuse(Refusal::new(ErrorCode::BadRequest, message)).await?;
+                    }
+                    return Ok(Flow::Close);
+                }
+            }
+        }
+    }
+}

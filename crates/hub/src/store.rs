@@ -1,0 +1,170 @@
+//! File bytes on disk. Blobs live under their verified BLAKE3 hash
+//! (`blobs/ab/abcd…`), never under a user-supplied name. Incoming bytes go to
+//! `tmp/` (eager uploads, swept at every start) or `partial/` (resumable
+//! uploads, kept for a while), and reach `blobs/` only by an atomic rename
+//! after they were verified and fsynced.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use ferry_protocol::ContentHash;
+use tokio::fs::File;
+
+use crate::error::HubError;
+
+/// The blob directory tree.
+#[derive(Debug)]
+pub struct Store {
+    blobs: PathBuf,
+    tmp: PathBuf,
+    partial: PathBuf,
+    next_temp: AtomicU64,
+}
+
+impl Store {
+    /// Opens the store under `root`, removing leftovers of earlier runs:
+    /// everything in `tmp/` and partial uploads older than `partial_ttl`.
+    pub fn open(root: &Path, partial_ttl: Duration) -> Result<Self, HubError> {
+        let store = Self {
+            blobs: root.join("blobs"),
+            tmp: root.join("tmp"),
+            partial: root.join("partial"),
+            next_temp: AtomicU64::new(0),
+        };
+        for dir in [&store.blobs, &store.tmp, &store.partial] {
+            fs::create_dir_all(dir).map_err(|e| HubError::io("creating", dir, e))?;
+        }
+        sweep(&store.tmp, Duration::ZERO)?;
+        sweep(&store.partial, partial_ttl)?;
+        Ok(store)
+    }
+
+    /// Where the blob with `hash` lives.
+    pub fn blob_path(&self, hash: &ContentHash) -> PathBuf {
+        let hex = hash.to_hex();
+        self.blobs.join(&hex[..2]).join(hex)
+    }
+
+    /// Whether the blob is present.
+    pub async fn has(&self, hash: &ContentHash) -> bool {
+        tokio::fs::try_exists(self.blob_path(hash))
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Opens a blob for reading.
+    pub async fn open_blob(&self, hash: &ContentHash) -> io::Result<File> {
+        File::open(self.blob_path(hash)).await
+    }
+
+    /// A fresh path in `tmp/`, unique within this run (the directory is
+    /// emptied at start, so no earlier run can collide).
+    pub fn temp_path(&self) -> PathBuf {
+        let n = self.next_temp.fetch_add(1, Ordering::Relaxed);
+        self.tmp.join(format!("upload-{n}"))
+    }
+
+    /// The resumable partial file for upload `key`.
+    pub fn partial_path(&self, key: &ContentHash) -> PathBuf {
+        self.partial.join(key.to_hex())
+    }
+
+    /// Moves verified, fsynced bytes at `from` into place as blob `hash` and
+    /// makes the rename durable. If the blob already exists the bytes are
+    /// identical, so `from` is simply removed.
+    pub async fn commit(&self, from: &Path, hash: &ContentHash) -> Result<(), HubError> {
+        let target = self.blob_path(hash);
+        let shard = target.parent().expect("blob paths have a shard directory");
+        if tokio::fs::try_exists(&target).await.unwrap_or(false) {
+            return tokio::fs::remove_file(from)
+                .await
+                .map_err(|e| HubError::io("removing duplicate upload", from, e));
+        }
+        tokio::fs::create_dir_all(shard)
+            .await
+            .map_err(|e| HubError::io("creating shard", shard, e))?;
+        tokio::fs::rename(from, &target)
+            .await
+            .map_err(|e| HubError::io("renaming upload into place", &target, e))?;
+        sync_dir(shard).await
+    }
+
+    /// Deletes a blob no entry refers to any more.
+    pub async fn remove_blob(&self, hash: &ContentHash) -> Result<(), HubError> {
+        let path = self.blob_path(hash);
+        match tokio::fs::remove_file(&path).await {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(HubError::io("removing blob", &path, e))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Makes a directory's entries (a rename, a new file) durable.
+pub async fn sync_dir(dir: &Path) -> Result<(), HubError> {
+    let owned = dir.to_owned();
+    tokio::task::spawn_blocking(move || fs::File::open(&owned)?.sync_all())
+        .await
+        .map_err(io::Error::other)
+        .and_then(|r| r)
+        .map_err(|e| HubError::io("syncing directory", dir, e))
+}
+
+/// Removes files in `dir` last modified more than `max_age` ago.
+fn sweep(dir: &Path, max_age: Duration) -> Result<(), HubError> {
+    let now = SystemTime::now();
+    let entries = fs::read_dir(dir).map_err(|e| HubError::io("listing", dir, e))?;
+    for entry in entries.flatten() {
+        let age = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|modified| now.duration_since(modified).ok())
+            .unwrap_or(Duration::MAX);
+        if age >= max_age {
+            let path = entry.path();
+            tracing::info!(path = %path.display(), "sweeping leftover upload");
+            fs::remove_file(&path).map_err(|e| HubError::io("sweeping", &path, e))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leftover_temp_files_are_swept_and_fresh_partials_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("tmp")).unwrap();
+        fs::create_dir_all(dir.path().join("partial")).unwrap();
+        fs::write(dir.path().join("tmp/upload-0"), b"half").unwrap();
+        fs::write(dir.path().join("partial/abc"), b"resumable").unwrap();
+        Store::open(dir.path(), Duration::from_secs(3600)).unwrap();
+        assert!(!dir.path().join("tmp/upload-0").exists());
+        assert!(dir.path().join("partial/abc").exists());
+        Store::open(dir.path(), Duration::ZERO).unwrap();
+        assert!(!dir.path().join("partial/abc").exists());
+    }
+
+    #[tokio::test]
+    async fn commit_moves_bytes_under_their_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Duration::from_secs(60)).unwrap();
+        let hash = ContentHash::of(b"data");
+        for _ in 0..2 {
+            let temp = store.temp_path();
+            fs::write(&temp, b"data").unwrap();
+            store.commit(&temp, &hash).await.unwrap();
+            assert!(!temp.exists());
+        }
+        assert_eq!(fs::read(store.blob_path(&hash)).unwrap(), b"data");
+        store.remove_blob(&hash).await.unwrap();
+        assert!(!store.has(&hash).await);
+    }
+}

@@ -1,0 +1,308 @@
+//! Uploads into and downloads out of the store, for a [`Session`].
+//!
+//! Upload path: validate → decide placement → bytes into a temp (eager) or
+//! partial (negotiated, resumable) file while hashing → check size and hash
+//! → fsync → publish (rename into `blobs/`, fsync dir, write the entry).
+//! A refused eager upload still consumes its (small) body so the next frame
+//! is found; a failed body closes the connection.
+
+use std::io::{Read, SeekFrom};
+use std::path::Path;
+
+use ferry_protocol::body::{discard_body, receive_body, send_body};
+use ferry_protocol::{
+    ConflictPolicy, ContentHash, EAGER_UPLOAD_MAX, ErrorCode, FileName, Handle, Response,
+    UploadMode,
+};
+use tokio::fs::{File, OpenOptions};
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+
+use crate::error::HubError;
+use crate::session::{Flow, Session};
+use crate::state::{Outcome, Placement, Publication, Refusal, not_found};
+
+impl Session {
+    pub(crate) async fn upload(
+        &mut self,
+        owner: Handle,
+        raw_name: &str,
+        size: u64,
+        hash: ContentHash,
+        policy: ConflictPolicy,
+        mode: UploadMode,
+    ) -> Result<Flow, HubError> {
+        let eager = mode == UploadMode::Eager;
+        if eager && size > EAGER_UPLOAD_MAX {
+            let message = format!("eager uploads are limited to {EAGER_UPLOAD_MAX} bytes");
+            self.refuse(Refusal::new(ErrorCode::BadRequest, message))
+                .await?;
+            return Ok(Flow::Close);
+        }
+        let publication = match self
+            .check_upload(owner, raw_name, size, hash, policy)
+            .await?
+        {
+            Ok(publication) => publication,
+            Err(refusal) => return self.refuse_upload(eager, size, refusal).await,
+        };
+        if let Outcome::Done(Placement::AlreadyThere(entry)) = self.hub.place(&publication).await? {
+            if eager {
+                self.skip_body(size).await?;
+            }
+            self.writer
+                .send(&Response::Stored {
+                    entry,
+                    deduplicated: true,
+                })
+                .await?;
+            return Ok(Flow::Continue);
+        }
+        if eager {
+            self.receive_eager(&publication).await
+        } else {
+            self.receive_negotiated(&publication).await
+        }
+    }
+
+    /// Validates the announcement and checks the name is usable right now.
+    async fn check_upload(
+        &self,
+        owner: Handle,
+        raw_name: &str,
+        size: u64,
+        hash: ContentHash,
+        policy: ConflictPolicy,
+    ) -> Result<Result<Publication, Refusal>, HubError> {
+        let name = match FileName::parse(raw_name) {
+            Ok(name) => name,
+            Err(e) => return Ok(Err(Refusal::new(ErrorCode::InvalidName, format!("{e}")))),
+        };
+        let max = self.hub.config.max_file_size;
+        if size > max {
+            let message = format!("'{name}' is {size} bytes; this hub accepts at most {max}");
+            return Ok(Err(Refusal::new(ErrorCode::TooLarge, message)));
+        }
+        let publication = Publication {
+            name,
+            size,
+            hash,
+            owner,
+            policy,
+        };
+        Ok(match self.hub.place(&publication).await? {
+            Outcome::Refused(refusal) => Err(refusal),
+            Outcome::Done(_) => Ok(publication),
+        })
+    }
+
+    async fn refuse_upload(
+        &mut self,
+        eager: bool,
+        size: u64,
+        refusal: Refusal,
+    ) -> Result<Flow, HubError> {
+        if eager {
+            self.skip_body(size).await?;
+        }
+        self.refuse(refusal).await?;
+        Ok(Flow::Continue)
+    }
+
+    async fn skip_body(&mut self, size: u64) -> Result<(), HubError> {
+        Ok(discard_body(&mut self.reader, size, self.hub.config.stall_timeout).await?)
+    }
+
+    async fn receive_eager(&mut self, publication: &Publication) -> Result<Flow, HubError> {
+        let path = self.hub.store.temp_path();
+        let result = self.receive_into(&path, 0, publication).await;
+        self.finish_upload(&path, publication, result, true).await
+    }
+
+    async fn receive_negotiated(&mut self, publication: &Publication) -> Result<Flow, HubError> {
+        match self.hub.publish(publication, None).await? {
+            Outcome::Done(Some((entry, deduplicated))) => {
+                self.writer
+                    .send(&Response::Stored {
+                        entry,
+                        deduplicated,
+                    })
+                    .await?;
+                return Ok(Flow::Continue);
+            }
+            Outcome::Refused(refusal) => return self.refuse_upload(false, 0, refusal).await,
+            Outcome::Done(None) => {}
+        }
+        let key = upload_key(publication);
+        let Some(_claim) = self.hub.claim_upload(key) else {
+            let message = format!(
+                "'{}' is being uploaded by another connection; retry later",
+                publication.name
+            );
+            self.refuse(Refusal::new(ErrorCode::Busy, message)).await?;
+            return Ok(Flow::Continue);
+        };
+        let path = self.hub.store.partial_path(&key);
+        let held = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
+        let offset = if held > publication.size { 0 } else { held };
+        self.writer.send(&Response::UploadReady { offset }).await?;
+        let result = self.receive_into(&path, offset, publication).await;
+        self.finish_upload(&path, publication, result, false).await
+    }
+
+    /// Appends the body to `path` (truncated to `offset`), hashing the bytes
+    /// already there first. Returns the hash of the whole file.
+    async fn receive_into(
+        &mut self,
+        path: &Path,
+        offset: u64,
+        publication: &Publication,
+    ) -> Result<blake3::Hash, HubError> {
+        let io = |e| HubError::io("writing upload", path, e);
+        let mut file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(path)
+            .await
+            .map_err(io)?;
+        file.set_len(offset).await.map_err(io)?;
+        file.seek(SeekFrom::Start(offset)).await.map_err(io)?;
+        let mut hasher = hash_prefix(path, offset).await?;
+        let stall = self.hub.config.stall_timeout;
+        let received = receive_body(
+            &mut self.reader,
+            publication.size - offset,
+            &mut file,
+            &mut hasher,
+            stall,
+        )
+        .await;
+        // Whatever arrived is kept durable, so a resumed upload can trust it.
+        file.flush().await.map_err(io)?;
+        file.sync_all().await.map_err(io)?;
+        received?;
+        Ok(hasher.finalize())
+    }
+
+    async fn finish_upload(
+        &mut self,
+        path: &Path,
+        publication: &Publication,
+        received: Result<blake3::Hash, HubError>,
+        discard_partial: bool,
+    ) -> Result<Flow, HubError> {
+        let hash = match received {
+            Ok(hash) => hash,
+            Err(e) => {
+                if discard_partial {
+                    remove_quietly(path).await;
+                }
+                return Err(e);
+            }
+        };
+        if ContentHash::from(hash) != publication.hash {
+            remove_quietly(path).await;
+            let message = format!(
+                "'{}' arrived with hash {}, not the announced {}; nothing was stored",
+                publication.name,
+                ContentHash::from(hash).short(),
+                publication.hash.short()
+            );
+            self.refuse(Refusal::new(ErrorCode::HashMismatch, message))
+                .await?;
+            return Ok(Flow::Continue);
+        }
+        match self.hub.publish(publication, Some(path)).await? {
+            Outcome::Done(Some((entry, deduplicated))) => {
+                self.writer
+                    .send(&Response::Stored {
+                        entry,
+                        deduplicated,
+                    })
+                    .await?;
+            }
+            Outcome::Done(None) => unreachable!("publishing with bytes always stores them"),
+            Outcome::Refused(refusal) => {
+                remove_quietly(path).await;
+                self.refuse(refusal).await?;
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    pub(crate) async fn download(&mut self, raw_name: &str, offset: u64) -> Result<Flow, HubError> {
+        let name = match FileName::parse(raw_name) {
+            Ok(name) => name,
+            Err(e) => {
+                self.refuse(Refusal::new(ErrorCode::InvalidName, e.to_string()))
+                    .await?;
+                return Ok(Flow::Continue);
+            }
+        };
+        let Some(entry) = self.hub.catalog.get(&name).await? else {
+            self.refuse(not_found(&name)).await?;
+            return Ok(Flow::Continue);
+        };
+        if offset > entry.size {
+            let message = format!(
+                "offset {offset} is past the end of '{name}' ({} bytes)",
+                entry.size
+            );
+            self.refuse(Refusal::new(ErrorCode::BadRequest, message))
+                .await?;
+            return Ok(Flow::Continue);
+        }
+        let blob = self.hub.store.blob_path(&entry.hash);
+        let mut file = match File::open(&blob).await {
+            Ok(file) => file,
+            // Deleted between the lookup and the open.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.refuse(not_found(&name)).await?;
+                return Ok(Flow::Continue);
+            }
+            Err(e) => return Err(HubError::io("opening blob", &blob, e)),
+        };
+        file.seek(SeekFrom::Start(offset))
+            .await
+            .map_err(|e| HubError::io("seeking blob", &blob, e))?;
+        let remaining = entry.size - offset;
+        self.writer
+            .queue(&Response::Sending { entry, offset })
+            .await?;
+        let stall = self.hub.config.stall_timeout;
+        send_body(&mut file, remaining, &mut self.writer, stall).await?;
+        ferry_protocol::body::flush_within(&mut self.writer, stall).await?;
+        Ok(Flow::Continue)
+    }
+}
+
+/// Identifies a resumable upload: the same uploader sending the same bytes.
+fn upload_key(publication: &Publication) -> ContentHash {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(publication.owner.as_str().as_bytes());
+    hasher.update(&[0]);
+    hasher.update(&publication.hash.0);
+    hasher.update(&publication.size.to_le_bytes());
+    hasher.finalize().into()
+}
+
+/// A hasher fed with the first `len` bytes of `path`.
+async fn hash_prefix(path: &Path, len: u64) -> Result<blake3::Hasher, HubError> {
+    let owned = path.to_owned();
+    let hashed = tokio::task::spawn_blocking(move || {
+        let mut hasher = blake3::Hasher::new();
+        let file = std::fs::File::open(&owned)?;
+        hasher.update_reader(file.take(len))?;
+        Ok(hasher)
+    })
+    .await
+    .map_err(std::io::Error::other)
+    .and_then(|r| r);
+    hashed.map_err(|e| HubError::io("hashing partial upload", path, e))
+}
+
+async fn remove_quietly(path: &Path) {
+    if let Err(e) = tokio::fs::remove_file(path).await {
+        tracing::warn!(path = %path.display(), "could not remove rejected upload: {e}");
+    }
+}
