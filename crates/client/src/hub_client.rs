@@ -163,6 +163,11 @@ impl HubClient {
         }
     }
 
+    /// Says goodbye properly (TLS `close_notify`) and drops the connection.
+    pub async fn close(mut self) {
+        let _ = timeout(self.stall, self.writer.shutdown()).await;
+    }
+
     /// Turns this connection into a feed of hub events.
     pub async fn subscribe(mut self) -> Result<EventFeed, ClientError> {
         match self.call(&Request::Subscribe).await? {

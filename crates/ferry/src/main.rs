@@ -1,1 +1,96 @@
-fn main() {}
+//! The `ferry` binary: parse arguments, set up logging, run one command (or
+//! the hub, or the shell), and turn failures into meaningful exit codes.
+
+mod cli;
+mod commands;
+mod output;
+mod progress;
+mod serve;
+mod session;
+mod settings;
+mod shell;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ferry_client::ClientError;
+use ferry_protocol::ErrorCode;
+
+use crate::cli::{Cli, TopCommand};
+use crate::commands::BatchFailed;
+use crate::session::Session;
+use crate::settings::ClientSettings;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "ferry=info,ferry_hub=info,warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", Session::describe(&error));
+            ExitCode::from(exit_code(&error))
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        TopCommand::Serve(args) => serve::run(&args).await,
+        TopCommand::Shell => shell::run(ClientSettings::resolve(&cli.global)?).await,
+        TopCommand::Client(command) => {
+            let mut session = Session::new(ClientSettings::resolve(&cli.global)?);
+            let result = commands::run(&mut session, command).await;
+            session.close().await;
+            result
+        }
+    }
+}
+
+/// Exit codes documented in `--help` (see [`cli::EXIT_CODES`]).
+fn exit_code(error: &anyhow::Error) -> u8 {
+    let client_error = error
+        .downcast_ref::<ClientError>()
+        .or_else(|| error.downcast_ref::<BatchFailed>().map(|b| &b.first));
+    let Some(client_error) = client_error else {
+        return 1;
+    };
+    match client_error {
+        ClientError::Hub { code, .. } => match code {
+            ErrorCode::NotFound => 3,
+            ErrorCode::Conflict => 4,
+            ErrorCode::PermissionDenied
+            | ErrorCode::HandleTaken
+            | ErrorCode::UnknownHandle
+            | ErrorCode::InvalidHandle
+            | ErrorCode::LoginRequired => 5,
+            ErrorCode::HashMismatch | ErrorCode::SizeMismatch => 7,
+            ErrorCode::Timeout | ErrorCode::Busy => 6,
+            _ => 1,
+        },
+        ClientError::LocalConflict { .. } => 4,
+        ClientError::Connect { .. }
+        | ClientError::Tls { .. }
+        | ClientError::Closed
+        | ClientError::Timeout(_) => 6,
+        ClientError::Frame(_) | ClientError::Body(_) => 6,
+        ClientError::Corrupt { .. } => 7,
+        ClientError::FingerprintChanged { .. } => 8,
+        _ => 1,
+    }
+}

@@ -74,7 +74,14 @@ async fn handshake(hub: Arc<Hub>, stream: TcpStream) -> Result<Option<Session>, 
         writer: FrameWriter::new(write),
         handle: None,
     };
-    match session.reader.recv().await? {
+    let first = match session.reader.recv().await {
+        Ok(first) => first,
+        Err(e) => {
+            session.close_on_bad_frame(e).await?;
+            return Ok(None);
+        }
+    };
+    match first {
         Some(Request::Hello { version, .. }) if version == PROTOCOL_VERSION => {
             let agent = format!("ferry-hub {}", env!("CARGO_PKG_VERSION"));
             session

@@ -50,8 +50,15 @@ impl<R: AsyncRead + Unpin, D: DeserializeOwned> FrameReader<R, D> {
                 return Ok(Some(message));
             }
             self.buf.reserve(READ_AHEAD);
-            if self.inner.read_buf(&mut self.buf).await? == 0 {
-                return self.codec.decode_eof(&mut self.buf);
+            match self.inner.read_buf(&mut self.buf).await {
+                Ok(0) => return self.codec.decode_eof(&mut self.buf),
+                Ok(_) => {}
+                // A TLS peer that hangs up between frames without close_notify
+                // truncated nothing of ours: treat it as a plain close.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return self.codec.decode_eof(&mut self.buf);
+                }
+                Err(e) => return Err(e.into()),
             }
         }
     }

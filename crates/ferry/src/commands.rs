@@ -1,0 +1,255 @@
+//! The client commands, shared by one-shot use and the shell.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use ferry_client::{ClientError, FileResult, collect_uploads, prepare_upload};
+use ferry_protocol::{ConflictPolicy, ErrorCode, FileEntry, FileName};
+use serde_json::json;
+
+use crate::cli::ClientCommand;
+use crate::output::{entry_json, listing_table, shown};
+use crate::progress::{Bar, Direction};
+use crate::session::Session;
+
+/// Some files of a batch failed; the others went through.
+#[derive(Debug, thiserror::Error)]
+#[error("{failed} of {total} files failed")]
+pub(crate) struct BatchFailed {
+    /// How many failed.
+    pub(crate) failed: usize,
+    /// How many were tried.
+    pub(crate) total: usize,
+    /// The first failure, which picks the exit code.
+    pub(crate) first: ClientError,
+}
+
+/// Runs one client command.
+pub(crate) async fn run(session: &mut Session, command: ClientCommand) -> Result<()> {
+    match command {
+        ClientCommand::Put { files, conflict } => put(session, &files, conflict.policy()).await,
+        ClientCommand::Get {
+            names,
+            out,
+            conflict,
+        } => get(session, &names, &out, conflict.policy()).await,
+        ClientCommand::Ls { prefix } => ls(session, prefix.as_deref()).await,
+        ClientCommand::Rm { names } => rm(session, &names).await,
+        ClientCommand::Register { handle } => register(session, &handle).await,
+        ClientCommand::Forget { hub } => forget(session, &hub),
+    }
+}
+
+async fn put(session: &mut Session, files: &[PathBuf], policy: ConflictPolicy) -> Result<()> {
+    let mut items = Vec::new();
+    for (path, name) in collect_uploads(files)? {
+        items.push(prepare_upload(path, name).await?);
+    }
+    if items.is_empty() {
+        bail!("nothing to upload: no regular files in {}", files.len());
+    }
+    let json = session.settings.json;
+    let bar = Bar::new(items.iter().map(|i| i.size).sum(), Direction::Upload, json);
+    let hub = session.ready().await?;
+    let result = hub.upload(&items, policy, &bar).await;
+    bar.finish();
+    let results = session.check(result)?;
+    if json {
+        print_results_json(&results, items.iter().map(|i| i.name.as_str()));
+    }
+    summarize(results)
+}
+
+async fn get(
+    session: &mut Session,
+    names: &[String],
+    out: &Path,
+    policy: ConflictPolicy,
+) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(|e| ClientError::local("creating", out, e))?;
+    let mut wanted = Vec::new();
+    let mut missing = Vec::new();
+    for raw in names {
+        let name = FileName::parse(raw).map_err(|reason| ClientError::InvalidName {
+            name: raw.clone(),
+            reason,
+        })?;
+        let found = session.ready().await?.list(Some(&name)).await;
+        let entries = session.check(found)?;
+        if entries.is_empty() {
+            missing.push(raw.clone());
+        }
+        wanted.extend(entries.into_iter().map(|entry| {
+            let relative = relative_target(&name, &entry);
+            (entry, relative)
+        }));
+    }
+    for name in &missing {
+        eprintln!("error: no file or folder '{}' on the hub", shown(name));
+    }
+    let json = session.settings.json;
+    let bar = Bar::new(
+        wanted.iter().map(|(e, _)| e.size).sum(),
+        Direction::Download,
+        json,
+    );
+    let hub = session.ready().await?;
+    let result = hub.download(&wanted, out, policy, &bar).await;
+    bar.finish();
+    let results = session.check(result)?;
+    if json {
+        print_results_json(&results, wanted.iter().map(|(e, _)| e.name.as_str()));
+    }
+    if !missing.is_empty() && results.iter().all(Result::is_ok) {
+        let first = ClientError::Hub {
+            code: ErrorCode::NotFound,
+            message: format!("no file or folder '{}'", missing[0]),
+        };
+        return Err(BatchFailed {
+            failed: missing.len(),
+            total: names.len(),
+            first,
+        }
+        .into());
+    }
+    summarize(results)
+}
+
+/// A file asked for by name lands under its file name; files of a folder
+/// keep their path from the folder's parent.
+fn relative_target(asked: &FileName, entry: &FileEntry) -> PathBuf {
+    let name = FileName::parse(&entry.name)
+        .map_or_else(|_| PathBuf::from("invalid"), |n| n.to_relative_path());
+    if entry.name == asked.as_str() {
+        return PathBuf::from(asked.file_name());
+    }
+    let parent_depth = asked.components().count() - 1;
+    name.components().skip(parent_depth).collect()
+}
+
+async fn ls(session: &mut Session, prefix: Option<&str>) -> Result<()> {
+    let prefix = prefix
+        .map(|p| {
+            FileName::parse(p).map_err(|reason| ClientError::InvalidName {
+                name: p.into(),
+                reason,
+            })
+        })
+        .transpose()?;
+    let hub = session.ready().await?;
+    let listed = hub.list(prefix.as_ref()).await;
+    let entries = session.check(listed)?;
+    if session.settings.json {
+        println!(
+            "{}",
+            serde_json::Value::Array(entries.iter().map(entry_json).collect())
+        );
+    } else {
+        println!("{}", listing_table(&entries));
+    }
+    Ok(())
+}
+
+async fn rm(session: &mut Session, names: &[String]) -> Result<()> {
+    let mut results = Vec::new();
+    for raw in names {
+        let result = match FileName::parse(raw) {
+            Ok(name) => {
+                let hub = session.ready().await?;
+                let deleted = hub.delete(&name).await;
+                match deleted {
+                    Err(e) if !e.connection_usable() => {
+                        return Err(session.check::<()>(Err(e)).unwrap_err());
+                    }
+                    other => other,
+                }
+            }
+            Err(reason) => Err(ClientError::InvalidName {
+                name: raw.clone(),
+                reason,
+            }),
+        };
+        match &result {
+            Ok(()) if !session.settings.json => println!("Deleted {}", shown(raw)),
+            Ok(()) => {}
+            Err(e) => eprintln!("error: {}: {}", shown(raw), shown(&e.to_string())),
+        }
+        results.push(result);
+    }
+    if session.settings.json {
+        let rows: Vec<_> = names
+            .iter()
+            .zip(&results)
+            .map(|(name, r)| json!({ "name": name, "ok": r.is_ok(), "error": r.as_ref().err().map(ToString::to_string) }))
+            .collect();
+        println!("{}", serde_json::Value::Array(rows));
+    }
+    let total = results.len();
+    let mut errors = results.into_iter().filter_map(Result::err);
+    match errors.next() {
+        None => Ok(()),
+        Some(first) => Err(BatchFailed {
+            failed: 1 + errors.count(),
+            total,
+            first,
+        }
+        .into()),
+    }
+}
+
+async fn register(session: &mut Session, handle: &str) -> Result<()> {
+    let reply = session.register(handle).await?;
+    if reply.registered {
+        println!("Welcome {}!", shown(&reply.handle));
+    } else {
+        println!("Welcome back {}!", shown(&reply.handle));
+    }
+    Ok(())
+}
+
+fn forget(session: &Session, hub: &str) -> Result<()> {
+    let addr = crate::settings::normalize_addr(hub)?;
+    if session.settings.known_hubs().forget(&addr)? {
+        println!(
+            "Forgot the certificate pinned for {addr}; the next connection pins the one it presents."
+        );
+    } else {
+        println!("No certificate was pinned for {addr}.");
+    }
+    Ok(())
+}
+
+fn print_results_json<'a>(results: &[FileResult], names: impl Iterator<Item = &'a str>) {
+    let rows: Vec<_> = results
+        .iter()
+        .zip(names)
+        .map(|(result, name)| match result {
+            Ok(done) => {
+                let mut row = entry_json(&done.entry);
+                row["ok"] = json!(true);
+                row["resumed_from"] = json!(done.resumed_from);
+                row["deduplicated"] = json!(done.deduplicated);
+                if let Some(path) = &done.path {
+                    row["path"] = json!(path.display().to_string());
+                }
+                row
+            }
+            Err(e) => json!({ "name": name, "ok": false, "error": e.to_string() }),
+        })
+        .collect();
+    println!("{}", serde_json::Value::Array(rows));
+}
+
+fn summarize(results: Vec<FileResult>) -> Result<()> {
+    let total = results.len();
+    let mut errors = results.into_iter().filter_map(Result::err);
+    match errors.next() {
+        None => Ok(()),
+        Some(first) => Err(BatchFailed {
+            failed: 1 + errors.count(),
+            total,
+            first,
+        }
+        .into()),
+    }
+}

@@ -1,0 +1,91 @@
+//! Progress bars on a terminal (rate and ETA), plain lines when piped.
+
+use ferry_client::{Progress, TransferEvent};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::output::{announcement, human_size, shown};
+
+/// What a finished file is reported as.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Direction {
+    /// `alice<time>: Uploaded name`.
+    Upload,
+    /// `File received from hub: name`.
+    Download,
+}
+
+/// A transfer's bar and its per-file lines.
+pub(crate) struct Bar {
+    bar: ProgressBar,
+    direction: Direction,
+    quiet: bool,
+}
+
+impl Bar {
+    /// A bar for `total` bytes; with `quiet` (JSON output) no lines are printed.
+    pub(crate) fn new(total: u64, direction: Direction, quiet: bool) -> Self {
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template(
+            "{spinner} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
+        )
+        .expect("template is valid")
+        .progress_chars("=> ");
+        bar.set_style(style);
+        Self {
+            bar,
+            direction,
+            quiet,
+        }
+    }
+
+    /// Prints a line above the bar (or plainly when there is no bar).
+    pub(crate) fn line(&self, text: &str) {
+        if self.quiet {
+            return;
+        }
+        if self.bar.is_hidden() {
+            println!("{text}");
+        } else {
+            self.bar.println(text);
+        }
+    }
+
+    /// Removes the bar.
+    pub(crate) fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl Progress for Bar {
+    fn event(&self, event: TransferEvent<'_>) {
+        match event {
+            TransferEvent::Bytes(n) => self.bar.inc(n),
+            TransferEvent::Resumed { name, offset } => {
+                self.line(&format!(
+                    "Resuming {} from {}",
+                    shown(name),
+                    human_size(offset)
+                ));
+            }
+            TransferEvent::Done(entry) => match self.direction {
+                Direction::Upload => self.line(&announcement(
+                    &entry.owner,
+                    entry.modified,
+                    "Uploaded",
+                    &entry.name,
+                )),
+                Direction::Download => {
+                    self.line(&format!("File received from hub: {}", shown(&entry.name)))
+                }
+            },
+            TransferEvent::Failed { name, error } => {
+                let text = format!("error: {}: {}", shown(name), shown(&error.to_string()));
+                if self.bar.is_hidden() {
+                    eprintln!("{text}");
+                } else {
+                    self.bar.println(text);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! Resolved settings: flags over the config file over the environment,
+//! checked before any command runs. Library code gets these, never clap types.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use ferry_client::{ConnectOptions, KnownHubs};
+use serde::Deserialize;
+
+use crate::cli::{GlobalArgs, ServeArgs};
+
+/// Port used when an address names none.
+pub(crate) const DEFAULT_PORT: u16 = 7878;
+
+/// `config.toml` in the client's state directory.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientFile {
+    hub: Option<String>,
+    name: Option<String>,
+    plaintext: Option<bool>,
+}
+
+/// Everything a client command needs to know.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientSettings {
+    /// Hub address, if configured anywhere.
+    pub(crate) hub: Option<String>,
+    /// Handle to use, if configured.
+    pub(crate) name: Option<String>,
+    /// TLS on (default) or off.
+    pub(crate) tls: bool,
+    /// JSON output.
+    pub(crate) json: bool,
+    /// Where client state lives: config, secret, known hubs, history.
+    pub(crate) state_dir: PathBuf,
+}
+
+impl ClientSettings {
+    /// Resolves flags, the config file and `FERRY_HUB`.
+    pub(crate) fn resolve(global: &GlobalArgs) -> Result<Self> {
+        let state_dir = state_dir()?;
+        let config_path = state_dir.join("config.toml");
+        let file = match std::fs::read_to_string(&config_path) {
+            Ok(text) => toml::from_str(&text)
+                .with_context(|| format!("reading {}", config_path.display()))?,
+            Err(_) => ClientFile::default(),
+        };
+        let hub = global
+            .hub
+            .clone()
+            .or(file.hub)
+            .or_else(|| std::env::var("FERRY_HUB").ok());
+        Ok(Self {
+            hub: hub.map(|h| normalize_addr(&h)).transpose()?,
+            name: global.name.clone().or(file.name),
+            tls: !(global.plaintext || file.plaintext.unwrap_or(false)),
+            json: global.json,
+            state_dir,
+        })
+    }
+
+    /// Connection options for `addr`.
+    pub(crate) fn connect_options(&self, addr: &str) -> ConnectOptions {
+        ConnectOptions {
+            addr: addr.to_owned(),
+            tls: self.tls,
+            known_hubs: self.known_hubs(),
+            connect_timeout: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// The pinned fingerprints.
+    pub(crate) fn known_hubs(&self) -> KnownHubs {
+        KnownHubs::new(self.state_dir.join("known_hubs"))
+    }
+
+    /// The client's secret file.
+    pub(crate) fn secret_path(&self) -> PathBuf {
+        self.state_dir.join("secret")
+    }
+}
+
+/// `FERRY_HOME`, else the platform's config directory for ferry.
+fn state_dir() -> Result<PathBuf> {
+    if let Some(home) = std::env::var_os("FERRY_HOME") {
+        return Ok(PathBuf::from(home));
+    }
+    directories::ProjectDirs::from("", "", "ferry")
+        .map(|dirs| dirs.config_dir().to_owned())
+        .context("cannot find a config directory; set FERRY_HOME")
+}
+
+/// `host` or `host:port` → `host:port`.
+pub(crate) fn normalize_addr(addr: &str) -> Result<String> {
+    let addr = addr.trim();
+    if addr.is_empty() || addr.contains(char::is_whitespace) {
+        bail!("'{addr}' is not a hub address (HOST:PORT)");
+    }
+    match addr.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && !host.ends_with(':') => {
+            port.parse::<u16>()
+                .with_context(|| format!("bad port in '{addr}'"))?;
+            Ok(addr.to_owned())
+        }
+        _ => Ok(format!("{addr}:{DEFAULT_PORT}")),
+    }
+}
+
+/// The hub's config file, `ferry serve --config FILE`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HubFile {
+    listen: Option<std::net::SocketAddr>,
+    data: Option<PathBuf>,
+    plaintext: Option<bool>,
+    max_connections: Option<usize>,
+    idle_timeout_secs: Option<u64>,
+    stall_timeout_secs: Option<u64>,
+    shutdown_grace_secs: Option<u64>,
+    max_file_size: Option<u64>,
+}
+
+/// A hub's resolved settings.
+pub(crate) struct ServeSettings {
+    /// Where to listen.
+    pub(crate) listen: std::net::SocketAddr,
+    /// The library configuration.
+    pub(crate) hub: ferry_hub::HubConfig,
+}
+
+impl ServeSettings {
+    /// Flags over the config file over defaults.
+    pub(crate) fn resolve(args: &ServeArgs) -> Result<Self> {
+        let file: HubFile = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => HubFile::default(),
+        };
+        let data = args
+            .data
+            .clone()
+            .or(file.data)
+            .unwrap_or_else(|| Path::new("ferry-data").to_owned());
+        let mut hub = ferry_hub::HubConfig::new(data);
+        hub.tls = !(args.plaintext || file.plaintext.unwrap_or(false));
+        let secs = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_secs);
+        hub.max_connections = file.max_connections.unwrap_or(hub.max_connections);
+        hub.idle_timeout = secs(file.idle_timeout_secs, hub.idle_timeout);
+        hub.stall_timeout = secs(file.stall_timeout_secs, hub.stall_timeout);
+        hub.shutdown_grace = secs(file.shutdown_grace_secs, hub.shutdown_grace);
+        hub.max_file_size = file.max_file_size.unwrap_or(hub.max_file_size);
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| ([0, 0, 0, 0], DEFAULT_PORT).into());
+        Ok(Self { listen, hub })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_get_the_default_port() {
+        assert_eq!(normalize_addr("10.0.0.1").unwrap(), "10.0.0.1:7878");
+        assert_eq!(normalize_addr(" hub:9000 ").unwrap(), "hub:9000");
+        assert!(normalize_addr("hub:notaport").is_err());
+        assert!(normalize_addr("").is_err());
+    }
+}

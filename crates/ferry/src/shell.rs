@@ -1,0 +1,402 @@
+//! `ferry shell`: an interactive prompt (line editing and history on a
+//! terminal; plain lines from a pipe) that speaks Ferry's commands and the
+//! dialects of the designs it replaces. Lines are parsed by the same clap
+//! grammar as the one-shot commands. Hub events print live.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Result;
+use clap::Parser;
+use ferry_client::identity::load_or_create_secret;
+use ferry_client::{EventFeed, HubClient};
+use ferry_protocol::Event;
+use rustyline::ExternalPrinter;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::cli::{ClientCommand, ShellCommand, ShellLine};
+use crate::output::{announcement, shown};
+use crate::session::Session;
+use crate::settings::{ClientSettings, normalize_addr};
+
+const HELP: &str = "\
+Commands (older dialects in brackets are accepted as written):
+  join HOST PORT | join HOST:PORT    connect to a hub            [/join ip port]
+  leave                              disconnect                  [/leave]
+  register HANDLE                    claim your handle           [/register h]
+  put FILE|DIR... [--overwrite|--rename]
+                                     upload                      [/store f, upload f, UPLOAD@f]
+  get NAME... [-o DIR] [--overwrite|--rename]
+                                     download                    [/get f, download f, DOWNLOAD@f]
+  ls [FOLDER]                        list the hub's store        [/dir, dir]
+  rm NAME...                         delete your files           [delete f, DELETE@f]
+  forget HOST:PORT                   drop a hub's pinned certificate
+  help                               this text                   [/?]
+  quit                               leave the shell             [exit, Ctrl-D]";
+
+/// Where asynchronous lines (hub events) go: above the prompt on a terminal.
+type Printer = Arc<Mutex<Option<Box<dyn ExternalPrinter + Send>>>>;
+
+/// Runs the shell until `quit` or end of input.
+pub(crate) async fn run(settings: ClientSettings) -> Result<()> {
+    let interactive = std::io::stdin().is_terminal();
+    let input = Input::start(interactive, settings.state_dir.join("history"));
+    if interactive {
+        println!("Ferry shell. Type help (or /?) for commands, quit to leave.");
+    }
+    let mut shell = Shell {
+        session: Session::new(settings),
+        events: None,
+        printer: input.printer.clone(),
+    };
+    while let Some(line) = input.read("ferry> ").await {
+        match shell.handle(&line, &input).await {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(error) => eprintln!("error: {}", Session::describe(&error)),
+        }
+    }
+    shell.stop_events();
+    shell.session.close().await;
+    Ok(())
+}
+
+struct Shell {
+    session: Session,
+    events: Option<(String, JoinHandle<()>)>,
+    printer: Printer,
+}
+
+impl Shell {
+    /// Runs one line; `Ok(false)` means quit.
+    async fn handle(&mut self, line: &str, input: &Input) -> Result<bool> {
+        let words = translate(line)?;
+        if words.is_empty() {
+            return Ok(true);
+        }
+        let parsed = match ShellLine::try_parse_from(&words) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                let text = e.render().to_string();
+                eprintln!(
+                    "{}",
+                    text.lines().next().unwrap_or("invalid command").trim_end()
+                );
+                eprintln!("Type help for the list of commands.");
+                return Ok(true);
+            }
+        };
+        match parsed.command {
+            ShellCommand::Quit => return Ok(false),
+            ShellCommand::Help => println!("{HELP}"),
+            ShellCommand::Leave => {
+                self.stop_events();
+                let was_connected = self.session.connected();
+                self.session.close().await;
+                if was_connected {
+                    println!("Connection closed. Thank you!");
+                } else {
+                    println!("Not connected.");
+                }
+            }
+            ShellCommand::Join { host, port } => {
+                let addr = match port {
+                    Some(port) => normalize_addr(&format!("{host}:{port}"))?,
+                    None => normalize_addr(&host)?,
+                };
+                self.join(&addr).await?;
+            }
+            ShellCommand::Client(command) => {
+                if !matches!(command, ClientCommand::Forget { .. })
+                    && !self.session.connected()
+                    && self.session.addr().is_none()
+                {
+                    let Some(answer) = input.ask("Hub address (HOST:PORT): ").await else {
+                        return Ok(false);
+                    };
+                    self.join(&normalize_addr(&answer)?).await?;
+                }
+                let result = crate::commands::run(&mut self.session, command).await;
+                self.ensure_events().await;
+                result?;
+            }
+        }
+        Ok(true)
+    }
+
+    async fn join(&mut self, addr: &str) -> Result<()> {
+        self.stop_events();
+        let info = self.session.join(addr).await?;
+        println!(
+            "Connection to the hub at {addr} is successful! ({})",
+            shown(&info.agent)
+        );
+        Ok(())
+    }
+
+    /// Starts the live event feed once a handle is established. Returns
+    /// once the feed is subscribed, so no later event is missed.
+    async fn ensure_events(&mut self) {
+        let (Some(addr), Some(handle)) = (self.session.addr(), self.session.handle()) else {
+            return;
+        };
+        let (addr, handle) = (addr.to_owned(), handle.to_owned());
+        let key = format!("{handle}@{addr}");
+        if self
+            .events
+            .as_ref()
+            .is_some_and(|(running, task)| *running == key && !task.is_finished())
+        {
+            return;
+        }
+        self.stop_events();
+        let options = self.session.settings.connect_options(&addr);
+        let feed = match subscribe(&options, &handle, &self.session.settings.secret_path()).await {
+            Ok(feed) => feed,
+            Err(e) => return tracing::warn!("live events unavailable: {e:#}"),
+        };
+        let printer = Arc::clone(&self.printer);
+        let task = tokio::spawn(async move {
+            if let Err(e) = print_events(feed, &handle, &printer).await {
+                tracing::debug!("event feed ended: {e}");
+            }
+        });
+        self.events = Some((key, task));
+    }
+
+    fn stop_events(&mut self) {
+        if let Some((_, task)) = self.events.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Opens a second connection that receives hub events.
+async fn subscribe(
+    options: &ferry_client::ConnectOptions,
+    handle: &str,
+    secret: &Path,
+) -> Result<EventFeed> {
+    let mut client = HubClient::connect(options).await?;
+    client
+        .login(handle, load_or_create_secret(secret)?, false)
+        .await?;
+    Ok(client.subscribe().await?)
+}
+
+/// Prints other users' uploads and deletions as they happen.
+async fn print_events(mut feed: EventFeed, own: &str, printer: &Printer) -> Result<()> {
+    while let Some(event) = feed.next().await? {
+        let line = match &event {
+            Event::Uploaded { handle, name, at } if handle != own => {
+                announcement(handle, *at, "Uploaded", name)
+            }
+            Event::Deleted { handle, name, at } if handle != own => {
+                announcement(handle, *at, "Deleted", name)
+            }
+            _ => continue,
+        };
+        let mut guard = printer.lock().expect("printer lock is never poisoned");
+        match guard.as_mut() {
+            Some(external) => {
+                let _ = external.print(format!("{line}\n"));
+            }
+            None => {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Splits a line into words, accepting the older dialects: a leading `/`
+/// (`/store f`) and `VERB@name` (`UPLOAD@f`, where the name is the rest of
+/// the line, spaces included).
+fn translate(line: &str) -> Result<Vec<String>> {
+    let line = line.trim();
+    if let Some((verb, rest)) = line.split_once('@') {
+        let verb = verb.to_ascii_lowercase();
+        if matches!(verb.as_str(), "upload" | "download" | "delete") {
+            return Ok(vec![verb, rest.trim().to_owned()]);
+        }
+    }
+    let mut words =
+        shell_words::split(line).map_err(|e| anyhow::anyhow!("cannot split the line: {e}"))?;
+    if let Some(first) = words.first_mut() {
+        *first = first
+            .strip_prefix('/')
+            .unwrap_or(first)
+            .to_ascii_lowercase();
+    }
+    Ok(words)
+}
+
+/// Lines from the user, read on a dedicated thread (the line editor blocks).
+/// What the input thread shows before reading a line.
+enum Prompt {
+    /// The command prompt (not echoed when input is piped).
+    Command(String),
+    /// A question the user must see in any case.
+    Question(String),
+}
+
+impl Prompt {
+    fn text(&self) -> &str {
+        match self {
+            Self::Command(text) | Self::Question(text) => text,
+        }
+    }
+}
+
+struct Input {
+    requests: std::sync::mpsc::Sender<(Prompt, oneshot::Sender<Option<String>>)>,
+    printer: Printer,
+}
+
+impl Input {
+    fn start(interactive: bool, history: PathBuf) -> Self {
+        let (requests, inbox) =
+            std::sync::mpsc::channel::<(Prompt, oneshot::Sender<Option<String>>)>();
+        let printer: Printer = Arc::new(Mutex::new(None));
+        let thread_printer = Arc::clone(&printer);
+        std::thread::spawn(move || {
+            if interactive {
+                edit_lines(&inbox, &history, &thread_printer);
+            } else {
+                pipe_lines(&inbox);
+            }
+        });
+        Self { requests, printer }
+    }
+
+    /// The next command line; `None` at end of input.
+    async fn read(&self, prompt: &str) -> Option<String> {
+        self.request(Prompt::Command(prompt.to_owned())).await
+    }
+
+    /// Asks a question (shown even when input is piped) and returns the answer.
+    async fn ask(&self, question: &str) -> Option<String> {
+        self.request(Prompt::Question(question.to_owned())).await
+    }
+
+    async fn request(&self, prompt: Prompt) -> Option<String> {
+        let (reply, answer) = oneshot::channel();
+        self.requests.send((prompt, reply)).ok()?;
+        answer.await.ok().flatten()
+    }
+}
+
+type Inbox = std::sync::mpsc::Receiver<(Prompt, oneshot::Sender<Option<String>>)>;
+
+fn pipe_lines(inbox: &Inbox) {
+    let mut lines = std::io::stdin().lock().lines();
+    while let Ok((prompt, reply)) = inbox.recv() {
+        if let Prompt::Question(question) = &prompt {
+            println!("{question}");
+        }
+        let _ = reply.send(lines.next().and_then(Result::ok));
+    }
+}
+
+fn edit_lines(inbox: &Inbox, history: &PathBuf, printer: &Printer) {
+    let Ok(mut editor) = rustyline::DefaultEditor::new() else {
+        return pipe_lines(inbox);
+    };
+    let _ = editor.load_history(history);
+    if let Ok(external) = editor.create_external_printer() {
+        *printer.lock().expect("printer lock is never poisoned") = Some(Box::new(external));
+    }
+    while let Ok((prompt, reply)) = inbox.recv() {
+        let line = match editor.readline(prompt.text()) {
+            Ok(line) => {
+                let _ = editor.add_history_entry(line.as_str());
+                Some(line)
+            }
+            Err(rustyline::error::ReadlineError::Interrupted) => Some(String::new()),
+            Err(_) => None,
+        };
+        let _ = reply.send(line);
+    }
+    let _ = editor.save_history(history);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> ShellCommand {
+        ShellLine::try_parse_from(translate(line).unwrap())
+            .unwrap()
+            .command
+    }
+
+    #[test]
+    fn every_older_dialect_parses_to_a_ferry_command() {
+        assert!(matches!(
+            parse("/join 127.0.0.1 7878"),
+            ShellCommand::Join {
+                port: Some(7878),
+                ..
+            }
+        ));
+        assert!(matches!(parse("/leave"), ShellCommand::Leave));
+        assert!(matches!(
+            parse("/register alice"),
+            ShellCommand::Client(ClientCommand::Register { .. })
+        ));
+        assert!(matches!(
+            parse("/store a.txt"),
+            ShellCommand::Client(ClientCommand::Put { .. })
+        ));
+        assert!(matches!(
+            parse("/dir"),
+            ShellCommand::Client(ClientCommand::Ls { .. })
+        ));
+        assert!(matches!(
+            parse("/get a.txt"),
+            ShellCommand::Client(ClientCommand::Get { .. })
+        ));
+        assert!(matches!(parse("/?"), ShellCommand::Help));
+        assert!(matches!(
+            parse("upload a.txt"),
+            ShellCommand::Client(ClientCommand::Put { .. })
+        ));
+        assert!(matches!(
+            parse("download a.txt"),
+            ShellCommand::Client(ClientCommand::Get { .. })
+        ));
+        assert!(matches!(
+            parse("delete a.txt"),
+            ShellCommand::Client(ClientCommand::Rm { .. })
+        ));
+        assert!(matches!(parse("exit"), ShellCommand::Quit));
+    }
+
+    #[test]
+    fn at_dialect_keeps_the_whole_name() {
+        let words = translate("UPLOAD@my file.txt").unwrap();
+        assert_eq!(words, ["upload", "my file.txt"]);
+        assert!(matches!(
+            parse("DOWNLOAD@x"),
+            ShellCommand::Client(ClientCommand::Get { .. })
+        ));
+        assert!(matches!(
+            parse("DELETE@x"),
+            ShellCommand::Client(ClientCommand::Rm { .. })
+        ));
+    }
+
+    #[test]
+    fn quoting_and_blank_lines_work() {
+        assert_eq!(
+            translate("put 'a b.txt' c").unwrap(),
+            ["put", "a b.txt", "c"]
+        );
+        assert!(translate("   ").unwrap().is_empty());
+        assert!(translate("put 'unterminated").is_err());
+    }
+}

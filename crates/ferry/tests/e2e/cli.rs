@@ -1,0 +1,227 @@
+//! A handful of tests through the real `ferry` binary: arguments, output,
+//! exit codes, pinning, resume messages, and `ferry serve` itself.
+
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::support::{
+    Cut, CuttingProxy, Home, TestHub, ferry, ferry_at, ferry_bin, pattern, run, within,
+};
+
+#[tokio::test]
+async fn put_ls_get_rm_with_exit_codes_and_json() {
+    within(120, async {
+        let hub = TestHub::start().await;
+        let (alice, bob) = (Home::new(), Home::new());
+        let work = tempfile::tempdir().unwrap();
+        let w = work.path();
+        std::fs::write(w.join("a.txt"), b"hello").unwrap();
+        std::fs::create_dir_all(w.join("dir/sub")).unwrap();
+        std::fs::write(w.join("dir/sub/y.txt"), b"why").unwrap();
+        std::fs::write(w.join("dir/z.txt"), b"zed").unwrap();
+
+        let put = run(ferry(&alice, &hub).current_dir(w).args(["--name", "alice", "put", "a.txt", "dir"])).await;
+        assert_eq!(put.code, 0, "{}", put.stderr);
+        for name in ["a.txt", "dir/sub/y.txt", "dir/z.txt"] {
+            assert!(put.stdout.lines().any(|l| l.starts_with("alice<") && l.ends_with(&format!(">: Uploaded {name}"))), "{}", put.stdout);
+        }
+
+        let ls = run(ferry(&alice, &hub).args(["--name", "alice", "--json", "ls"])).await;
+        let listed: serde_json::Value = serde_json::from_str(&ls.stdout).unwrap();
+        assert_eq!(listed.as_array().unwrap().len(), 3);
+        assert_eq!(listed[0]["owner"], "alice");
+
+        let out = w.join("out");
+        let get = run(ferry(&alice, &hub).args(["--name", "alice", "get", "dir", "a.txt", "-o"]).arg(&out)).await;
+        assert_eq!(get.code, 0, "{}", get.stderr);
+        assert_eq!(std::fs::read(out.join("dir/sub/y.txt")).unwrap(), b"why");
+        assert_eq!(std::fs::read(out.join("a.txt")).unwrap(), b"hello");
+
+        let again = run(ferry(&alice, &hub).args(["--name", "alice", "get", "a.txt", "-o"]).arg(&out)).await;
+        assert_eq!(again.code, 4, "a local file is in the way: {}", again.stderr);
+        assert!(again.stderr.contains("--rename"));
+
+        std::fs::write(w.join("a.txt"), b"changed").unwrap();
+        let conflict = run(ferry(&alice, &hub).current_dir(w).args(["--name", "alice", "put", "a.txt"])).await;
+        assert_eq!(conflict.code, 4);
+        assert!(conflict.stderr.contains("--overwrite"), "{}", conflict.stderr);
+        let json_put = run(ferry(&alice, &hub).current_dir(w).args(["--name", "alice", "--json", "put", "--rename", "a.txt"])).await;
+        let rows: serde_json::Value = serde_json::from_str(&json_put.stdout).unwrap();
+        assert_eq!(rows[0]["name"], "a (1).txt");
+        assert_eq!(rows[0]["ok"], true);
+
+        let not_yours = run(ferry(&bob, &hub).args(["--name", "bob", "rm", "a.txt"])).await;
+        assert_eq!(not_yours.code, 5, "{}", not_yours.stderr);
+        let missing = run(ferry(&alice, &hub).args(["--name", "alice", "get", "nope.txt"])).await;
+        assert_eq!(missing.code, 3, "{}", missing.stderr);
+        let taken = run(ferry(&bob, &hub).args(["--name", "alice", "ls"])).await;
+        assert_eq!(taken.code, 5, "another client cannot use alice: {}", taken.stderr);
+        let rm = run(ferry(&alice, &hub).args(["--name", "alice", "rm", "a.txt", "a (1).txt"])).await;
+        assert_eq!(rm.code, 0, "{}", rm.stderr);
+        assert!(rm.stdout.contains("Deleted a (1).txt"));
+        hub.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_changed_hub_certificate_is_refused_with_a_way_out() {
+    within(60, async {
+        let hub = TestHub::start().await;
+        let home = Home::new();
+        let addr = hub.addr.to_string();
+        std::fs::write(
+            home.path().join("known_hubs"),
+            format!("{addr} b3:{}\n", "0".repeat(64)),
+        )
+        .unwrap();
+        let refused = run(ferry(&home, &hub).args(["--name", "alice", "ls"])).await;
+        assert_eq!(refused.code, 8, "{}", refused.stderr);
+        assert!(
+            refused.stderr.contains("presented certificate"),
+            "{}",
+            refused.stderr
+        );
+        assert!(
+            refused.stderr.contains(&format!("ferry forget {addr}")),
+            "{}",
+            refused.stderr
+        );
+
+        let forget = run(ferry(&home, &hub).args(["forget", &addr])).await;
+        assert_eq!(forget.code, 0);
+        let ok = run(ferry(&home, &hub).args(["--name", "alice", "ls"])).await;
+        assert_eq!(ok.code, 0, "{}", ok.stderr);
+        let pinned = std::fs::read_to_string(home.path().join("known_hubs")).unwrap();
+        assert!(pinned.contains(&hub.hub.fingerprint().unwrap().to_string()));
+        hub.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tls_client_against_a_plaintext_hub_says_what_to_do() {
+    within(30, async {
+        let hub = TestHub::start_with(|c| c.tls = false).await;
+        let home = Home::new();
+        let mut command = ferry(&home, &hub);
+        let attempt = run(command.args(["--name", "x", "ls"])).await;
+        assert_eq!(
+            attempt.code, 0,
+            "the helper passes --plaintext for plaintext hubs"
+        );
+        let mut tls = tokio::process::Command::new(ferry_bin());
+        tls.env("FERRY_HOME", home.path()).args([
+            "--hub",
+            &hub.addr.to_string(),
+            "--name",
+            "x",
+            "ls",
+        ]);
+        let refused = run(&mut tls).await;
+        assert_eq!(refused.code, 6, "{}", refused.stderr);
+        assert!(refused.stderr.contains("--plaintext"), "{}", refused.stderr);
+        hub.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn get_run_again_after_a_cut_resumes_and_says_so() {
+    within(120, async {
+        let hub = TestHub::start().await;
+        let home = Home::new();
+        let work = tempfile::tempdir().unwrap();
+        std::fs::write(work.path().join("big.bin"), pattern(8 << 20, 5)).unwrap();
+        let put = run(ferry(&home, &hub)
+            .current_dir(work.path())
+            .args(["--name", "alice", "put", "big.bin"]))
+        .await;
+        assert_eq!(put.code, 0, "{}", put.stderr);
+
+        let proxy = CuttingProxy::start(hub.addr, Cut::Downstream(3 << 20)).await;
+        let out = work.path().join("out");
+        let mut via_proxy = ferry_at(&home, &proxy.addr.to_string(), true);
+        via_proxy
+            .args(["--name", "alice", "get", "big.bin", "-o"])
+            .arg(&out);
+        let cut = run(&mut via_proxy).await;
+        assert_eq!(
+            cut.code, 6,
+            "a cut connection is a network failure: {}",
+            cut.stderr
+        );
+
+        let resumed = run(ferry(&home, &hub)
+            .args(["--name", "alice", "get", "big.bin", "-o"])
+            .arg(&out))
+        .await;
+        assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+        assert!(
+            resumed.stdout.contains("Resuming big.bin from"),
+            "{}",
+            resumed.stdout
+        );
+        assert_eq!(
+            std::fs::read(out.join("big.bin")).unwrap(),
+            pattern(8 << 20, 5)
+        );
+        hub.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ferry_serve_prints_how_to_reach_it_and_stops_on_sigterm() {
+    within(60, async {
+        let data = tempfile::tempdir().unwrap();
+        let mut serve = tokio::process::Command::new(ferry_bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data.path())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(serve.stdout.take().unwrap()).lines();
+        let first = lines.next_line().await.unwrap().unwrap();
+        let addr = first
+            .strip_prefix("Ferry hub listening on ")
+            .expect("address line")
+            .to_owned();
+        let mut banner = String::new();
+        for _ in 0..2 {
+            banner.push_str(&lines.next_line().await.unwrap().unwrap());
+        }
+        assert!(banner.contains("fingerprint: b3:"), "{banner}");
+
+        let home = Home::new();
+        let work = tempfile::tempdir().unwrap();
+        std::fs::write(work.path().join("f.txt"), b"via the real binary").unwrap();
+        let mut put = tokio::process::Command::new(ferry_bin());
+        put.env("FERRY_HOME", home.path())
+            .current_dir(work.path())
+            .args(["--hub", &addr, "--name", "zoe", "put", "f.txt"]);
+        assert_eq!(run(&mut put).await.code, 0);
+
+        let pid = serve.id().unwrap().to_string();
+        let killed = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(killed.success());
+        let status = within(20, serve.wait()).await.unwrap();
+        assert!(status.success(), "exit 0 after SIGTERM: {status:?}");
+        let mut rest = String::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            rest.push_str(&line);
+        }
+        assert!(rest.contains("Hub stopped."), "{rest}");
+        assert!(
+            data.path().join("catalog.db").exists() && data.path().join("tls/cert.der").exists()
+        );
+    })
+    .await;
+}

@@ -1,0 +1,388 @@
+//! Hostile and broken input: every case gets a clear error, closes at most
+//! its own connection, and leaves nothing behind in the store.
+
+use std::time::Duration;
+
+use ferry_protocol::{
+    ConflictPolicy, ContentHash, ErrorCode, PROTOCOL_VERSION, Request, Response, UploadMode,
+};
+use tokio::net::TcpStream;
+
+use crate::support::{Home, Raw, TestHub, code_of, within};
+
+fn plaintext() -> impl FnOnce(&mut ferry_hub::HubConfig) {
+    |c| c.tls = false
+}
+
+fn eager(name: &str, size: u64, hash: ContentHash) -> Request {
+    Request::Upload {
+        name: name.into(),
+        size,
+        hash,
+        policy: ConflictPolicy::Refuse,
+        mode: UploadMode::Eager,
+    }
+}
+
+fn negotiated(name: &str, size: u64, hash: ContentHash) -> Request {
+    Request::Upload {
+        name: name.into(),
+        size,
+        hash,
+        policy: ConflictPolicy::Refuse,
+        mode: UploadMode::Negotiate,
+    }
+}
+
+/// The hub still serves a well-behaved client.
+async fn hub_still_serves(hub: &TestHub) {
+    let home = Home::new();
+    let mut client = home.client(hub, "witness").await;
+    client.list(None).await.unwrap();
+}
+
+async fn listing_len(raw: &mut Raw) -> usize {
+    match raw
+        .call(&Request::List {
+            prefix: None,
+            after: None,
+            limit: 100,
+        })
+        .await
+    {
+        Some(Response::Listing { entries, .. }) => entries.len(),
+        other => panic!("expected a listing, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_length_prefix_is_rejected_before_allocating() {
+    within(30, async {
+        let hub = TestHub::start_with(plaintext()).await;
+        let mut raw = Raw::connect(hub.addr).await;
+        raw.raw_bytes(&u32::MAX.to_be_bytes()).await;
+        assert_eq!(code_of(&raw.recv().await), Some(ErrorCode::TooLarge));
+        assert!(raw.closed_by_hub().await);
+        hub_still_serves(&hub).await;
+        hub.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn garbage_and_truncated_frames_close_only_their_connection() {
+    within(30, async {
+        let hub = TestHub::start_with(plaintext()).await;
+        let mut bystander = Raw::logged_in(hub.addr, "bystander").await;
+
+        let mut garbage = Raw::logged_in(hub.addr, "garbage").await;
+        garbage
+            .raw_bytes(&[0, 0, 0, 4, 0xff, 0xfe, 0xfd, 0xfc])
+            .await;
+        assert_eq!(code_of(&garbage.recv().await), Some(ErrorCode::BadRequest));
+        assert!(garbage.closed_by_hub().await);
+
+        let mut cut = Raw::connect(hub.addr).await;
+        cut.raw_bytes(&[0, 0, 0, 50, 1, 2, 3]).await;
+        cut.writer.shutdown().await.unwrap();
+        assert!(cut.closed_by_hub().await);
+
+        assert_eq!(
+            listing_len(&mut bystander).await,
+            0,
+            "other connections carry on"
+        );
+        hub_still_serves(&hub).await;
+        hub.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn hostile_names_are_refused_and_the_connection_goes_on() {
+    within(30, async {
+        let hub = TestHub::start_with(plaintext()).await;
+        let mut raw = Raw::logged_in(hub.addr, "eve").await;
+        let long = "x".repeat(256);
+        let bad = [
+            "/etc/passwd",
+            "a//b",
+            "a/",
+            ".",
+            "..",
+            "../../etc/passwd",
+            "a/./b",
+            "a\\b",
+            "a\0b",
+            "bell\x07",
+            "esc\x1b[2J",
+            long.as_str(),
+            "",
+        ];
+        for name in bad {
+            let hash = ContentHash::of(b"x");
+            raw.writer.queue(&eager(name, 1, hash)).await.unwrap();
+            raw.raw_bytes(b"x").await;
+            assert_eq!(
+                code_of(&raw.recv().await),
+                Some(ErrorCode::InvalidName),
+                "upload {name:?}"
+            );
+            let reply = raw.call(&negotiated(name, 5 << 20, hash)).await;
+            assert_eq!(
+                code_of(&reply),
+                Some(ErrorCode::InvalidName),
+                "negotiated upload {name:?}"
+            );
+            let reply = raw
+                .call(&Request::Download {
+                    name: name.into(),
+                    offset: 0,
+                })
+                .await;
+            assert_eq!(
+                code_of(&reply),
+                Some(ErrorCode::InvalidName),
+                "download {name:?}"
+            );
+            let reply = raw.call(&Request::Delete { name: name.into() }).await;
+            assert_eq!(
+                code_of(&reply),
+                Some(ErrorCode::InvalidName),
+                "delete {name:?}"
+            );
+        }
+        let reply = raw
+            .call(&Request::List {
+                prefix: Some("../x".into()),
+                after: None,
+                limit: 10,
+            })
+            .await;
+        assert_eq!(code_of(&reply), Some(ErrorCode::InvalidName));
+        assert_eq!(listing_len(&mut raw).await, 0);
+        assert_eq!(hub.leftovers(), 0);
+        hub.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bytes_that_do_not_match_the_hash_are_not_stored() {
+    within(30, async {
+        let hub = TestHub::start_with(plaintext()).await;
+        let mut raw = Raw::logged_in(hub.addr, "eve").await;
+        raw.writer
+            .queue(&eager("lie.txt", 5, ContentHash::of(b"truth")))
+            .await
+            .unwrap();
+        raw.raw_bytes(b"lies!").await;
+        assert_eq!(code_of(&raw.recv().await), Some(ErrorCode::HashMismatch));
+        assert_eq!(
+            listing_len(&mut raw).await,
+            0,
+            "nothing stored, and the connection goes on"
+        );
+
+        let size = 2 << 20;
+        let reply = raw
+            .call(&negotiated("big-lie.bin", size, ContentHash::of(b"other")))
+            .await;
+        assert_eq!(reply, Some(Response::UploadReady { offset: 0 }));
+        raw.raw_bytes(&vec![7u8; size as usize]).await;
+        assert_eq!(code_of(&raw.recv().await), Some(ErrorCode::HashMismatch));
+        assert_eq!(listing_len(&mut raw).await, 0);
+        assert_eq!(
+            hub.leftovers(),
+            0,
+            "the bad partial is deleted, not kept for resume"
+        );
+        assert_eq!(hub.blob_count(), 0);
+        hub.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn fewer_bytes_than_announced_store_nothing() {
+    within(30, async {
+        let hub = TestHub::start_with(plaintext()).await;
+        let data = vec![1u8; 1000];
+        let mut raw = Raw::logged_in(hub.addr, "eve").await;
+        raw.writer
+            .queue(&eager("short.bin", 1000, ContentHash::of(&data)))
+            .await
+            .unwrap();
+        raw.raw_bytes(&data[..400]).await;
+        raw.writer.shutdown().await.unwrap();
+        assert_eq!(code_of(&raw.recv().await), Some(ErrorCode::SizeMismatch));
+        assert!(raw.closed_by_hub().await);
+        assert_eq!(hub.leftovers(), 0);
+        let mut check = Raw::logged_in(hub.addr, "checker").await;
+        assert_eq!(listing_len(&mut check).await, 0);
+        hub.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn more_bytes_than_announced_store_nothing() {
+    within(30, async {
+        let hub = TestHub::start_with(plaintext()).await;
+        let data = vec![2u8; 20];
+        let mut raw = Raw::logged_in(hub.addr, "eve").await;
+        // The client hashed 20 bytes but announces 10: the hub checks what it
+        // was promised, finds the hash wrong, then the extra bytes are junk.
+        raw.writer
+            .queue(&eager("grown.bin", 10, ContentHash::of(&data)))
+            .await
+            .unwrap();
+        raw.raw_bytes(&data).await;
+        assert_eq!(code_of(&raw.recv().await), Some(ErrorCode::HashMismatch));
+        assert!(raw.closed_by_hub().await);
+        let mut check = Raw::logged_in(hub.addr, "checker").await;
+        assert_eq!(listing_len(&mut check).await, 0);
+        assert_eq!(hub.leftovers(), 0);
+        hub.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn oversized_announcements_are_refused() {
+    within(30, async {
+        let hub = TestHub::start_with(|c| {
+            c.tls = false;
+            c.max_file_size = 1 << 20;
+        })
+        .await;
+        let mut raw = Raw::logged_in(hub.addr, "eve").await;
+        let reply = raw
+            .call(&negotiated("huge.bin", 2 << 20, ContentHash::of(b"")))
+            .await;
+        assert_eq!(code_of(&reply), Some(ErrorCode::TooLarge));
+        // An eager upload larger than the eager limit cannot be skipped safely.
+        let reply = raw
+            .call(&eager("huge.bin", u64::MAX, ContentHash::of(b"")))
+            .await;
+        assert_eq!(code_of(&reply), Some(ErrorCode::BadRequest));
+        assert!(raw.closed_by_hub().await);
+        hub.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_dropped_at_the_handshake_deadline() {
+    within(30, async {
+        for tls in [false, true] {
+            let hub = TestHub::start_with(|c| {
+                c.tls = tls;
+                c.handshake_timeout = Duration::from_millis(300);
+            })
+            .await;
+            let mut silent = TcpStream::connect(hub.addr).await.unwrap();
+            let mut buf = [0u8; 64];
+            let read = within(5, tokio::io::AsyncReadExt::read(&mut silent, &mut buf)).await;
+            assert!(matches!(read, Ok(0) | Err(_)), "tls={tls}: the hub hung up");
+            hub.stop().await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn idle_and_stalled_connections_are_closed() {
+    within(30, async {
+        let hub = TestHub::start_with(|c| {
+            c.tls = false;
+            c.idle_timeout = Duration::from_millis(400);
+            c.stall_timeout = Duration::from_millis(400);
+        })
+        .await;
+        let mut idle = Raw::logged_in(hub.addr, "idler").await;
+        assert_eq!(code_of(&idle.recv().await), Some(ErrorCode::Timeout));
+        assert!(idle.closed_by_hub().await);
+
+        let mut stalled = Raw::logged_in(hub.addr, "staller").await;
+        let reply = stalled
+            .call(&negotiated("slow.bin", 4 << 20, ContentHash::of(b"?")))
+            .await;
+        assert_eq!(reply, Some(Response::UploadReady { offset: 0 }));
+        stalled.raw_bytes(&[0u8; 1000]).await;
+        assert_eq!(code_of(&stalled.recv().await), Some(ErrorCode::Timeout));
+        assert!(stalled.closed_by_hub().await);
+        let mut check = Raw::logged_in(hub.addr, "checker").await;
+        assert_eq!(listing_len(&mut check).await, 0);
+        hub.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_are_refused_and_slots_free_up() {
+    within(30, async {
+        let hub = TestHub::start_with(|c| {
+            c.tls = false;
+            c.max_connections = 2;
+        })
+        .await;
+        let first = Raw::logged_in(hub.addr, "one").await;
+        let _second = Raw::logged_in(hub.addr, "two").await;
+        let mut third = Raw::connect(hub.addr).await;
+        third
+            .writer
+            .send(&Request::Hello {
+                version: PROTOCOL_VERSION,
+                agent: "t".into(),
+            })
+            .await
+            .ok();
+        assert!(third.recv().await.is_none(), "no Welcome past the cap");
+
+        drop(first);
+        // The slot frees once the hub has seen the first connection close.
+        let mut attempts = 0;
+        loop {
+            let mut again = Raw::connect(hub.addr).await;
+            let _ = again
+                .writer
+                .send(&Request::Hello {
+                    version: PROTOCOL_VERSION,
+                    agent: "t".into(),
+                })
+                .await;
+            if let Some(Response::Welcome { .. }) = again.recv().await {
+                break;
+            }
+            attempts += 1;
+            assert!(attempts < 100, "the slot never freed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        hub.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_subscribed_connection_takes_no_requests() {
+    within(30, async {
+        let hub = TestHub::start_with(plaintext()).await;
+        let mut raw = Raw::logged_in(hub.addr, "eve").await;
+        assert_eq!(
+            raw.call(&Request::Subscribe).await,
+            Some(Response::Subscribed)
+        );
+        raw.writer
+            .send(&Request::List {
+                prefix: None,
+                after: None,
+                limit: 1,
+            })
+            .await
+            .unwrap();
+        assert!(raw.closed_by_hub().await);
+        hub.stop().await;
+    })
+    .await;
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests: a real hub on loopback, real clients, real files, TLS
+//! unless a test needs to speak raw bytes. One test binary (see STYLE.md).
+
+mod cli;
+mod handles;
+mod hostile;
+mod resume;
+mod shell;
+mod shutdown;
+mod store;
+mod support;

@@ -1,0 +1,349 @@
+//! Test fixtures: a real hub on a loopback port in this process, real
+//! clients, a raw connection for hostile input, a proxy that cuts
+//! connections, and the `ferry` binary.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_client::{ConnectOptions, HubClient, KnownHubs, UploadItem, prepare_upload};
+use ferry_hub::{Hub, HubConfig};
+use ferry_protocol::{
+    FileName, FrameReader, FrameWriter, PROTOCOL_VERSION, Request, Response, Secret,
+};
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Fails a test that hangs instead of letting it hang.
+pub(crate) async fn within<T>(seconds: u64, test: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(seconds), test)
+        .await
+        .expect("test timed out")
+}
+
+/// A hub serving on 127.0.0.1 with its data in a temp dir.
+pub(crate) struct TestHub {
+    pub(crate) addr: SocketAddr,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) dir: TempDir,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl TestHub {
+    pub(crate) async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub(crate) async fn start_with(tweak: impl FnOnce(&mut HubConfig)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, tweak).await
+    }
+
+    pub(crate) async fn start_in(dir: TempDir, tweak: impl FnOnce(&mut HubConfig)) -> Self {
+        let mut config = HubConfig::new(dir.path().join("data"));
+        config.shutdown_grace = Duration::from_secs(10);
+        tweak(&mut config);
+        let hub = Hub::open(config).await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(ferry_hub::serve(
+            Arc::clone(&hub),
+            listener,
+            shutdown.clone(),
+        ));
+        Self {
+            addr,
+            hub,
+            dir,
+            shutdown,
+            task,
+        }
+    }
+
+    /// Cancels and waits for the accept loop and every session to end.
+    pub(crate) async fn stop(self) -> TempDir {
+        self.shutdown.cancel();
+        within(20, self.task).await.unwrap();
+        self.dir
+    }
+
+    pub(crate) fn tls(&self) -> bool {
+        self.hub.config.tls
+    }
+
+    /// Files currently in the store's temp and partial areas.
+    pub(crate) fn leftovers(&self) -> usize {
+        let store = self.dir.path().join("data/store");
+        ["tmp", "partial"]
+            .iter()
+            .map(|d| std::fs::read_dir(store.join(d)).unwrap().count())
+            .sum()
+    }
+
+    pub(crate) fn blob_count(&self) -> usize {
+        let blobs = self.dir.path().join("data/store/blobs");
+        std::fs::read_dir(blobs)
+            .unwrap()
+            .map(|shard| std::fs::read_dir(shard.unwrap().path()).unwrap().count())
+            .sum()
+    }
+}
+
+/// A client identity: a home directory with its secret and pins.
+pub(crate) struct Home {
+    pub(crate) dir: TempDir,
+}
+
+impl Home {
+    pub(crate) fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub(crate) fn secret(&self) -> Secret {
+        ferry_client::identity::load_or_create_secret(&self.dir.path().join("secret")).unwrap()
+    }
+
+    pub(crate) fn options(&self, addr: SocketAddr, tls: bool) -> ConnectOptions {
+        ConnectOptions {
+            addr: addr.to_string(),
+            tls,
+            known_hubs: KnownHubs::new(self.dir.path().join("known_hubs")),
+            connect_timeout: Duration::from_secs(5),
+            stall_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Connects and registers (or logs in as) `handle`.
+    pub(crate) async fn client(&self, hub: &TestHub, handle: &str) -> HubClient {
+        self.client_at(hub.addr, hub.tls(), handle).await
+    }
+
+    pub(crate) async fn client_at(&self, addr: SocketAddr, tls: bool, handle: &str) -> HubClient {
+        let mut client = HubClient::connect(&self.options(addr, tls)).await.unwrap();
+        client.login(handle, self.secret(), true).await.unwrap();
+        client
+    }
+}
+
+/// Writes `data` to `dir/name` and hashes it for upload as `name`.
+pub(crate) async fn local_file(dir: &Path, name: &str, data: &[u8]) -> UploadItem {
+    // Distinct contents under one name must not share a local file.
+    let path = dir.join(format!(
+        "{}-{}",
+        blake3::hash(data).to_hex()[..8].to_owned(),
+        name.replace('/', "_")
+    ));
+    std::fs::write(&path, data).unwrap();
+    prepare_upload(path, FileName::parse(name).unwrap())
+        .await
+        .unwrap()
+}
+
+/// Deterministic pseudo-random bytes (incompressible enough, reproducible).
+pub(crate) fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    let mut state = u64::from(seed).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+/// A plaintext protocol connection that can send anything at all.
+pub(crate) struct Raw {
+    pub(crate) reader: FrameReader<tokio::net::tcp::OwnedReadHalf, Response>,
+    pub(crate) writer: FrameWriter<tokio::net::tcp::OwnedWriteHalf, Request>,
+}
+
+impl Raw {
+    pub(crate) async fn connect(addr: SocketAddr) -> Self {
+        let (read, write) = TcpStream::connect(addr).await.unwrap().into_split();
+        Self {
+            reader: FrameReader::new(read),
+            writer: FrameWriter::new(write),
+        }
+    }
+
+    /// Connected, greeted and logged in as `handle` with a fresh secret.
+    pub(crate) async fn logged_in(addr: SocketAddr, handle: &str) -> Self {
+        let mut raw = Self::connect(addr).await;
+        let hello = raw
+            .call(&Request::Hello {
+                version: PROTOCOL_VERSION,
+                agent: "raw".into(),
+            })
+            .await;
+        assert!(matches!(hello, Some(Response::Welcome { .. })), "{hello:?}");
+        let login = Request::Login {
+            handle: handle.into(),
+            secret: Secret([9; 32]),
+            register: true,
+        };
+        assert!(matches!(
+            raw.call(&login).await,
+            Some(Response::LoggedIn { .. })
+        ));
+        raw
+    }
+
+    pub(crate) async fn call(&mut self, request: &Request) -> Option<Response> {
+        self.writer.send(request).await.unwrap();
+        self.recv().await
+    }
+
+    /// The next reply; `None` if the hub closed the connection.
+    pub(crate) async fn recv(&mut self) -> Option<Response> {
+        within(10, self.reader.recv()).await.ok().flatten()
+    }
+
+    pub(crate) async fn raw_bytes(&mut self, bytes: &[u8]) {
+        self.writer.write_raw(bytes).await.unwrap();
+        self.writer.flush().await.unwrap();
+    }
+
+    /// Whether the hub has closed this connection (reads EOF or an error).
+    pub(crate) async fn closed_by_hub(&mut self) -> bool {
+        loop {
+            match within(10, self.reader.recv()).await {
+                Ok(Some(Response::Error { .. })) => continue,
+                Ok(Some(_)) => return false,
+                Ok(None) | Err(_) => return true,
+            }
+        }
+    }
+}
+
+/// The error code of a reply, for asserts.
+pub(crate) fn code_of(reply: &Option<Response>) -> Option<ferry_protocol::ErrorCode> {
+    match reply {
+        Some(Response::Error { code, .. }) => Some(*code),
+        _ => None,
+    }
+}
+
+/// A TCP proxy in front of the hub that cuts each connection once `limit`
+/// bytes have gone in the chosen direction.
+pub(crate) struct CuttingProxy {
+    pub(crate) addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+#[derive(Clone, Copy)]
+pub(crate) enum Cut {
+    Upstream(u64),
+    Downstream(u64),
+}
+
+impl CuttingProxy {
+    pub(crate) async fn start(target: SocketAddr, cut: Cut) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let hub = TcpStream::connect(target).await.unwrap();
+                tokio::spawn(relay(client, hub, cut));
+            }
+        });
+        Self { addr, task }
+    }
+}
+
+impl Drop for CuttingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn relay(client: TcpStream, hub: TcpStream, cut: Cut) {
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut hub_read, mut hub_write) = hub.into_split();
+    let (up_limit, down_limit) = match cut {
+        Cut::Upstream(n) => (n, u64::MAX),
+        Cut::Downstream(n) => (u64::MAX, n),
+    };
+    let up = pump(&mut client_read, &mut hub_write, up_limit);
+    let down = pump(&mut hub_read, &mut client_write, down_limit);
+    // Whichever direction hits its limit (or ends) cuts both.
+    tokio::select! {
+        () = up => {}
+        () = down => {}
+    }
+}
+
+async fn pump(
+    from: &mut tokio::net::tcp::OwnedReadHalf,
+    to: &mut tokio::net::tcp::OwnedWriteHalf,
+    limit: u64,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut passed = 0u64;
+    while passed < limit {
+        let want = buf
+            .len()
+            .min(usize::try_from(limit - passed).unwrap_or(usize::MAX));
+        let Ok(n) = from.read(&mut buf[..want]).await else {
+            return;
+        };
+        if n == 0 || to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+        passed += n as u64;
+    }
+}
+
+/// The `ferry` binary under test.
+pub(crate) fn ferry_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ferry"))
+}
+
+/// A `ferry` command with its own home and the hub preset.
+pub(crate) fn ferry(home: &Home, hub: &TestHub) -> tokio::process::Command {
+    ferry_at(home, &hub.addr.to_string(), hub.tls())
+}
+
+/// A `ferry` command with its own home, talking to `addr`.
+pub(crate) fn ferry_at(home: &Home, addr: &str, tls: bool) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(ferry_bin());
+    command
+        .env("FERRY_HOME", home.path())
+        .env_remove("FERRY_HUB")
+        .env("RUST_LOG", "warn")
+        .args(["--hub", addr])
+        .kill_on_drop(true);
+    if !tls {
+        command.arg("--plaintext");
+    }
+    command
+}
+
+/// Output of a finished command.
+pub(crate) struct Ran {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+pub(crate) async fn run(command: &mut tokio::process::Command) -> Ran {
+    let output = within(60, command.output()).await.unwrap();
+    Ran {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
