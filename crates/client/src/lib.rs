@@ -5,6 +5,7 @@
 //! | --- | --- |
 //! | [`hub_client`] | [`HubClient`]: connect, log in, list, delete, subscribe |
 //! | [`transfer`] | pipelined uploads and resumable, verified downloads |
+//! | [`scan`] | which local files an upload sends, hashed |
 //! | [`local`] | partial files and no-clobber placement on local disk |
 //! | [`tls`] | fingerprint pinning ([`KnownHubs`]) |
 //! | [`identity`] | the client's secret |
@@ -16,11 +17,13 @@ pub mod hub_client;
 pub mod identity;
 pub mod local;
 pub mod progress;
+pub mod scan;
 pub mod tls;
 pub mod transfer;
 
 pub use error::ClientError;
 pub use hub_client::{ConnectOptions, EventFeed, HubClient, HubInfo, LoggedIn};
 pub use progress::{Progress, TransferEvent};
+pub use scan::{collect_uploads, prepare_upload};
 pub use tls::KnownHubs;
-pub use transfer::{FileResult, Transferred, UploadItem, collect_uploads, prepare_upload};
+pub use transfer::{FileResult, Transferred, UploadItem};

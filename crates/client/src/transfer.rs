@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 
 use ferry_protocol::body::{receive_body, send_body};
 use ferry_protocol::{
-    ConflictPolicy, ContentHash, EAGER_UPLOAD_MAX, ErrorCode, FileEntry, FileName, FrameError,
-    Request, Response, UploadMode,
+    ConflictPolicy, ContentHash, EAGER_UPLOAD_MAX, FileEntry, FileName, FrameError, Request,
+    Response, UploadMode,
 };
 use tokio::fs::{File, OpenOptions};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
@@ -26,7 +26,8 @@ use tokio::sync::mpsc;
 use crate::error::ClientError;
 use crate::hub_client::{HubClient, read_reply, unexpected};
 use crate::local;
-use crate::progress::{Progress, TransferEvent};
+use crate::progress::{CountingReader, CountingWriter, Progress, TransferEvent};
+use crate::scan::parse_name;
 
 /// A local file ready to upload: hashed, sized, named.
 #[derive(Debug, Clone)]
@@ -57,87 +58,6 @@ pub struct Transferred {
 /// One result per file; the batch goes on past a refused file.
 pub type FileResult = Result<Transferred, ClientError>;
 
-/// Expands files and folders into `(path, name)` pairs: a file is named by
-/// its file name, a folder's files by their path from the folder's parent
-/// (`photos/2024/a.jpg`). Only regular files are taken; symlinks are skipped.
-pub fn collect_uploads(paths: &[PathBuf]) -> Result<Vec<(PathBuf, FileName)>, ClientError> {
-    let mut found = Vec::new();
-    for path in paths {
-        let meta = std::fs::metadata(path).map_err(|e| ClientError::local("reading", path, e))?;
-        let base = file_name_of(path)?;
-        if meta.is_dir() {
-            walk(path, &base, &mut found)?;
-        } else {
-            found.push((path.clone(), parse_name(&base)?));
-        }
-    }
-    Ok(found)
-}
-
-fn walk(dir: &Path, prefix: &str, found: &mut Vec<(PathBuf, FileName)>) -> Result<(), ClientError> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| ClientError::local("listing", dir, e))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| ClientError::local("listing", dir, e))?;
-    entries.sort_by_key(std::fs::DirEntry::file_name);
-    for entry in entries {
-        let path = entry.path();
-        let kind = entry
-            .file_type()
-            .map_err(|e| ClientError::local("reading", &path, e))?;
-        let name = format!("{prefix}/{}", file_name_of(&path)?);
-        if kind.is_dir() {
-            walk(&path, &name, found)?;
-        } else if kind.is_file() {
-            found.push((path, parse_name(&name)?));
-        }
-    }
-    Ok(())
-}
-
-fn file_name_of(path: &Path) -> Result<String, ClientError> {
-    let absolute =
-        std::path::absolute(path).map_err(|e| ClientError::local("resolving", path, e))?;
-    let normal: PathBuf = absolute.components().collect();
-    normal
-        .file_name()
-        .and_then(|n| n.to_str())
-        .map(str::to_owned)
-        .ok_or_else(|| ClientError::InvalidName {
-            name: path.display().to_string(),
-            reason: ferry_protocol::NameError::Empty,
-        })
-}
-
-fn parse_name(name: &str) -> Result<FileName, ClientError> {
-    FileName::parse(name).map_err(|reason| ClientError::InvalidName {
-        name: name.to_owned(),
-        reason,
-    })
-}
-
-/// Hashes a local file for upload (on a blocking thread).
-pub async fn prepare_upload(path: PathBuf, name: FileName) -> Result<UploadItem, ClientError> {
-    tokio::task::spawn_blocking(move || {
-        let file =
-            std::fs::File::open(&path).map_err(|e| ClientError::local("opening", &path, e))?;
-        let mut hasher = blake3::Hasher::new();
-        let size = std::io::copy(
-            &mut std::io::BufReader::with_capacity(1 << 20, file),
-            &mut hasher,
-        )
-        .map_err(|e| ClientError::local("hashing", &path, e))?;
-        Ok(UploadItem {
-            path,
-            name,
-            size,
-            hash: hasher.finalize().into(),
-        })
-    })
-    .await
-    .map_err(|e| ClientError::local("hashing", "", std::io::Error::other(e)))?
-}
-
 /// What the writer tells the reader it put on the wire.
 struct Sent {
     index: usize,
@@ -160,11 +80,14 @@ impl HubClient {
         let (reader, writer) = (&mut self.reader, &mut self.writer);
 
         let send_all = async {
+            let mut unopened = Vec::new();
             for (index, item) in items.iter().enumerate() {
                 let mut file = match File::open(&item.path).await {
                     Ok(file) => file,
                     Err(e) => {
-                        results_error(progress, item, ClientError::local("opening", &item.path, e));
+                        let result = Err(ClientError::local("opening", &item.path, e));
+                        report(progress, item.name.as_str(), &result);
+                        unopened.push((index, result));
                         continue;
                     }
                 };
@@ -203,7 +126,7 @@ impl HubClient {
             }
             drop(sent_tx);
             writer.flush().await.map_err(FrameError::from)?;
-            Ok::<_, ClientError>(())
+            Ok::<_, ClientError>(unopened)
         };
 
         let receive_all = async {
@@ -252,19 +175,13 @@ impl HubClient {
             Ok::<_, ClientError>(())
         };
 
-        tokio::try_join!(send_all, receive_all)?;
-        Ok(items
-            .iter()
-            .zip(results)
-            .map(|(item, result)| {
-                result.unwrap_or_else(|| {
-                    Err(ClientError::local(
-                        "opening",
-                        &item.path,
-                        std::io::ErrorKind::NotFound.into(),
-                    ))
-                })
-            })
+        let (unopened, ()) = tokio::try_join!(send_all, receive_all)?;
+        for (index, result) in unopened {
+            results[index] = Some(result);
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every item was sent or failed to open"))
             .collect())
     }
 
@@ -284,8 +201,9 @@ impl HubClient {
             match plan_download(entry, relative, dir, policy) {
                 Ok(plan) => plans.push((index, plan)),
                 Err(e) => {
-                    report(progress, &entry.name, &Err(e.clone_shallow()));
-                    results[index] = Some(Err(e));
+                    let result = Err(e);
+                    report(progress, &entry.name, &result);
+                    results[index] = Some(result);
                 }
             }
         }
@@ -428,85 +346,5 @@ fn report(progress: &dyn Progress, name: &str, result: &FileResult) {
     match result {
         Ok(done) => progress.event(TransferEvent::Done(&done.entry)),
         Err(error) => progress.event(TransferEvent::Failed { name, error }),
-    }
-}
-
-fn results_error(progress: &dyn Progress, item: &UploadItem, error: ClientError) {
-    progress.event(TransferEvent::Failed {
-        name: item.name.as_str(),
-        error: &error,
-    });
-}
-
-impl ClientError {
-    /// A copy good enough for reporting (I/O sources lose their identity).
-    fn clone_shallow(&self) -> Self {
-        match self {
-            Self::LocalConflict { path } => Self::LocalConflict { path: path.clone() },
-            Self::Hub { code, message } => Self::Hub {
-                code: *code,
-                message: message.clone(),
-            },
-            other => Self::Hub {
-                code: ErrorCode::BadRequest,
-                message: other.to_string(),
-            },
-        }
-    }
-}
-
-/// Reports bytes as they are read from a local file.
-struct CountingReader<'a, R> {
-    inner: R,
-    progress: &'a dyn Progress,
-}
-
-impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for CountingReader<'_, R> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
-        let n = buf.filled().len() - before;
-        if n > 0 {
-            self.progress.event(TransferEvent::Bytes(n as u64));
-        }
-        polled
-    }
-}
-
-/// Reports bytes as they are written to a local file.
-struct CountingWriter<'a, W> {
-    inner: W,
-    progress: &'a dyn Progress,
-}
-
-impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for CountingWriter<'_, W> {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        let polled = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let std::task::Poll::Ready(Ok(n)) = polled {
-            self.progress.event(TransferEvent::Bytes(n as u64));
-        }
-        polled
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -184,17 +184,7 @@ async fn rm(session: &mut Session, names: &[String]) -> Result<()> {
             .collect();
         println!("{}", serde_json::Value::Array(rows));
     }
-    let total = results.len();
-    let mut errors = results.into_iter().filter_map(Result::err);
-    match errors.next() {
-        None => Ok(()),
-        Some(first) => Err(BatchFailed {
-            failed: 1 + errors.count(),
-            total,
-            first,
-        }
-        .into()),
-    }
+    summarize(results)
 }
 
 async fn register(session: &mut Session, handle: &str) -> Result<()> {
@@ -240,7 +230,8 @@ fn print_results_json<'a>(results: &[FileResult], names: impl Iterator<Item = &'
     println!("{}", serde_json::Value::Array(rows));
 }
 
-fn summarize(results: Vec<FileResult>) -> Result<()> {
+/// `Ok` if every file went through, else the batch failure.
+fn summarize<T>(results: Vec<Result<T, ClientError>>) -> Result<()> {
     let total = results.len();
     let mut errors = results.into_iter().filter_map(Result::err);
     match errors.next() {

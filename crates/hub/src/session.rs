@@ -155,6 +155,19 @@ impl Session {
         Err(error.into())
     }
 
+    /// Parses a name from the client; an invalid one is refused (and `None`
+    /// returned) so the caller just moves on to the next request.
+    pub(crate) async fn name_or_refuse(&mut self, raw: &str) -> Result<Option<FileName>, HubError> {
+        match FileName::parse(raw) {
+            Ok(name) => Ok(Some(name)),
+            Err(e) => {
+                self.refuse(Refusal::new(ErrorCode::InvalidName, e.to_string()))
+                    .await?;
+                Ok(None)
+            }
+        }
+    }
+
     /// Sends a refusal; the session goes on.
     pub(crate) async fn refuse(&mut self, refusal: Refusal) -> Result<(), HubError> {
         let Refusal { code, message } = refusal;
@@ -257,13 +270,12 @@ impl Session {
         after: Option<String>,
         limit: u32,
     ) -> Result<Flow, HubError> {
-        let prefix = match prefix.as_deref().map(FileName::parse).transpose() {
-            Ok(prefix) => prefix,
-            Err(e) => {
-                self.refuse(Refusal::new(ErrorCode::InvalidName, e.to_string()))
-                    .await?;
-                return Ok(Flow::Continue);
-            }
+        let prefix = match prefix {
+            None => None,
+            Some(raw) => match self.name_or_refuse(&raw).await? {
+                Some(name) => Some(name),
+                None => return Ok(Flow::Continue),
+            },
         };
         if after.as_ref().is_some_and(|a| a.len() > MAX_NAME_LEN) {
             self.refuse(Refusal::new(
@@ -286,13 +298,8 @@ impl Session {
     }
 
     async fn delete(&mut self, handle: &Handle, raw: &str) -> Result<Flow, HubError> {
-        let name = match FileName::parse(raw) {
-            Ok(name) => name,
-            Err(e) => {
-                self.refuse(Refusal::new(ErrorCode::InvalidName, e.to_string()))
-                    .await?;
-                return Ok(Flow::Continue);
-            }
+        let Some(name) = self.name_or_refuse(raw).await? else {
+            return Ok(Flow::Continue);
         };
         match self.hub.remove(&name, handle).await? {
             Outcome::Done(entry) => {

@@ -231,13 +231,8 @@ impl Session {
     }
 
     pub(crate) async fn download(&mut self, raw_name: &str, offset: u64) -> Result<Flow, HubError> {
-        let name = match FileName::parse(raw_name) {
-            Ok(name) => name,
-            Err(e) => {
-                self.refuse(Refusal::new(ErrorCode::InvalidName, e.to_string()))
-                    .await?;
-                return Ok(Flow::Continue);
-            }
+        let Some(name) = self.name_or_refuse(raw_name).await? else {
+            return Ok(Flow::Continue);
         };
         let Some(entry) = self.hub.catalog.get(&name).await? else {
             self.refuse(not_found(&name)).await?;

@@ -225,3 +225,49 @@ async fn ferry_serve_prints_how_to_reach_it_and_stops_on_sigterm() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_hub_and_handle_come_from_flags_config_or_environment() {
+    within(60, async {
+        let hub = TestHub::start().await;
+        let addr = hub.addr.to_string();
+        let bare = |home: &Home| {
+            let mut command = tokio::process::Command::new(ferry_bin());
+            command
+                .env("FERRY_HOME", home.path())
+                .env_remove("FERRY_HUB")
+                .env("RUST_LOG", "warn");
+            command
+        };
+
+        let configured = Home::new();
+        std::fs::write(
+            configured.path().join("config.toml"),
+            format!("hub = \"{addr}\"\nname = \"cfg\"\n"),
+        )
+        .unwrap();
+        let ls = run(bare(&configured).arg("ls")).await;
+        assert_eq!(
+            ls.code, 0,
+            "config.toml names hub and handle: {}",
+            ls.stderr
+        );
+
+        let from_env = Home::new();
+        let ls = run(bare(&from_env)
+            .env("FERRY_HUB", &addr)
+            .args(["--name", "env", "ls"]))
+        .await;
+        assert_eq!(ls.code, 0, "FERRY_HUB names the hub: {}", ls.stderr);
+
+        let nothing = Home::new();
+        let ls = run(bare(&nothing).args(["--name", "lost", "ls"])).await;
+        assert_eq!(ls.code, 1);
+        assert!(ls.stderr.contains("no hub configured"), "{}", ls.stderr);
+        let nameless = run(bare(&nothing).args(["--hub", &addr, "ls"])).await;
+        assert_eq!(nameless.code, 5, "{}", nameless.stderr);
+        assert!(nameless.stderr.contains("--name"), "{}", nameless.stderr);
+        hub.stop().await;
+    })
+    .await;
+}

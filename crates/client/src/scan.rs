@@ -1,0 +1,89 @@
+//! Finding and hashing the local files an upload will send.
+
+use std::path::{Path, PathBuf};
+
+use ferry_protocol::FileName;
+
+use crate::error::ClientError;
+use crate::transfer::UploadItem;
+
+/// Expands files and folders into `(path, name)` pairs: a file is named by
+/// its file name, a folder's files by their path from the folder's parent
+/// (`photos/2024/a.jpg`). Only regular files are taken; symlinks are skipped.
+pub fn collect_uploads(paths: &[PathBuf]) -> Result<Vec<(PathBuf, FileName)>, ClientError> {
+    let mut found = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(path).map_err(|e| ClientError::local("reading", path, e))?;
+        let base = file_name_of(path)?;
+        if meta.is_dir() {
+            walk(path, &base, &mut found)?;
+        } else {
+            found.push((path.clone(), parse_name(&base)?));
+        }
+    }
+    Ok(found)
+}
+
+fn walk(dir: &Path, prefix: &str, found: &mut Vec<(PathBuf, FileName)>) -> Result<(), ClientError> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| ClientError::local("listing", dir, e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| ClientError::local("listing", dir, e))?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for entry in entries {
+        let path = entry.path();
+        let kind = entry
+            .file_type()
+            .map_err(|e| ClientError::local("reading", &path, e))?;
+        let name = format!("{prefix}/{}", file_name_of(&path)?);
+        if kind.is_dir() {
+            walk(&path, &name, found)?;
+        } else if kind.is_file() {
+            found.push((path, parse_name(&name)?));
+        }
+    }
+    Ok(())
+}
+
+fn file_name_of(path: &Path) -> Result<String, ClientError> {
+    let absolute =
+        std::path::absolute(path).map_err(|e| ClientError::local("resolving", path, e))?;
+    let normal: PathBuf = absolute.components().collect();
+    normal
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_owned)
+        .ok_or_else(|| ClientError::InvalidName {
+            name: path.display().to_string(),
+            reason: ferry_protocol::NameError::Empty,
+        })
+}
+
+pub(crate) fn parse_name(name: &str) -> Result<FileName, ClientError> {
+    FileName::parse(name).map_err(|reason| ClientError::InvalidName {
+        name: name.to_owned(),
+        reason,
+    })
+}
+
+/// Hashes a local file for upload (on a blocking thread).
+pub async fn prepare_upload(path: PathBuf, name: FileName) -> Result<UploadItem, ClientError> {
+    tokio::task::spawn_blocking(move || {
+        let file =
+            std::fs::File::open(&path).map_err(|e| ClientError::local("opening", &path, e))?;
+        let mut hasher = blake3::Hasher::new();
+        let size = std::io::copy(
+            &mut std::io::BufReader::with_capacity(1 << 20, file),
+            &mut hasher,
+        )
+        .map_err(|e| ClientError::local("hashing", &path, e))?;
+        Ok(UploadItem {
+            path,
+            name,
+            size,
+            hash: hasher.finalize().into(),
+        })
+    })
+    .await
+    .map_err(|e| ClientError::local("hashing", "", std::io::Error::other(e)))?
+}
