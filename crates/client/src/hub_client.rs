@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use ferry_protocol::{
-    Event, FileEntry, FileName, Fingerprint, FrameReader, FrameWriter, MAX_LIST_PAGE,
+    Event, FileEntry, FileName, Fingerprint, FrameReader, FrameWriter, Grant, Hit, MAX_LIST_PAGE,
     PROTOCOL_VERSION, Request, Response, Secret, Transport,
 };
 use rustls::pki_types::ServerName;
@@ -168,6 +168,42 @@ impl HubClient {
         let _ = timeout(self.stall, self.writer.shutdown()).await;
     }
 
+    /// Searches the store and every online peer's offers.
+    pub async fn search(
+        &mut self,
+        term: &str,
+        limit: u32,
+    ) -> Result<(Vec<Hit>, bool), ClientError> {
+        match self
+            .call(&Request::Search {
+                term: term.to_owned(),
+                limit,
+            })
+            .await?
+        {
+            Response::SearchResults { hits, truncated } => Ok((hits, truncated)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Asks the hub to introduce us to `owner` for `name`.
+    pub async fn request_peer(
+        &mut self,
+        owner: &str,
+        name: &str,
+        fingerprint: Fingerprint,
+    ) -> Result<Grant, ClientError> {
+        let request = Request::RequestPeer {
+            owner: owner.to_owned(),
+            name: name.to_owned(),
+            fingerprint,
+        };
+        match self.call(&request).await? {
+            Response::Granted { grant } => Ok(grant),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Turns this connection into a feed of hub events.
     pub async fn subscribe(mut self) -> Result<EventFeed, ClientError> {
         match self.call(&Request::Subscribe).await? {
@@ -242,7 +278,7 @@ async fn handshake(
     }
     let pinned = options.known_hubs.get(&options.addr);
     let verifier = PinningVerifier::new(pinned);
-    let config = client_config(verifier.clone()).map_err(|e| ClientError::Tls {
+    let config = client_config(verifier.clone(), None).map_err(|e| ClientError::Tls {
         addr: options.addr.clone(),
         reason: e.to_string(),
     })?;

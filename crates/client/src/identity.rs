@@ -7,7 +7,8 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use ferry_protocol::Secret;
+use ferry_protocol::{Fingerprint, Secret};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::error::ClientError;
 
@@ -43,6 +44,72 @@ fn create(path: &Path) -> Result<Secret, ClientError> {
         .and_then(|()| file.sync_all())
         .map_err(io)?;
     Ok(Secret(bytes))
+}
+
+/// The certificate a client presents as a peer (serving, and fetching from
+/// other peers). Self-signed, made on first use, kept in the state dir.
+#[derive(Debug, Clone)]
+pub struct PeerIdentity {
+    cert: Vec<u8>,
+    key: Vec<u8>,
+    /// What the hub tells others to expect.
+    pub fingerprint: Fingerprint,
+}
+
+impl PeerIdentity {
+    /// Loads `dir/peer-cert.der` and `dir/peer-key.der`, creating them if absent.
+    pub fn load_or_create(dir: &Path) -> Result<Self, ClientError> {
+        let (cert_path, key_path) = (dir.join("peer-cert.der"), dir.join("peer-key.der"));
+        if !cert_path.exists() || !key_path.exists() {
+            let made =
+                rcgen::generate_simple_self_signed(vec!["ferry-peer".to_owned()]).map_err(|e| {
+                    ClientError::local(
+                        "creating peer certificate",
+                        &cert_path,
+                        std::io::Error::other(e),
+                    )
+                })?;
+            write_private(&key_path, &made.signing_key.serialize_der())?;
+            fs::write(&cert_path, made.cert.der())
+                .map_err(|e| ClientError::local("writing", &cert_path, e))?;
+        }
+        let cert =
+            fs::read(&cert_path).map_err(|e| ClientError::local("reading", &cert_path, e))?;
+        let key = fs::read(&key_path).map_err(|e| ClientError::local("reading", &key_path, e))?;
+        let fingerprint = Fingerprint::of_certificate(&cert);
+        Ok(Self {
+            cert,
+            key,
+            fingerprint,
+        })
+    }
+
+    /// The certificate chain for rustls.
+    pub(crate) fn chain(&self) -> Vec<CertificateDer<'static>> {
+        vec![CertificateDer::from(self.cert.clone())]
+    }
+
+    /// The private key for rustls.
+    pub(crate) fn key(&self) -> PrivateKeyDer<'static> {
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key.clone()))
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
+    let io = |e| ClientError::local("writing private key", path, e);
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(io)?;
+    }
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(io)
 }
 
 #[cfg(test)]

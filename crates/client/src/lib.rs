@@ -16,6 +16,7 @@ pub mod error;
 pub mod hub_client;
 pub mod identity;
 pub mod local;
+pub mod peer;
 pub mod progress;
 pub mod scan;
 pub mod tls;

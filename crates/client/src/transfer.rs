@@ -244,58 +244,20 @@ impl HubClient {
             }
             other => return Err(unexpected(&other)),
         };
-        let partial = &plan.partial;
-        let io = |e| ClientError::local("writing", partial, e);
-        let mut file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(false)
-            .open(partial)
-            .await
-            .map_err(io)?;
-        file.set_len(offset).await.map_err(io)?;
-        file.seek(SeekFrom::Start(offset)).await.map_err(io)?;
-        if offset > 0 {
-            progress.event(TransferEvent::Resumed {
-                name: &entry.name,
-                offset,
-            });
-            progress.event(TransferEvent::Bytes(offset));
-        }
-        let path = partial.clone();
-        let mut hasher = tokio::task::spawn_blocking(move || local::hash_prefix(&path, offset))
-            .await
-            .map_err(|e| io(std::io::Error::other(e)))?
-            .map_err(io)?;
-        let mut sink = CountingWriter {
-            inner: &mut file,
-            progress,
+        let incoming = Incoming {
+            size: entry.size,
+            hash: entry.hash,
+            offset,
         };
-        let received = receive_body(
+        let placed = receive_file(
             &mut self.reader,
-            entry.size - offset,
-            &mut sink,
-            &mut hasher,
+            plan,
+            incoming,
+            policy,
+            progress,
             self.stall,
         )
-        .await;
-        file.flush().await.map_err(io)?;
-        file.sync_all().await.map_err(io)?;
-        drop(file);
-        received?;
-        let actual = ContentHash::from(hasher.finalize());
-        if actual != entry.hash {
-            let _ = tokio::fs::remove_file(partial).await;
-            return Err(ClientError::Corrupt {
-                name: entry.name.clone(),
-                expected: entry.hash.short(),
-                actual: actual.short(),
-            });
-        }
-        let (partial, dest) = (partial.clone(), plan.dest.clone());
-        let placed = tokio::task::spawn_blocking(move || local::place(&partial, &dest, policy))
-            .await
-            .map_err(|e| io(std::io::Error::other(e)))??;
+        .await?;
         Ok(Transferred {
             entry,
             path: Some(placed),
@@ -305,14 +267,86 @@ impl HubClient {
     }
 }
 
-struct DownloadPlan {
-    entry: FileEntry,
-    dest: PathBuf,
-    partial: PathBuf,
-    offset: u64,
+/// What the sender announced before a file's bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Incoming {
+    pub(crate) size: u64,
+    pub(crate) hash: ContentHash,
+    pub(crate) offset: u64,
 }
 
-fn plan_download(
+/// Receives a file's body into the plan's partial file (continuing at
+/// `offset`), verifies the whole against the announced hash, fsyncs, and
+/// places it under `policy`. Returns where it landed.
+pub(crate) async fn receive_file<R, D>(
+    reader: &mut ferry_protocol::FrameReader<R, D>,
+    plan: &DownloadPlan,
+    incoming: Incoming,
+    policy: ConflictPolicy,
+    progress: &dyn Progress,
+    stall: std::time::Duration,
+) -> Result<PathBuf, ClientError>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    D: serde::de::DeserializeOwned,
+{
+    let Incoming { size, hash, offset } = incoming;
+    let partial = &plan.partial;
+    let io = |e| ClientError::local("writing", partial, e);
+    let mut file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(partial)
+        .await
+        .map_err(io)?;
+    file.set_len(offset).await.map_err(io)?;
+    file.seek(SeekFrom::Start(offset)).await.map_err(io)?;
+    if offset > 0 {
+        progress.event(TransferEvent::Resumed {
+            name: &plan.entry.name,
+            offset,
+        });
+        progress.event(TransferEvent::Bytes(offset));
+    }
+    let path = partial.clone();
+    let mut hasher = tokio::task::spawn_blocking(move || local::hash_prefix(&path, offset))
+        .await
+        .map_err(|e| io(std::io::Error::other(e)))?
+        .map_err(io)?;
+    let mut sink = CountingWriter {
+        inner: &mut file,
+        progress,
+    };
+    let received = receive_body(reader, size - offset, &mut sink, &mut hasher, stall).await;
+    file.flush().await.map_err(io)?;
+    file.sync_all().await.map_err(io)?;
+    drop(file);
+    received?;
+    let actual = ContentHash::from(hasher.finalize());
+    if actual != hash {
+        let _ = tokio::fs::remove_file(partial).await;
+        return Err(ClientError::Corrupt {
+            name: plan.entry.name.clone(),
+            expected: hash.short(),
+            actual: actual.short(),
+        });
+    }
+    let (partial, dest) = (partial.clone(), plan.dest.clone());
+    tokio::task::spawn_blocking(move || local::place(&partial, &dest, policy))
+        .await
+        .map_err(|e| io(std::io::Error::other(e)))?
+}
+
+/// Where a download goes and how much of it is already there.
+pub(crate) struct DownloadPlan {
+    pub(crate) entry: FileEntry,
+    pub(crate) dest: PathBuf,
+    pub(crate) partial: PathBuf,
+    pub(crate) offset: u64,
+}
+
+pub(crate) fn plan_download(
     entry: &FileEntry,
     relative: &Path,
     dir: &Path,
@@ -342,7 +376,7 @@ fn plan_download(
     })
 }
 
-fn report(progress: &dyn Progress, name: &str, result: &FileResult) {
+pub(crate) fn report(progress: &dyn Progress, name: &str, result: &FileResult) {
     match result {
         Ok(done) => progress.event(TransferEvent::Done(&done.entry)),
         Err(error) => progress.event(TransferEvent::Failed { name, error }),

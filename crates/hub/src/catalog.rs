@@ -130,6 +130,36 @@ impl Catalog {
         Ok((entries, more))
     }
 
+    /// Entries whose lowercased name contains `term_lower` literally, up to
+    /// `limit`; also says whether more matched.
+    pub async fn search(
+        &self,
+        term_lower: &str,
+        limit: u32,
+    ) -> Result<(Vec<FileEntry>, bool), HubError> {
+        let escaped: String = term_lower
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        let rows = sqlx::query(select_file!(
+            "WHERE lower(name) LIKE $1 ESCAPE '\\' ORDER BY name LIMIT $2"
+        ))
+        .bind(format!("%{escaped}%"))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut entries = rows
+            .iter()
+            .map(entry_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let more = entries.len() > limit as usize;
+        entries.truncate(limit as usize);
+        Ok((entries, more))
+    }
+
     /// Inserts or replaces the entry with `entry.name`; returns the one replaced.
     pub async fn put(&self, entry: &FileEntry) -> Result<Option<FileEntry>, HubError> {
         let mut tx = self.pool.begin().await?;

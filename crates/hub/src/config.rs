@@ -27,6 +27,17 @@ pub struct HubConfig {
     pub max_file_size: u64,
     /// How long an interrupted upload is kept for resuming.
     pub partial_ttl: Duration,
+    /// A sharing peer that sends nothing (not even a heartbeat) for this
+    /// long is taken offline.
+    pub peer_timeout: Duration,
+    /// How long a peer gets to acknowledge a grant.
+    pub grant_timeout: Duration,
+    /// How long a relay waits for the owner to start pushing.
+    pub relay_timeout: Duration,
+    /// Keep a copy of relayed files in the store (as the older relay design did).
+    pub keep_relayed: bool,
+    /// Most files one peer may offer.
+    pub max_offers_per_peer: usize,
 }
 
 impl HubConfig {
@@ -42,6 +53,11 @@ impl HubConfig {
             shutdown_grace: Duration::from_secs(30),
             max_file_size: 1 << 50,
             partial_ttl: Duration::from_secs(24 * 3600),
+            peer_timeout: Duration::from_secs(9),
+            grant_timeout: Duration::from_secs(5),
+            relay_timeout: Duration::from_secs(10),
+            keep_relayed: true,
+            max_offers_per_peer: 100_000,
         }
     }
 }

@@ -35,6 +35,9 @@ pub enum HubError {
     /// A body transfer failed.
     #[error(transparent)]
     Body(#[from] BodyError),
+    /// A relay between two clients broke off.
+    #[error("relay: {0}")]
+    Relay(String),
 }
 
 impl HubError {
@@ -54,6 +57,7 @@ impl HubError {
             Self::Body(BodyError::Truncated { .. }) => ErrorCode::SizeMismatch,
             Self::Frame(FrameError::TooLarge { .. }) => ErrorCode::TooLarge,
             Self::Frame(_) => ErrorCode::BadRequest,
+            Self::Relay(_) => ErrorCode::SizeMismatch,
             _ => ErrorCode::Internal,
         }
     }

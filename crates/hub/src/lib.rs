@@ -5,6 +5,9 @@
 //! | [`server`] | accept loop, connection cap, graceful shutdown |
 //! | `session` | one connected client: handshake, dispatch, replies |
 //! | `transfer` | uploads into and downloads out of the store |
+//! | `peer` | sharing connections, search, grants, relays |
+//! | [`index`] | who is online and what they offer |
+//! | [`grants`] | issued grants, relays waiting for bytes |
 //! | [`state`] | [`Hub`]: shared state and its invariants |
 //! | [`store`] | file bytes on disk, under their hash |
 //! | [`catalog`] | handles and file entries (embedded SQLite) |
@@ -22,6 +25,9 @@
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod grants;
+pub mod index;
+mod peer;
 pub mod server;
 mod session;
 pub mod state;

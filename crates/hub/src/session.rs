@@ -36,6 +36,8 @@ pub(crate) struct Session {
     pub(crate) reader: Reader,
     pub(crate) writer: Writer,
     pub(crate) handle: Option<Handle>,
+    /// The client's address (a sharing peer is reached at its IP).
+    pub(crate) remote: SocketAddr,
 }
 
 /// Serves one accepted TCP connection to the end. Errors are logged here.
@@ -46,7 +48,7 @@ pub(crate) async fn serve(
     shutdown: CancellationToken,
 ) {
     let deadline = hub.config.handshake_timeout;
-    let session = match timeout(deadline, handshake(Arc::clone(&hub), stream)).await {
+    let session = match timeout(deadline, handshake(Arc::clone(&hub), stream, peer)).await {
         Ok(Ok(Some(session))) => session,
         Ok(Ok(None)) => return,
         Ok(Err(e)) => return tracing::info!(%peer, "handshake failed: {e}"),
@@ -57,7 +59,11 @@ pub(crate) async fn serve(
     }
 }
 
-async fn handshake(hub: Arc<Hub>, stream: TcpStream) -> Result<Option<Session>, HubError> {
+async fn handshake(
+    hub: Arc<Hub>,
+    stream: TcpStream,
+    remote: SocketAddr,
+) -> Result<Option<Session>, HubError> {
     let transport: Box<dyn Transport> = match hub.tls() {
         Some(tls) => Box::new(
             tls.acceptor
@@ -73,6 +79,7 @@ async fn handshake(hub: Arc<Hub>, stream: TcpStream) -> Result<Option<Session>, 
         reader: FrameReader::new(read),
         writer: FrameWriter::new(write),
         handle: None,
+        remote,
     };
     let first = match session.reader.recv().await {
         Ok(first) => first,
@@ -146,7 +153,7 @@ impl Session {
         Ok(())
     }
 
-    async fn close_on_bad_frame(&mut self, error: FrameError) -> Result<(), HubError> {
+    pub(crate) async fn close_on_bad_frame(&mut self, error: FrameError) -> Result<(), HubError> {
         let code = match error {
             FrameError::TooLarge { .. } => ErrorCode::TooLarge,
             _ => ErrorCode::BadRequest,
@@ -219,6 +226,42 @@ impl Session {
             }
             Request::Download { name, offset } => self.download(&name, offset).await,
             Request::Delete { name } => self.delete(&handle.expect("checked above"), &name).await,
+            Request::Share {
+                peer_port,
+                fingerprint,
+            } => {
+                self.share(
+                    &handle.expect("checked above"),
+                    peer_port,
+                    fingerprint,
+                    shutdown,
+                )
+                .await
+            }
+            Request::Search { term, limit } => self.search(&term, limit).await,
+            Request::RequestPeer {
+                owner,
+                name,
+                fingerprint,
+            } => {
+                self.request_peer(&handle.expect("checked above"), &owner, &name, fingerprint)
+                    .await
+            }
+            Request::Relay { token, offset } => {
+                self.relay(&handle.expect("checked above"), token, offset)
+                    .await
+            }
+            Request::Push { token } => self.push(&handle.expect("checked above"), token).await,
+            Request::Offer { .. }
+            | Request::Withdraw { .. }
+            | Request::Heartbeat
+            | Request::GrantReady { .. } => {
+                let message =
+                    "offers, heartbeats and grant answers need a sharing connection (Share first)";
+                self.refuse(Refusal::new(ErrorCode::BadRequest, message))
+                    .await?;
+                Ok(Flow::Continue)
+            }
         }
     }
 

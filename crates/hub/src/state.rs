@@ -21,6 +21,8 @@ use tokio::sync::broadcast;
 use crate::catalog::Catalog;
 use crate::config::HubConfig;
 use crate::error::HubError;
+use crate::grants::Grants;
+use crate::index::Index;
 use crate::store::Store;
 use crate::tls::{self, TlsIdentity};
 
@@ -90,7 +92,12 @@ pub struct Hub {
     pub catalog: Catalog,
     /// File bytes.
     pub store: Store,
+    /// Who is online and what they offer.
+    pub index: Index,
+    /// Issued grants and waiting relays.
+    pub grants: Grants,
     tls: Option<TlsIdentity>,
+    next_session: std::sync::atomic::AtomicU64,
     events: broadcast::Sender<Event>,
     commit_lock: tokio::sync::Mutex<()>,
     uploads: Mutex<HashSet<ContentHash>>,
@@ -110,6 +117,9 @@ impl Hub {
             None
         };
         Ok(Arc::new(Self {
+            index: Index::new(config.max_offers_per_peer),
+            grants: Grants::default(),
+            next_session: std::sync::atomic::AtomicU64::new(1),
             config,
             catalog,
             store,
@@ -277,7 +287,14 @@ impl Hub {
         Ok(())
     }
 
-    fn announce(&self, event: Event) {
+    /// A number no other session of this run has.
+    pub fn next_session_id(&self) -> u64 {
+        self.next_session
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Tells every subscriber.
+    pub fn announce(&self, event: Event) {
         // No subscribers is fine: nobody is listening.
         let _ = self.events.send(event);
     }

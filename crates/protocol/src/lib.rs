@@ -10,6 +10,7 @@
 //! | [`name`] | [`FileName`] and [`Handle`]: validation of untrusted names |
 //! | [`hash`] | [`ContentHash`]: BLAKE3 file identity |
 //! | [`message`] | [`Request`], [`Response`], [`Event`], [`ErrorCode`] |
+//! | [`peer`] | offers, search hits, grants, and the peer-port protocol |
 //! | [`codec`] | length-prefixed postcard framing |
 //! | [`framed`] | [`FrameReader`] / [`FrameWriter`]: frames plus raw body bytes |
 //! | [`body`] | streaming bodies with hashing and stall deadlines |
@@ -115,6 +116,7 @@ pub mod hash;
 pub mod limits;
 pub mod message;
 pub mod name;
+pub mod peer;
 
 pub use codec::{FrameError, MessageCodec};
 pub use framed::{FrameReader, FrameWriter, Transport};
@@ -124,3 +126,4 @@ pub use message::{
     ConflictPolicy, ErrorCode, Event, FileEntry, Request, Response, Secret, UploadMode,
 };
 pub use name::{FileName, Handle, HandleError, NameError};
+pub use peer::{Grant, Hit, Offered, PeerRequest, PeerResponse, Source, Token};

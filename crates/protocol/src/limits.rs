@@ -38,3 +38,15 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Default deadline for any single read or write of a body to make progress.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Most search hits the hub returns for one query.
+pub const MAX_SEARCH_HITS: u32 = 1000;
+
+/// Longest search term, in bytes.
+pub const MAX_SEARCH_TERM: usize = 256;
+
+/// Most offers carried in one `Offer` frame (bigger sets are split).
+pub const MAX_OFFERS_PER_FRAME: usize = 2000;
+
+/// How often a peer says it is alive.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3);

@@ -8,7 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::hash::ContentHash;
+use crate::hash::{ContentHash, Fingerprint};
+use crate::peer::{Grant, Hit, Offered, Token};
 
 /// A client's secret, generated once and kept in its state directory. The
 /// hub stores only its BLAKE3 hash and ties a handle to it.
@@ -103,6 +104,63 @@ pub enum Request {
         /// Name in the store.
         name: String,
     },
+    /// Become a peer: this connection now carries offers and heartbeats up
+    /// and hub commands (`Expect`, `PushRequest`) down, until it closes.
+    Share {
+        /// Port the peer serves files on (its IP is the connection's).
+        peer_port: u16,
+        /// The peer's certificate fingerprint.
+        fingerprint: Fingerprint,
+    },
+    /// Add offered files (replacing the whole set if `replace_all`).
+    Offer {
+        /// The files.
+        files: Vec<Offered>,
+        /// Drop every earlier offer first.
+        replace_all: bool,
+    },
+    /// Stop offering these names.
+    Withdraw {
+        /// Offered names.
+        names: Vec<String>,
+    },
+    /// A peer is alive; sent every few seconds on a peer connection.
+    Heartbeat,
+    /// Case-insensitive substring search over the store and every online
+    /// peer's offers; the term is taken literally, the empty term lists all.
+    Search {
+        /// The term.
+        term: String,
+        /// Most hits wanted (capped by the hub).
+        limit: u32,
+    },
+    /// Ask for a grant to fetch `name` from the peer `owner`.
+    RequestPeer {
+        /// The peer's handle.
+        owner: String,
+        /// The offered name.
+        name: String,
+        /// The requester's certificate fingerprint, for the peer to check.
+        fingerprint: Fingerprint,
+    },
+    /// Ask the hub to relay a granted file (when direct failed).
+    Relay {
+        /// The grant's token.
+        token: Token,
+        /// Bytes the requester already holds.
+        offset: u64,
+    },
+    /// From the owner, on a new connection: the bytes of a relay follow
+    /// after `UploadReady{offset}`.
+    Push {
+        /// The grant's token.
+        token: Token,
+    },
+    /// A peer acknowledges an `Expect`: it will honour the token.
+    GrantReady {
+        /// The token.
+        token: Token,
+    },
 }
 
 /// Hub to client.
@@ -165,6 +223,57 @@ pub enum Response {
         /// One human-readable line.
         message: String,
     },
+    /// Answer to `Share`.
+    Sharing {
+        /// The address other peers will be told to connect to.
+        addr: String,
+    },
+    /// Answer to `Offer`.
+    Offered {
+        /// Files now offered in total.
+        total: u32,
+        /// Offers refused, each as `name: reason`.
+        refused: Vec<String>,
+    },
+    /// Answer to `Search`.
+    SearchResults {
+        /// Hits, store first, then peers.
+        hits: Vec<Hit>,
+        /// More hits existed than were sent.
+        truncated: bool,
+    },
+    /// Answer to `RequestPeer`.
+    Granted {
+        /// What the requester needs.
+        grant: Grant,
+    },
+    /// Hub to peer: a requester holding `token` may fetch `name` once.
+    Expect {
+        /// The token.
+        token: Token,
+        /// The offered name.
+        name: String,
+        /// Who will come.
+        requester: String,
+        /// The requester's certificate fingerprint.
+        fingerprint: Fingerprint,
+    },
+    /// Hub to peer: push `name` for `token` through the hub, from `offset`.
+    PushRequest {
+        /// The token.
+        token: Token,
+        /// The offered name.
+        name: String,
+        /// First byte wanted.
+        offset: u64,
+    },
+    /// Answer to a completed `Push`.
+    Pushed,
+    /// Answer to `Withdraw`.
+    Withdrawn {
+        /// Files still offered.
+        total: u32,
+    },
 }
 
 /// A file in the store.
@@ -202,6 +311,16 @@ pub enum Event {
         name: String,
         /// Seconds since the Unix epoch.
         at: i64,
+    },
+    /// A peer started sharing.
+    PeerJoined {
+        /// Its handle.
+        handle: String,
+    },
+    /// A peer stopped sharing (left, crashed, or went silent).
+    PeerLeft {
+        /// Its handle.
+        handle: String,
     },
 }
 

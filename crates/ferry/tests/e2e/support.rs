@@ -347,3 +347,115 @@ pub(crate) async fn run(command: &mut tokio::process::Command) -> Ran {
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
+
+/// A sharing peer running in this process, as `ferry share` runs it.
+pub(crate) struct TestPeer {
+    /// Keeps the peer's state directory alive.
+    _home: Home,
+    pub(crate) dir: TempDir,
+    pub(crate) events: tokio::sync::mpsc::UnboundedReceiver<ferry_client::peer::agent::ShareEvent>,
+    pub(crate) rescan: Arc<tokio::sync::Notify>,
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), ferry_client::ClientError>>,
+}
+
+impl TestPeer {
+    /// Shares a new folder holding `files` as `handle`.
+    pub(crate) async fn start(hub: &TestHub, handle: &str, files: &[(&str, &[u8])]) -> Self {
+        Self::start_advertising(hub, handle, files, None).await
+    }
+
+    /// As `start`, but tells the hub `port` instead of the real one (a peer
+    /// whose port cannot be reached).
+    pub(crate) async fn start_advertising(
+        hub: &TestHub,
+        handle: &str,
+        files: &[(&str, &[u8])],
+        port: Option<u16>,
+    ) -> Self {
+        let home = Home::new();
+        let dir = tempfile::tempdir().unwrap();
+        for (name, data) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, data).unwrap();
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let config = ferry_client::peer::agent::ShareConfig {
+            connect: home.options(hub.addr, hub.tls()),
+            handle: handle.to_owned(),
+            secret: home.secret(),
+            identity: ferry_client::identity::PeerIdentity::load_or_create(home.path()).unwrap(),
+            advertise_port: port.unwrap_or(listener.local_addr().unwrap().port()),
+            rescan_every: Duration::ZERO,
+        };
+        let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let shutdown = CancellationToken::new();
+        let rescan = Arc::new(tokio::sync::Notify::new());
+        let shelf = ferry_client::peer::shelf::Shelf::folder(dir.path().to_owned());
+        let cache = Arc::new(ferry_client::peer::shelf::HashCache::default());
+        let task = tokio::spawn(ferry_client::peer::agent::share(
+            config,
+            listener,
+            shelf,
+            cache,
+            Arc::clone(&rescan),
+            shutdown.clone(),
+            tx,
+        ));
+        // Online once the hub has answered the first offer.
+        loop {
+            match within(10, events.recv()).await {
+                Some(ferry_client::peer::agent::ShareEvent::Offered { .. }) => break,
+                Some(_) => {}
+                None => panic!("the peer stopped: {:?}", task.await),
+            }
+        }
+        Self {
+            _home: home,
+            dir,
+            events,
+            rescan,
+            shutdown,
+            task,
+        }
+    }
+
+    /// Stops sharing and waits for the agent to end.
+    pub(crate) async fn stop(self) {
+        self.shutdown.cancel();
+        within(10, self.task).await.unwrap().unwrap();
+    }
+
+    /// Waits for the next event matching `wanted`.
+    pub(crate) async fn wait_for(
+        &mut self,
+        wanted: impl Fn(&ferry_client::peer::agent::ShareEvent) -> bool,
+    ) {
+        loop {
+            let event = within(10, self.events.recv())
+                .await
+                .expect("the peer is running");
+            if wanted(&event) {
+                return;
+            }
+        }
+    }
+}
+
+/// A requester's peer identity.
+pub(crate) fn identity(home: &Home) -> ferry_client::identity::PeerIdentity {
+    ferry_client::identity::PeerIdentity::load_or_create(home.path()).unwrap()
+}
+
+/// Polls `check` every 20 ms until it holds or `seconds` pass.
+pub(crate) async fn eventually(seconds: u64, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}

@@ -1,0 +1,184 @@
+//! Answering other peers on our peer port: mutual TLS, one `Fetch` per
+//! connection, served only for a grant the hub announced, only to the
+//! certificate named in it, only for a file we offer right now.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_protocol::body::{flush_within, send_body};
+use ferry_protocol::{
+    ErrorCode, Fingerprint, FrameReader, FrameWriter, PROTOCOL_VERSION, PeerRequest, PeerResponse,
+};
+use tokio::io::AsyncSeekExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::timeout;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::ClientError;
+use crate::identity::PeerIdentity;
+use crate::peer::Expectations;
+use crate::peer::shelf::Shelf;
+use crate::tls::peer_server_config;
+
+/// Most peers served at once.
+const MAX_PEER_CONNECTIONS: usize = 64;
+
+/// Something the peer server did, for the user to see.
+#[derive(Debug, Clone)]
+pub enum Served {
+    /// A file went to a requester.
+    Sent {
+        /// The file.
+        name: String,
+        /// Who got it.
+        requester: String,
+    },
+    /// A connection was refused.
+    Refused(String),
+}
+
+/// Everything the server needs.
+#[derive(Clone)]
+pub struct PeerServer {
+    /// What we offer.
+    pub shelf: Shelf,
+    /// Grants we honour.
+    pub expectations: Expectations,
+    /// Deadline for the handshake and for each step of a body.
+    pub stall: Duration,
+}
+
+impl PeerServer {
+    /// Serves on `listener` until `shutdown`; reports through `report`.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        identity: &PeerIdentity,
+        shutdown: CancellationToken,
+        report: impl Fn(Served) + Send + Sync + 'static,
+    ) -> Result<(), ClientError> {
+        let config = peer_server_config(identity).map_err(|e| ClientError::Tls {
+            addr: "peer server".into(),
+            reason: e.to_string(),
+        })?;
+        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let permits = Arc::new(Semaphore::new(MAX_PEER_CONNECTIONS));
+        let report = Arc::new(report);
+        let mut tasks = JoinSet::new();
+        loop {
+            let (stream, _) = tokio::select! {
+                () = shutdown.cancelled() => break,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(_) => continue,
+                },
+            };
+            let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+                continue;
+            };
+            let (server, acceptor, report) = (self.clone(), acceptor.clone(), Arc::clone(&report));
+            tasks.spawn(async move {
+                let outcome = server.serve_one(stream, acceptor).await;
+                report(outcome.unwrap_or_else(|e| Served::Refused(e.to_string())));
+                drop(permit);
+            });
+        }
+        tasks.shutdown().await;
+        Ok(())
+    }
+
+    async fn serve_one(
+        &self,
+        stream: TcpStream,
+        acceptor: TlsAcceptor,
+    ) -> Result<Served, ClientError> {
+        let _ = stream.set_nodelay(true);
+        let tls = timeout(self.stall, acceptor.accept(stream))
+            .await
+            .map_err(|_| ClientError::Timeout("peer handshake".into()))?
+            .map_err(|e| ClientError::Tls {
+                addr: "peer".into(),
+                reason: e.to_string(),
+            })?;
+        let presented = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|certs| certs.first())
+            .map(|cert| Fingerprint::of_certificate(cert));
+        let (read, write) = tokio::io::split(tls);
+        let mut reader = FrameReader::<_, PeerRequest>::new(read);
+        let mut writer = FrameWriter::<_, PeerResponse>::new(write);
+        let request = timeout(self.stall, reader.recv())
+            .await
+            .map_err(|_| ClientError::Timeout("peer request".into()))??;
+        let Some(PeerRequest::Fetch {
+            version,
+            token,
+            offset,
+        }) = request
+        else {
+            return Err(ClientError::Protocol("the peer sent no request".into()));
+        };
+        let refuse = |code, message: String| PeerResponse::Error { code, message };
+        let checked = match (version == PROTOCOL_VERSION, self.expectations.take(&token)) {
+            (false, _) => Err(refuse(
+                ErrorCode::VersionMismatch,
+                format!("this peer speaks protocol {PROTOCOL_VERSION}"),
+            )),
+            (true, None) => Err(refuse(
+                ErrorCode::PermissionDenied,
+                "no valid grant: unknown, expired or already used".into(),
+            )),
+            (true, Some(grant)) if Some(grant.fingerprint) != presented => Err(refuse(
+                ErrorCode::PermissionDenied,
+                "your certificate is not the one the grant names".into(),
+            )),
+            (true, Some(grant)) => match self.shelf.get(&grant.name) {
+                Some(file) if offset <= file.size => Ok((grant, file)),
+                Some(_) => Err(refuse(
+                    ErrorCode::BadRequest,
+                    "offset past the end of the file".into(),
+                )),
+                None => Err(refuse(
+                    ErrorCode::NotFound,
+                    format!("'{}' is no longer offered", grant.name),
+                )),
+            },
+        };
+        let (grant, file) = match checked {
+            Ok(found) => found,
+            Err(refusal) => {
+                let reason = format!("{refusal:?}");
+                let _ = writer.send(&refusal).await;
+                let _ = writer.shutdown().await;
+                return Ok(Served::Refused(reason));
+            }
+        };
+        let mut source = tokio::fs::File::open(&file.path)
+            .await
+            .map_err(|e| ClientError::local("opening", &file.path, e))?;
+        source
+            .seek(std::io::SeekFrom::Start(offset))
+            .await
+            .map_err(|e| ClientError::local("seeking", &file.path, e))?;
+        writer
+            .queue(&PeerResponse::Sending {
+                size: file.size,
+                hash: file.hash,
+                offset,
+            })
+            .await?;
+        send_body(&mut source, file.size - offset, &mut writer, self.stall).await?;
+        flush_within(&mut writer, self.stall).await?;
+        let _ = writer.shutdown().await;
+        Ok(Served::Sent {
+            name: grant.name,
+            requester: grant.requester,
+        })
+    }
+}

@@ -1,0 +1,430 @@
+//! The hub's side of the peer network, for a [`Session`]: sharing
+//! connections (offers, heartbeats, hub commands), search, grants, and
+//! relays (a requester waiting on one connection, the owner pushing on
+//! another, chunks handed between the two sessions through a small channel).
+
+use std::net::SocketAddr;
+
+use bytes::BytesMut;
+use ferry_protocol::{
+    CHUNK_LEN, ConflictPolicy, ErrorCode, Event, FileEntry, Fingerprint, Grant, Handle, Hit,
+    MAX_SEARCH_HITS, MAX_SEARCH_TERM, Request, Response, Source, Token,
+};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::HubError;
+use crate::grants::{Issued, RelayChunks};
+use crate::index::PeerInfo;
+use crate::session::{Flow, Session};
+use crate::state::{Outcome, Publication, Refusal, unix_now};
+
+/// Chunks buffered between a pushing owner and a relaying requester.
+const RELAY_CHUNKS: usize = 4;
+
+impl Session {
+    /// Makes this connection `handle`'s sharing connection until it closes.
+    pub(crate) async fn share(
+        &mut self,
+        handle: &Handle,
+        peer_port: u16,
+        fingerprint: Fingerprint,
+        shutdown: &CancellationToken,
+    ) -> Result<Flow, HubError> {
+        let addr = SocketAddr::new(self.remote.ip(), peer_port);
+        let (outbox, mut inbox) = mpsc::channel(64);
+        let session = self.hub.next_session_id();
+        self.hub.index.join(
+            handle.as_str(),
+            session,
+            PeerInfo {
+                addr,
+                fingerprint,
+                outbox,
+            },
+        );
+        self.hub.announce(Event::PeerJoined {
+            handle: handle.to_string(),
+        });
+        let result = self.sharing_loop(handle, &mut inbox, shutdown, addr).await;
+        if self.hub.index.leave(handle.as_str(), session) {
+            self.hub.announce(Event::PeerLeft {
+                handle: handle.to_string(),
+            });
+        }
+        result
+    }
+
+    async fn sharing_loop(
+        &mut self,
+        handle: &Handle,
+        inbox: &mut mpsc::Receiver<Response>,
+        shutdown: &CancellationToken,
+        addr: SocketAddr,
+    ) -> Result<Flow, HubError> {
+        self.writer
+            .send(&Response::Sharing {
+                addr: addr.to_string(),
+            })
+            .await?;
+        let (silence, stall) = (self.hub.config.peer_timeout, self.hub.config.stall_timeout);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(Flow::Close),
+                Some(command) = inbox.recv() => {
+                    let sent = timeout(stall, self.writer.send(&command)).await;
+                    sent.map_err(|_| ferry_protocol::body::BodyError::Stalled(stall))??;
+                }
+                next = timeout(silence, self.reader.recv()) => match next {
+                    Err(_) => {
+                        let message = format!("no heartbeat for {}s; you are offline", silence.as_secs());
+                        self.refuse(Refusal::new(ErrorCode::Timeout, message)).await?;
+                        return Ok(Flow::Close);
+                    }
+                    Ok(Ok(None)) => return Ok(Flow::Close),
+                    Ok(Err(e)) => return self.close_on_bad_frame(e).await.map(|()| Flow::Close),
+                    Ok(Ok(Some(request))) => self.sharing_request(handle, request).await?,
+                },
+            }
+        }
+    }
+
+    async fn sharing_request(&mut self, handle: &Handle, request: Request) -> Result<(), HubError> {
+        match request {
+            Request::Offer { files, replace_all } => {
+                let (total, refused) = self.hub.index.offer(handle.as_str(), files, replace_all);
+                self.writer
+                    .send(&Response::Offered { total, refused })
+                    .await?;
+            }
+            Request::Withdraw { names } => {
+                let total = self.hub.index.withdraw(handle.as_str(), &names);
+                self.writer.send(&Response::Withdrawn { total }).await?;
+            }
+            Request::GrantReady { token } => self.hub.grants.ack(&token),
+            Request::Heartbeat => {}
+            _ => {
+                let message = "a sharing connection takes only offers, withdrawals, heartbeats and grant answers";
+                self.refuse(Refusal::new(ErrorCode::BadRequest, message))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn search(&mut self, term: &str, limit: u32) -> Result<Flow, HubError> {
+        if term.len() > MAX_SEARCH_TERM {
+            let message = format!("search terms are limited to {MAX_SEARCH_TERM} bytes");
+            self.refuse(Refusal::new(ErrorCode::TooLarge, message))
+                .await?;
+            return Ok(Flow::Continue);
+        }
+        let limit = limit.clamp(1, MAX_SEARCH_HITS);
+        let lower = term.to_lowercase();
+        let (stored, more_stored) = self.hub.catalog.search(&lower, limit).await?;
+        let mut hits: Vec<Hit> = stored
+            .into_iter()
+            .map(|e| Hit {
+                file: ferry_protocol::Offered {
+                    name: e.name,
+                    size: e.size,
+                    hash: e.hash,
+                },
+                source: Source::Store { owner: e.owner },
+            })
+            .collect();
+        let (peer_hits, more_peers) = self.hub.index.search(&lower, limit as usize - hits.len());
+        hits.extend(peer_hits);
+        let truncated = more_stored || more_peers;
+        self.writer
+            .send(&Response::SearchResults { hits, truncated })
+            .await?;
+        Ok(Flow::Continue)
+    }
+
+    /// Introduces `requester` to `owner` for one file: tells the owner to
+    /// expect a token, waits for its answer, hands the token over.
+    pub(crate) async fn request_peer(
+        &mut self,
+        requester: &Handle,
+        owner: &str,
+        name: &str,
+        fingerprint: Fingerprint,
+    ) -> Result<Flow, HubError> {
+        let Some((file, peer)) = self.hub.index.lookup(owner, name) else {
+            let message = format!("'{owner}' is not online or does not offer '{name}'");
+            self.refuse(Refusal::new(ErrorCode::NotFound, message))
+                .await?;
+            return Ok(Flow::Continue);
+        };
+        let token = random_token()?;
+        let acked = self.hub.grants.await_ack(token);
+        let expect = Response::Expect {
+            token,
+            name: file.name.clone(),
+            requester: requester.to_string(),
+            fingerprint,
+        };
+        let answered = peer.outbox.try_send(expect).is_ok()
+            && matches!(
+                timeout(self.hub.config.grant_timeout, acked).await,
+                Ok(Ok(()))
+            );
+        if !answered {
+            self.hub.grants.drop_ack(&token);
+            let message = format!("'{owner}' did not answer; try again later");
+            self.refuse(Refusal::new(ErrorCode::Timeout, message))
+                .await?;
+            return Ok(Flow::Continue);
+        }
+        self.hub
+            .grants
+            .issue(token, requester.as_str(), owner, file.clone());
+        let grant = Grant {
+            token,
+            owner: owner.to_owned(),
+            addr: peer.addr.to_string(),
+            fingerprint: peer.fingerprint,
+            file,
+        };
+        self.writer.send(&Response::Granted { grant }).await?;
+        Ok(Flow::Continue)
+    }
+
+    /// Streams a granted file from its owner through the hub.
+    pub(crate) async fn relay(
+        &mut self,
+        requester: &Handle,
+        token: Token,
+        offset: u64,
+    ) -> Result<Flow, HubError> {
+        let Some(grant) = self.hub.grants.take_for_relay(&token, requester.as_str()) else {
+            let message = "no usable grant for this relay (unknown, expired, used, or not yours)";
+            self.refuse(Refusal::new(ErrorCode::NotFound, message))
+                .await?;
+            return Ok(Flow::Continue);
+        };
+        if offset > grant.file.size {
+            self.refuse(Refusal::new(
+                ErrorCode::BadRequest,
+                "offset past the end of the file",
+            ))
+            .await?;
+            return Ok(Flow::Continue);
+        }
+        match self.wait_for_owner(&grant, token, offset).await {
+            Some(chunks) => self.forward_relay(grant, offset, chunks).await,
+            None => {
+                let wait = self.hub.config.relay_timeout.as_secs();
+                let message = format!(
+                    "'{}' did not send '{}' within {wait}s",
+                    grant.owner, grant.file.name
+                );
+                self.refuse(Refusal::new(ErrorCode::Timeout, message))
+                    .await?;
+                Ok(Flow::Continue)
+            }
+        }
+    }
+
+    async fn wait_for_owner(
+        &self,
+        grant: &Issued,
+        token: Token,
+        offset: u64,
+    ) -> Option<RelayChunks> {
+        let outbox = self.hub.index.outbox(&grant.owner)?;
+        let delivered = self
+            .hub
+            .grants
+            .wait_for_push(token, &grant.owner, offset, grant.file.size);
+        let ask = Response::PushRequest {
+            token,
+            name: grant.file.name.clone(),
+            offset,
+        };
+        let chunks = match outbox.try_send(ask) {
+            Ok(()) => timeout(self.hub.config.relay_timeout, delivered)
+                .await
+                .ok()
+                .and_then(Result::ok),
+            Err(_) => None,
+        };
+        if chunks.is_none() {
+            self.hub.grants.cancel_push(&token);
+        }
+        chunks
+    }
+
+    async fn forward_relay(
+        &mut self,
+        grant: Issued,
+        offset: u64,
+        mut chunks: RelayChunks,
+    ) -> Result<Flow, HubError> {
+        let entry = FileEntry {
+            name: grant.file.name.clone(),
+            size: grant.file.size,
+            hash: grant.file.hash,
+            owner: grant.owner.clone(),
+            modified: unix_now(),
+        };
+        self.writer
+            .queue(&Response::Sending { entry, offset })
+            .await?;
+        let mut copy = RelayCopy::start(self, offset == 0).await;
+        let stall = self.hub.config.stall_timeout;
+        let mut hasher = blake3::Hasher::new();
+        let mut remaining = grant.file.size - offset;
+        while remaining > 0 {
+            let Ok(Some(chunk)) = timeout(stall, chunks.recv()).await else {
+                copy.discard().await;
+                return Err(HubError::Relay(format!(
+                    "'{}' stopped sending '{}'",
+                    grant.owner, grant.file.name
+                )));
+            };
+            if chunk.len() as u64 > remaining {
+                copy.discard().await;
+                return Err(HubError::Relay("the owner sent more than announced".into()));
+            }
+            hasher.update(&chunk);
+            copy.write(&chunk).await;
+            timeout(stall, self.writer.write_raw(&chunk))
+                .await
+                .map_err(|_| ferry_protocol::body::BodyError::Stalled(stall))?
+                .map_err(ferry_protocol::body::BodyError::Network)?;
+            remaining -= chunk.len() as u64;
+        }
+        ferry_protocol::body::flush_within(&mut self.writer, stall).await?;
+        let whole =
+            offset == 0 && ferry_protocol::ContentHash::from(hasher.finalize()) == grant.file.hash;
+        if offset == 0 && !whole {
+            tracing::warn!(
+                owner = grant.owner,
+                name = grant.file.name,
+                "relayed bytes do not match the offered hash"
+            );
+        }
+        copy.finish(self, &grant, whole).await;
+        Ok(Flow::Continue)
+    }
+
+    /// The owner's side of a relay: its bytes, handed to the waiting requester.
+    pub(crate) async fn push(&mut self, pusher: &Handle, token: Token) -> Result<Flow, HubError> {
+        let Some(slot) = self.hub.grants.claim_push(&token, pusher.as_str()) else {
+            self.refuse(Refusal::new(
+                ErrorCode::NotFound,
+                "no relay is waiting for this token",
+            ))
+            .await?;
+            return Ok(Flow::Continue);
+        };
+        let (tx, rx) = mpsc::channel(RELAY_CHUNKS);
+        if slot.deliver.send(rx).is_err() {
+            self.refuse(Refusal::new(ErrorCode::Timeout, "the requester is gone"))
+                .await?;
+            return Ok(Flow::Continue);
+        }
+        self.writer
+            .send(&Response::UploadReady {
+                offset: slot.offset,
+            })
+            .await?;
+        let stall = self.hub.config.stall_timeout;
+        let mut remaining = slot.size - slot.offset;
+        while remaining > 0 {
+            let mut chunk =
+                BytesMut::zeroed(CHUNK_LEN.min(usize::try_from(remaining).unwrap_or(CHUNK_LEN)));
+            let n = timeout(stall, self.reader.read_raw(&mut chunk))
+                .await
+                .map_err(|_| ferry_protocol::body::BodyError::Stalled(stall))?
+                .map_err(ferry_protocol::body::BodyError::Network)?;
+            if n == 0 {
+                return Err(HubError::Relay(
+                    "the owner closed the connection mid-push".into(),
+                ));
+            }
+            chunk.truncate(n);
+            if tx.send(chunk.freeze()).await.is_err() {
+                return Err(HubError::Relay("the requester left mid-relay".into()));
+            }
+            remaining -= n as u64;
+        }
+        self.writer.send(&Response::Pushed).await?;
+        Ok(Flow::Continue)
+    }
+}
+
+/// The copy of a relayed file the hub keeps in its store (when configured
+/// and the relay started at byte 0). Failures only cost the copy.
+struct RelayCopy {
+    file: Option<(std::path::PathBuf, tokio::fs::File)>,
+}
+
+impl RelayCopy {
+    async fn start(session: &Session, from_start: bool) -> Self {
+        if !(from_start && session.hub.config.keep_relayed) {
+            return Self { file: None };
+        }
+        let path = session.hub.store.temp_path();
+        let file = tokio::fs::File::create(&path).await.ok().map(|f| (path, f));
+        Self { file }
+    }
+
+    async fn write(&mut self, chunk: &[u8]) {
+        if let Some((_, file)) = &mut self.file
+            && file.write_all(chunk).await.is_err()
+        {
+            self.discard().await;
+        }
+    }
+
+    async fn discard(&mut self) {
+        if let Some((path, _)) = self.file.take() {
+            let _ = tokio::fs::remove_file(path).await;
+        }
+    }
+
+    async fn finish(mut self, session: &Session, grant: &Issued, verified: bool) {
+        let Some((path, mut file)) = self.file.take() else {
+            return;
+        };
+        let synced = file.flush().await.is_ok() && file.sync_all().await.is_ok();
+        let owner = Handle::parse(&grant.owner);
+        let name = ferry_protocol::FileName::parse(&grant.file.name);
+        let (true, true, Ok(owner), Ok(name)) = (verified, synced, owner, name) else {
+            let _ = tokio::fs::remove_file(&path).await;
+            return;
+        };
+        let publication = Publication {
+            name,
+            size: grant.file.size,
+            hash: grant.file.hash,
+            owner,
+            policy: ConflictPolicy::Refuse,
+        };
+        match session.hub.publish(&publication, Some(&path)).await {
+            Ok(Outcome::Done(_)) => {}
+            Ok(Outcome::Refused(refusal)) => {
+                tracing::info!(
+                    "not keeping relayed '{}': {}",
+                    grant.file.name,
+                    refusal.message
+                );
+                let _ = tokio::fs::remove_file(&path).await;
+            }
+            Err(e) => tracing::warn!("keeping relayed '{}' failed: {e}", grant.file.name),
+        }
+    }
+}
+
+/// A fresh random token.
+fn random_token() -> Result<Token, HubError> {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes)
+        .map_err(|_| HubError::Relay("no randomness available".into()))?;
+    Ok(Token(bytes))
+}
