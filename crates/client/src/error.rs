@@ -10,7 +10,7 @@ use ferry_protocol::{ErrorCode, Fingerprint, FrameError, NameError};
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// TCP connect failed or timed out.
-    #[error("cannot connect to hub at {addr}: {reason}")]
+    #[error("cannot connect to {addr}: {reason}")]
     Connect {
         /// Address tried.
         addr: String,

@@ -95,6 +95,9 @@ pub(crate) enum ClientCommand {
         /// What to do when a local file is in the way.
         #[command(flatten)]
         conflict: ConflictArgs,
+        /// Fetch from this peer (directly, else relayed by the hub).
+        #[arg(long, value_name = "HANDLE")]
+        from: Option<String>,
     },
     /// List the hub's store.
     #[command(visible_alias = "dir")]
@@ -113,6 +116,31 @@ pub(crate) enum ClientCommand {
     Register {
         /// The handle.
         handle: String,
+    },
+    /// Search the store and every online peer by part of a name.
+    Search {
+        /// Part of a name (case-insensitive, taken literally).
+        term: String,
+    },
+    /// Everything available: the store and every online peer's offers.
+    List,
+    /// Fetch FILE from peer CLIENT (the older `request FILE CLIENT`).
+    Request {
+        /// The offered file.
+        file: String,
+        /// The peer's handle.
+        client: String,
+    },
+    /// Be a peer: offer every file under DIR until Ctrl-C.
+    Share {
+        /// The folder to share.
+        dir: PathBuf,
+        /// Port other peers connect to (0 picks a free one).
+        #[arg(long, default_value_t = 0)]
+        peer_port: u16,
+        /// Port to tell the hub instead of the real one (testing unreachable peers).
+        #[arg(long, hide = true)]
+        advertise_port: Option<u16>,
     },
     /// Forget a hub's pinned certificate, to accept a new one on next connect.
     Forget {
@@ -172,6 +200,19 @@ pub(crate) enum ShellCommand {
     },
     /// Disconnect from the hub.
     Leave,
+    /// Set the folder `offer` takes files from.
+    Setdir {
+        /// The folder.
+        dir: PathBuf,
+    },
+    /// Offer files from the folder set with `setdir` to other peers.
+    Offer {
+        /// Names relative to that folder.
+        #[arg(required = true)]
+        files: Vec<String>,
+    },
+    /// Withdraw every offer, leave the hub and the shell.
+    Dereg,
     /// Show the commands.
     #[command(alias = "?")]
     Help,

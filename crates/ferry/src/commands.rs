@@ -32,7 +32,25 @@ pub(crate) async fn run(session: &mut Session, command: ClientCommand) -> Result
             names,
             out,
             conflict,
-        } => get(session, &names, &out, conflict.policy()).await,
+            from,
+        } => get(session, &names, &out, conflict.policy(), from.as_deref()).await,
+        ClientCommand::Request { file, client } => {
+            get(
+                session,
+                &[file],
+                Path::new("."),
+                ConflictPolicy::Refuse,
+                Some(&client),
+            )
+            .await
+        }
+        ClientCommand::Search { term } => crate::peers::search(session, &term).await,
+        ClientCommand::List => crate::peers::search(session, "").await,
+        ClientCommand::Share {
+            dir,
+            peer_port,
+            advertise_port,
+        } => crate::share::run(session, &dir, peer_port, advertise_port).await,
         ClientCommand::Ls { prefix } => ls(session, prefix.as_deref()).await,
         ClientCommand::Rm { names } => rm(session, &names).await,
         ClientCommand::Register { handle } => register(session, &handle).await,
@@ -65,45 +83,68 @@ async fn get(
     names: &[String],
     out: &Path,
     policy: ConflictPolicy,
+    from: Option<&str>,
 ) -> Result<()> {
     std::fs::create_dir_all(out).map_err(|e| ClientError::local("creating", out, e))?;
-    let mut wanted = Vec::new();
-    let mut missing = Vec::new();
+    let (mut wanted, mut from_peers, mut missing) = (Vec::new(), Vec::new(), Vec::new());
     for raw in names {
         let name = FileName::parse(raw).map_err(|reason| ClientError::InvalidName {
             name: raw.clone(),
             reason,
         })?;
-        let found = session.ready().await?.list(Some(&name)).await;
-        let entries = session.check(found)?;
-        if entries.is_empty() {
-            missing.push(raw.clone());
+        if from.is_none() {
+            let found = session.ready().await?.list(Some(&name)).await;
+            let entries = session.check(found)?;
+            if !entries.is_empty() {
+                wanted.extend(
+                    entries
+                        .into_iter()
+                        .map(|entry| (relative_target(&name, &entry), entry))
+                        .map(|(r, e)| (e, r)),
+                );
+                continue;
+            }
         }
-        wanted.extend(entries.into_iter().map(|entry| {
-            let relative = relative_target(&name, &entry);
-            (entry, relative)
-        }));
+        match crate::peers::find_offer(session, &name, from).await? {
+            Some(owner) => from_peers.push((name, owner)),
+            None => missing.push(raw.clone()),
+        }
     }
     for name in &missing {
-        eprintln!("error: no file or folder '{}' on the hub", shown(name));
+        eprintln!(
+            "error: no file or folder '{}' on the hub or any online peer",
+            shown(name)
+        );
     }
     let json = session.settings.json;
-    let bar = Bar::new(
-        wanted.iter().map(|(e, _)| e.size).sum(),
-        Direction::Download,
-        json,
-    );
-    let hub = session.ready().await?;
-    let result = hub.download(&wanted, out, policy, &bar).await;
-    bar.finish();
-    let results = session.check(result)?;
+    let mut names_done: Vec<String> = wanted.iter().map(|(e, _)| e.name.clone()).collect();
+    let mut results = Vec::new();
+    if !wanted.is_empty() {
+        let bar = Bar::new(
+            wanted.iter().map(|(e, _)| e.size).sum(),
+            Direction::Download("hub".into()),
+            json,
+        );
+        let result = session
+            .ready()
+            .await?
+            .download(&wanted, out, policy, &bar)
+            .await;
+        bar.finish();
+        results = session.check(result)?;
+    }
+    for (name, owner) in from_peers {
+        results.push(crate::peers::fetch(session, &owner, &name, out, policy).await?);
+        names_done.push(name.to_string());
+    }
     if json {
-        print_results_json(&results, wanted.iter().map(|(e, _)| e.name.as_str()));
+        print_results_json(&results, names_done.iter().map(String::as_str));
     }
     if !missing.is_empty() && results.iter().all(Result::is_ok) {
+        let message = format!("no file or folder '{}'", missing[0]);
         let first = ClientError::Hub {
             code: ErrorCode::NotFound,
-            message: format!("no file or folder '{}'", missing[0]),
+            message,
         };
         return Err(BatchFailed {
             failed: missing.len(),

@@ -4,10 +4,12 @@
 mod cli;
 mod commands;
 mod output;
+mod peers;
 mod progress;
 mod serve;
 mod session;
 mod settings;
+mod share;
 mod shell;
 
 use std::process::ExitCode;

@@ -6,12 +6,14 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::output::{announcement, human_size, shown};
 
 /// What a finished file is reported as.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) enum Direction {
     /// `alice<time>: Uploaded name`.
     Upload,
-    /// `File received from hub: name`.
-    Download,
+    /// `File received from SOURCE: name`.
+    Download(String),
+    /// Hashing files to offer: no per-file lines.
+    Hash,
 }
 
 /// A transfer's bar and its per-file lines.
@@ -67,16 +69,20 @@ impl Progress for Bar {
                     human_size(offset)
                 ));
             }
-            TransferEvent::Done(entry) => match self.direction {
+            TransferEvent::Done(entry) => match &self.direction {
                 Direction::Upload => self.line(&announcement(
                     &entry.owner,
                     entry.modified,
                     "Uploaded",
                     &entry.name,
                 )),
-                Direction::Download => {
-                    self.line(&format!("File received from hub: {}", shown(&entry.name)))
+                Direction::Download(source) => {
+                    self.line(&format!(
+                        "File received from {source}: {}",
+                        shown(&entry.name)
+                    ));
                 }
+                Direction::Hash => {}
             },
             TransferEvent::Failed { name, error } => {
                 let text = format!("error: {}: {}", shown(name), shown(&error.to_string()));

@@ -42,6 +42,11 @@ impl Session {
         self.logged_in.then_some(()).and(self.handle.as_deref())
     }
 
+    /// The handle in use, or the configured one.
+    pub(crate) fn handle_or_name(&self) -> Option<&str> {
+        self.handle.as_deref()
+    }
+
     /// Whether a connection is open.
     pub(crate) fn connected(&self) -> bool {
         self.hub.is_some()

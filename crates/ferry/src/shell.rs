@@ -7,14 +7,20 @@ use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Parser;
 use ferry_client::identity::load_or_create_secret;
+use ferry_client::peer::agent::share;
+use ferry_client::peer::shelf::{HashCache, Shelf};
 use ferry_client::{EventFeed, HubClient};
 use ferry_protocol::Event;
+use ferry_protocol::FileName;
 use rustyline::ExternalPrinter;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::{ClientCommand, ShellCommand, ShellLine};
 use crate::output::{announcement, shown};
@@ -50,6 +56,7 @@ pub(crate) async fn run(settings: ClientSettings) -> Result<()> {
         session: Session::new(settings),
         events: None,
         printer: input.printer.clone(),
+        sharing: ShellSharing::new(),
     };
     while let Some(line) = input.read("ferry> ").await {
         match shell.handle(&line, &input).await {
@@ -58,6 +65,7 @@ pub(crate) async fn run(settings: ClientSettings) -> Result<()> {
             Err(error) => eprintln!("error: {}", Session::describe(&error)),
         }
     }
+    shell.sharing.stop().await;
     shell.stop_events();
     shell.session.close().await;
     Ok(())
@@ -67,6 +75,59 @@ struct Shell {
     session: Session,
     events: Option<(String, JoinHandle<()>)>,
     printer: Printer,
+    sharing: ShellSharing,
+}
+
+/// The shell's own sharing (`setdir`, `offer`, `dereg`).
+struct ShellSharing {
+    shelf: Shelf,
+    rescan: Arc<Notify>,
+    running: Option<(CancellationToken, JoinHandle<()>)>,
+}
+
+impl ShellSharing {
+    fn new() -> Self {
+        Self {
+            shelf: Shelf::picked(),
+            rescan: Arc::new(Notify::new()),
+            running: None,
+        }
+    }
+
+    fn running(&self) -> bool {
+        self.running
+            .as_ref()
+            .is_some_and(|(_, task)| !task.is_finished())
+    }
+
+    async fn start(&mut self, session: &Session) -> Result<()> {
+        let listener = TcpListener::bind(("0.0.0.0", 0))
+            .await
+            .context("opening a peer port")?;
+        let config = crate::share::share_config(session, listener.local_addr()?.port())?;
+        let stop = CancellationToken::new();
+        let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
+        let cache = Arc::new(HashCache::load(
+            session.settings.state_dir.join("hash-cache.tsv"),
+        ));
+        let (shelf, rescan, token) = (self.shelf.clone(), Arc::clone(&self.rescan), stop.clone());
+        let task = tokio::spawn(async move {
+            let printer = tokio::spawn(crate::share::print_events(events));
+            if let Err(e) = share(config, listener, shelf, cache, rescan, token, events_tx).await {
+                eprintln!("sharing stopped: {}", shown(&e.to_string()));
+            }
+            let _ = printer.await;
+        });
+        self.running = Some((stop, task));
+        Ok(())
+    }
+
+    async fn stop(&mut self) {
+        if let Some((stop, task)) = self.running.take() {
+            stop.cancel();
+            let _ = task.await;
+        }
+    }
 }
 
 impl Shell {
@@ -101,6 +162,22 @@ impl Shell {
                     println!("Not connected.");
                 }
             }
+            ShellCommand::Setdir { dir } => {
+                let dir = std::fs::canonicalize(&dir)
+                    .map_err(|e| anyhow::anyhow!("cannot use {}: {e}", dir.display()))?;
+                anyhow::ensure!(dir.is_dir(), "{} is not a folder", dir.display());
+                println!("Shared folder: {}", dir.display());
+                self.sharing.shelf.set_dir(dir);
+                self.sharing.rescan.notify_one();
+            }
+            ShellCommand::Offer { files } => self.offer(files, input).await?,
+            ShellCommand::Dereg => {
+                self.sharing.stop().await;
+                self.stop_events();
+                self.session.close().await;
+                println!("Deregistered: offers withdrawn. Goodbye!");
+                return Ok(false);
+            }
             ShellCommand::Join { host, port } => {
                 let addr = match port {
                     Some(port) => normalize_addr(&format!("{host}:{port}"))?,
@@ -124,6 +201,49 @@ impl Shell {
             }
         }
         Ok(true)
+    }
+
+    /// `offer f…`: picks files of the shared folder and starts sharing.
+    async fn offer(&mut self, files: Vec<String>, input: &Input) -> Result<()> {
+        let dir = self
+            .sharing
+            .shelf
+            .dir()
+            .context("set the shared folder first: setdir DIR")?;
+        for name in &files {
+            let valid = FileName::parse(name)
+                .map_err(|e| anyhow::anyhow!("cannot offer '{}': {e}", shown(name)))?;
+            let path = dir.join(valid.to_relative_path());
+            anyhow::ensure!(
+                path.is_file(),
+                "cannot offer '{}': no such file in {}",
+                shown(name),
+                dir.display()
+            );
+        }
+        self.sharing.shelf.pick(files.iter().cloned());
+        if self.sharing.running() {
+            self.sharing.rescan.notify_one();
+        } else {
+            if !self.session.connected() && self.session.addr().is_none() {
+                let Some(answer) = input.ask("Hub address (HOST:PORT): ").await else {
+                    return Ok(());
+                };
+                self.join(&normalize_addr(&answer)?).await?;
+            }
+            self.session.ready().await?;
+            self.ensure_events().await;
+            self.sharing.start(&self.session).await?;
+        }
+        println!(
+            "Offered: {}",
+            files
+                .iter()
+                .map(|f| shown(f).into_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Ok(())
     }
 
     async fn join(&mut self, addr: &str) -> Result<()> {

@@ -20,7 +20,7 @@ use crate::hub_client::{HubClient, unexpected};
 use crate::identity::PeerIdentity;
 use crate::progress::Progress;
 use crate::tls::{PinningVerifier, client_config};
-use crate::transfer::{FileResult, Incoming, Transferred, plan_download, receive_file};
+use crate::transfer::{FileResult, Incoming, Transferred, plan_download, receive_file, report};
 
 /// The entry a grant describes, as a download target.
 pub fn grant_entry(grant: &Grant) -> FileEntry {
@@ -37,6 +37,21 @@ pub fn grant_entry(grant: &Grant) -> FileEntry {
 /// Fails fast (within `connect_timeout`) if the owner cannot be reached,
 /// so the caller can fall back to the relay.
 pub async fn fetch_direct(
+    grant: &Grant,
+    identity: &PeerIdentity,
+    target: (&Path, &Path),
+    policy: ConflictPolicy,
+    progress: &dyn Progress,
+    timeouts: (Duration, Duration),
+) -> FileResult {
+    let result = fetch_direct_inner(grant, identity, target, policy, progress, timeouts).await;
+    if result.is_ok() {
+        report(progress, &grant.file.name, &result);
+    }
+    result
+}
+
+async fn fetch_direct_inner(
     grant: &Grant,
     identity: &PeerIdentity,
     target: (&Path, &Path),
@@ -150,11 +165,13 @@ impl HubClient {
             self.stall,
         )
         .await?;
-        Ok(Transferred {
+        let result = Ok(Transferred {
             entry,
             path: Some(placed),
             resumed_from: incoming.offset,
             deduplicated: false,
-        })
+        });
+        report(progress, &grant.file.name, &result);
+        result
     }
 }

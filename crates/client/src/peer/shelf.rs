@@ -77,6 +77,11 @@ impl Shelf {
         state.files.clear();
     }
 
+    /// The shared folder, once set.
+    pub fn dir(&self) -> Option<PathBuf> {
+        self.lock().dir.clone()
+    }
+
     /// Adds names to a picked shelf (validated relative names).
     pub fn pick(&self, names: impl IntoIterator<Item = String>) {
         let mut state = self.lock();

@@ -4,6 +4,7 @@
 mod cli;
 mod handles;
 mod hostile;
+mod hostile_peers;
 mod peers;
 mod resume;
 mod shell;

@@ -9,7 +9,9 @@ use ferry_client::peer::agent::ShareEvent;
 use ferry_client::peer::fetch::fetch_direct;
 use ferry_protocol::{ConflictPolicy, ErrorCode, Source};
 
-use crate::support::{Home, TestHub, TestPeer, eventually, identity, local_file, pattern, within};
+use crate::support::{
+    Home, TestHub, TestPeer, closed_port, eventually, identity, local_file, pattern, within,
+};
 
 const QUICK: (Duration, Duration) = (Duration::from_secs(2), Duration::from_secs(10));
 
@@ -97,10 +99,7 @@ async fn a_direct_fetch_verifies_and_its_grant_works_once() {
 async fn an_unreachable_peer_is_relayed_through_the_hub_which_keeps_a_copy() {
     within(60, async {
         let hub = TestHub::start().await;
-        let closed_port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            probe.local_addr().unwrap().port()
-        };
+        let closed_port = closed_port();
         let data = pattern(2 << 20, 9);
         let bob =
             TestPeer::start_advertising(&hub, "bob", &[("far.bin", &data)], Some(closed_port))

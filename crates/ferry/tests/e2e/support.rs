@@ -459,3 +459,40 @@ pub(crate) async fn eventually(seconds: u64, mut check: impl AsyncFnMut() -> boo
     }
     false
 }
+
+/// A hand-driven peer on a plaintext hub: shares, offers, then does only
+/// what a test tells it to.
+pub(crate) async fn raw_peer(
+    hub: &TestHub,
+    handle: &str,
+    files: Vec<ferry_protocol::Offered>,
+) -> (Raw, u32, Vec<String>) {
+    let mut raw = Raw::logged_in(hub.addr, handle).await;
+    let share = Request::Share {
+        peer_port: 1,
+        fingerprint: ferry_protocol::Fingerprint::of_certificate(b"raw"),
+    };
+    assert!(matches!(
+        raw.call(&share).await,
+        Some(Response::Sharing { .. })
+    ));
+    match raw
+        .call(&Request::Offer {
+            files,
+            replace_all: true,
+        })
+        .await
+    {
+        Some(Response::Offered { total, refused }) => (raw, total, refused),
+        other => panic!("expected Offered, got {other:?}"),
+    }
+}
+
+/// A closed port on loopback (bound, then released).
+pub(crate) fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
