@@ -6,6 +6,7 @@ mod handles;
 mod hostile;
 mod hostile_peers;
 mod peers;
+mod peers_cli;
 mod resume;
 mod shell;
 mod shutdown;
