@@ -121,6 +121,10 @@ struct HubFile {
     stall_timeout_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
     max_file_size: Option<u64>,
+    peer_timeout_secs: Option<u64>,
+    relay_timeout_secs: Option<u64>,
+    keep_relayed: Option<bool>,
+    max_offers_per_peer: Option<usize>,
 }
 
 /// A hub's resolved settings.
@@ -155,6 +159,10 @@ impl ServeSettings {
         hub.stall_timeout = secs(file.stall_timeout_secs, hub.stall_timeout);
         hub.shutdown_grace = secs(file.shutdown_grace_secs, hub.shutdown_grace);
         hub.max_file_size = file.max_file_size.unwrap_or(hub.max_file_size);
+        hub.peer_timeout = secs(file.peer_timeout_secs, hub.peer_timeout);
+        hub.relay_timeout = secs(file.relay_timeout_secs, hub.relay_timeout);
+        hub.keep_relayed = file.keep_relayed.unwrap_or(hub.keep_relayed);
+        hub.max_offers_per_peer = file.max_offers_per_peer.unwrap_or(hub.max_offers_per_peer);
         let listen = args
             .listen
             .or(file.listen)

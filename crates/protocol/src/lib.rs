@@ -70,6 +70,17 @@
 //! many `Eager` uploads or `Download`s back to back and read the replies as
 //! they come. Until `Login` succeeds only `Hello` and `Login` are accepted.
 //!
+//! ## Peers
+//!
+//! A client that sends `Share` turns its connection into a peer connection:
+//! `Offer`/`Withdraw` keep its offers current (the hub validates every name
+//! and caps offers per peer), a `Heartbeat` every few seconds keeps it
+//! online, and the hub sends it `Expect` (a requester is coming with a
+//! token; answer `GrantReady`) and `PushRequest` (push this file through me).
+//! `Search` covers the store and all online offers; `RequestPeer` returns a
+//! [`Grant`]; the requester then fetches directly on the peer's port or asks
+//! the hub to `Relay`. The full exchange, grants and relay are in [`peer`].
+//!
 //! ## Integrity and resume
 //!
 //! An upload announces size and BLAKE3 hash; the hub hashes while writing to
