@@ -168,3 +168,45 @@ async fn offers_follow_the_folder_and_vanish_with_the_peer() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_direct_fetch_cut_midway_resumes_with_a_new_grant() {
+    within(60, async {
+        let hub = TestHub::start().await;
+        let data = pattern(4 << 20, 11);
+        let (bob, _proxy) =
+            TestPeer::start_behind_cutter(&hub, "bob", &[("cut.bin", &data)], 2_600_000).await;
+        let home = Home::new();
+        let mut alice = home.client(&hub, "alice").await;
+        let me = identity(&home);
+        let out = tempfile::tempdir().unwrap();
+        let target = (out.path(), Path::new("cut.bin"));
+
+        let grant = alice
+            .request_peer("bob", "cut.bin", me.fingerprint)
+            .await
+            .unwrap();
+        let cut = fetch_direct(&grant, &me, target, ConflictPolicy::Refuse, &(), QUICK).await;
+        assert!(cut.is_err(), "the proxy cut the transfer");
+        assert!(
+            !out.path().join("cut.bin").exists(),
+            "a partial file is never visible"
+        );
+
+        let grant = alice
+            .request_peer("bob", "cut.bin", me.fingerprint)
+            .await
+            .unwrap();
+        let done = fetch_direct(&grant, &me, target, ConflictPolicy::Refuse, &(), QUICK)
+            .await
+            .unwrap();
+        assert!(
+            done.resumed_from > 0,
+            "continued from the verified-at-the-end partial"
+        );
+        assert_eq!(std::fs::read(out.path().join("cut.bin")).unwrap(), data);
+        bob.stop().await;
+        hub.stop().await;
+    })
+    .await;
+}

@@ -373,6 +373,31 @@ impl TestPeer {
         files: &[(&str, &[u8])],
         port: Option<u16>,
     ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(hub, handle, files, listener, port).await
+    }
+
+    /// As `start`, with other peers sent through a proxy that cuts each
+    /// connection after `cut` bytes towards the requester.
+    pub(crate) async fn start_behind_cutter(
+        hub: &TestHub,
+        handle: &str,
+        files: &[(&str, &[u8])],
+        cut: u64,
+    ) -> (Self, CuttingProxy) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = CuttingProxy::start(listener.local_addr().unwrap(), Cut::Downstream(cut)).await;
+        let peer = Self::start_on(hub, handle, files, listener, Some(proxy.addr.port())).await;
+        (peer, proxy)
+    }
+
+    async fn start_on(
+        hub: &TestHub,
+        handle: &str,
+        files: &[(&str, &[u8])],
+        listener: TcpListener,
+        port: Option<u16>,
+    ) -> Self {
         let home = Home::new();
         let dir = tempfile::tempdir().unwrap();
         for (name, data) in files {
@@ -380,7 +405,6 @@ impl TestPeer {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, data).unwrap();
         }
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let config = ferry_client::peer::agent::ShareConfig {
             connect: home.options(hub.addr, hub.tls()),
             handle: handle.to_owned(),
