@@ -121,13 +121,7 @@ impl Catalog {
             .bind(i64::from(limit) + 1)
             .fetch_all(&self.pool)
             .await?;
-        let mut entries = rows
-            .iter()
-            .map(entry_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let more = entries.len() > limit as usize;
-        entries.truncate(limit as usize);
-        Ok((entries, more))
+        page(&rows, limit)
     }
 
     /// Entries whose lowercased name contains `term_lower` literally, up to
@@ -151,13 +145,7 @@ impl Catalog {
         .bind(i64::from(limit) + 1)
         .fetch_all(&self.pool)
         .await?;
-        let mut entries = rows
-            .iter()
-            .map(entry_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let more = entries.len() > limit as usize;
-        entries.truncate(limit as usize);
-        Ok((entries, more))
+        page(&rows, limit)
     }
 
     /// Inserts or replaces the entry with `entry.name`; returns the one replaced.
@@ -212,6 +200,17 @@ impl Catalog {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Rows fetched with `LIMIT limit + 1` as one page, and whether more follow.
+fn page(rows: &[sqlx::sqlite::SqliteRow], limit: u32) -> Result<(Vec<FileEntry>, bool), HubError> {
+    let mut entries = rows
+        .iter()
+        .map(entry_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let more = entries.len() > limit as usize;
+    entries.truncate(limit as usize);
+    Ok((entries, more))
 }
 
 fn entry_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<FileEntry, HubError> {

@@ -9,7 +9,6 @@ use ferry_protocol::body::{flush_within, send_body};
 use ferry_protocol::{
     HEARTBEAT_INTERVAL, MAX_OFFERS_PER_FRAME, Offered, Request, Response, Secret, Token,
 };
-use tokio::io::AsyncSeekExt;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -265,13 +264,7 @@ async fn push(config: &ShareConfig, token: Token, file: &ShelfFile) -> Result<()
         Response::UploadReady { offset } if offset <= file.size => offset,
         other => return Err(unexpected(&other)),
     };
-    let mut source = tokio::fs::File::open(&file.path)
-        .await
-        .map_err(|e| ClientError::local("opening", &file.path, e))?;
-    source
-        .seek(std::io::SeekFrom::Start(offset))
-        .await
-        .map_err(|e| ClientError::local("seeking", &file.path, e))?;
+    let mut source = file.open_at(offset).await?;
     send_body(&mut source, file.size - offset, &mut hub.writer, hub.stall).await?;
     flush_within(&mut hub.writer, hub.stall).await?;
     match hub.reply().await? {

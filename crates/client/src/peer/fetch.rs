@@ -44,25 +44,63 @@ pub async fn fetch_direct(
     progress: &dyn Progress,
     timeouts: (Duration, Duration),
 ) -> FileResult {
-    let result = fetch_direct_inner(grant, identity, target, policy, progress, timeouts).await;
+    let result: FileResult = async {
+        let (dir, relative) = target;
+        let (connect_timeout, stall) = timeouts;
+        let entry = grant_entry(grant);
+        let plan = plan_download(&entry, relative, dir, policy)?;
+        let tls = connect(grant, identity, connect_timeout).await?;
+        let (read, write) = tokio::io::split(tls);
+        let mut reader = FrameReader::<_, PeerResponse>::new(read);
+        let mut writer = FrameWriter::<_, PeerRequest>::new(write);
+        writer
+            .send(&PeerRequest::Fetch {
+                version: PROTOCOL_VERSION,
+                token: grant.token,
+                offset: plan.offset,
+            })
+            .await?;
+        let reply = timeout(stall, reader.recv())
+            .await
+            .map_err(|_| ClientError::Timeout("peer reply".into()))??;
+        let incoming = match reply {
+            Some(PeerResponse::Sending { size, hash, offset })
+                if size == grant.file.size && hash == grant.file.hash && offset == plan.offset =>
+            {
+                Incoming { size, hash, offset }
+            }
+            Some(PeerResponse::Sending { .. }) => {
+                return Err(ClientError::Protocol(
+                    "the peer announced a different file than it offered".into(),
+                ));
+            }
+            Some(PeerResponse::Error { code, message }) => {
+                return Err(ClientError::Hub { code, message });
+            }
+            None => return Err(ClientError::Closed),
+        };
+        let placed = receive_file(&mut reader, &plan, incoming, policy, progress, stall).await?;
+        Ok(Transferred {
+            entry,
+            path: Some(placed),
+            resumed_from: incoming.offset,
+            deduplicated: false,
+        })
+    }
+    .await;
     if result.is_ok() {
         report(progress, &grant.file.name, &result);
     }
     result
 }
 
-async fn fetch_direct_inner(
+/// Opens mutual TLS to the grant's owner, accepting only the certificate
+/// the hub vouched for.
+async fn connect(
     grant: &Grant,
     identity: &PeerIdentity,
-    target: (&Path, &Path),
-    policy: ConflictPolicy,
-    progress: &dyn Progress,
-    timeouts: (Duration, Duration),
-) -> FileResult {
-    let (dir, relative) = target;
-    let (connect_timeout, stall) = timeouts;
-    let entry = grant_entry(grant);
-    let plan = plan_download(&entry, relative, dir, policy)?;
+    connect_timeout: Duration,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ClientError> {
     let connect_error = |reason: String| ClientError::Connect {
         addr: grant.addr.clone(),
         reason,
@@ -72,58 +110,20 @@ async fn fetch_direct_inner(
         .map_err(|_| connect_error(format!("no answer within {connect_timeout:?}")))?
         .map_err(|e| connect_error(e.to_string()))?;
     let _ = stream.set_nodelay(true);
-    let verifier = PinningVerifier::new(Some(grant.fingerprint));
-    let config = client_config(verifier, Some(identity)).map_err(|e| ClientError::Tls {
+    let tls_error = |reason: String| ClientError::Tls {
         addr: grant.addr.clone(),
-        reason: e.to_string(),
-    })?;
+        reason,
+    };
+    let verifier = PinningVerifier::new(Some(grant.fingerprint));
+    let config = client_config(verifier, Some(identity)).map_err(|e| tls_error(e.to_string()))?;
     let name = ServerName::try_from("ferry-peer").expect("a valid DNS name");
-    let tls = timeout(
+    timeout(
         connect_timeout,
         TlsConnector::from(Arc::new(config)).connect(name, stream),
     )
     .await
     .map_err(|_| connect_error("TLS handshake timed out".into()))?
-    .map_err(|e| ClientError::Tls {
-        addr: grant.addr.clone(),
-        reason: format!("{e} (not the peer the hub vouched for?)"),
-    })?;
-    let (read, write) = tokio::io::split(tls);
-    let mut reader = FrameReader::<_, PeerResponse>::new(read);
-    let mut writer = FrameWriter::<_, PeerRequest>::new(write);
-    writer
-        .send(&PeerRequest::Fetch {
-            version: PROTOCOL_VERSION,
-            token: grant.token,
-            offset: plan.offset,
-        })
-        .await?;
-    let reply = timeout(stall, reader.recv())
-        .await
-        .map_err(|_| ClientError::Timeout("peer reply".into()))??;
-    let incoming = match reply {
-        Some(PeerResponse::Sending { size, hash, offset })
-            if size == grant.file.size && hash == grant.file.hash && offset == plan.offset =>
-        {
-            Incoming { size, hash, offset }
-        }
-        Some(PeerResponse::Sending { .. }) => {
-            return Err(ClientError::Protocol(
-                "the peer announced a different file than it offered".into(),
-            ));
-        }
-        Some(PeerResponse::Error { code, message }) => {
-            return Err(ClientError::Hub { code, message });
-        }
-        None => return Err(ClientError::Closed),
-    };
-    let placed = receive_file(&mut reader, &plan, incoming, policy, progress, stall).await?;
-    Ok(Transferred {
-        entry,
-        path: Some(placed),
-        resumed_from: incoming.offset,
-        deduplicated: false,
-    })
+    .map_err(|e| tls_error(format!("{e} (not the peer the hub vouched for?)")))
 }
 
 impl HubClient {

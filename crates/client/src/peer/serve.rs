@@ -9,7 +9,6 @@ use ferry_protocol::body::{flush_within, send_body};
 use ferry_protocol::{
     ErrorCode, Fingerprint, FrameReader, FrameWriter, PROTOCOL_VERSION, PeerRequest, PeerResponse,
 };
-use tokio::io::AsyncSeekExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -159,13 +158,7 @@ impl PeerServer {
                 return Ok(Served::Refused(reason));
             }
         };
-        let mut source = tokio::fs::File::open(&file.path)
-            .await
-            .map_err(|e| ClientError::local("opening", &file.path, e))?;
-        source
-            .seek(std::io::SeekFrom::Start(offset))
-            .await
-            .map_err(|e| ClientError::local("seeking", &file.path, e))?;
+        let mut source = file.open_at(offset).await?;
         writer
             .queue(&PeerResponse::Sending {
                 size: file.size,

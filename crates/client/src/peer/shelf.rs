@@ -26,6 +26,20 @@ pub struct ShelfFile {
     pub hash: ContentHash,
 }
 
+impl ShelfFile {
+    /// Opens the file positioned at `offset`, ready to send the rest.
+    pub async fn open_at(&self, offset: u64) -> Result<tokio::fs::File, ClientError> {
+        use tokio::io::AsyncSeekExt;
+        let mut file = tokio::fs::File::open(&self.path)
+            .await
+            .map_err(|e| ClientError::local("opening", &self.path, e))?;
+        file.seek(std::io::SeekFrom::Start(offset))
+            .await
+            .map_err(|e| ClientError::local("seeking", &self.path, e))?;
+        Ok(file)
+    }
+}
+
 /// The changes a rescan found.
 #[derive(Debug, Default)]
 pub struct ShelfChanges {
