@@ -20,6 +20,7 @@ struct ClientFile {
     hub: Option<String>,
     name: Option<String>,
     plaintext: Option<bool>,
+    peer_bind: Option<std::net::IpAddr>,
 }
 
 /// Everything a client command needs to know.
@@ -35,6 +36,8 @@ pub(crate) struct ClientSettings {
     pub(crate) json: bool,
     /// Where client state lives: config, secret, known hubs, history.
     pub(crate) state_dir: PathBuf,
+    /// Address the peer port listens on when sharing.
+    pub(crate) peer_bind: std::net::IpAddr,
 }
 
 impl ClientSettings {
@@ -52,12 +55,21 @@ impl ClientSettings {
             .clone()
             .or(file.hub)
             .or_else(|| std::env::var("FERRY_HUB").ok());
+        let peer_bind = match std::env::var("FERRY_PEER_BIND") {
+            Ok(ip) => ip
+                .parse()
+                .with_context(|| format!("FERRY_PEER_BIND={ip} is not an IP address"))?,
+            Err(_) => file
+                .peer_bind
+                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
+        };
         Ok(Self {
             hub: hub.map(|h| normalize_addr(&h)).transpose()?,
             name: global.name.clone().or(file.name),
             tls: !(global.plaintext || file.plaintext.unwrap_or(false)),
             json: global.json,
             state_dir,
+            peer_bind,
         })
     }
 

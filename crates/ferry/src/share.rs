@@ -34,7 +34,8 @@ pub(crate) async fn run(
     if !dir.is_dir() {
         bail!("{} is not a folder", dir.display());
     }
-    let listener = TcpListener::bind(("0.0.0.0", peer_port))
+    let bind = session.settings.peer_bind;
+    let listener = TcpListener::bind((bind, peer_port))
         .await
         .with_context(|| format!("listening on peer port {peer_port}"))?;
     let port = listener.local_addr()?.port();
@@ -63,7 +64,7 @@ pub(crate) async fn run(
     loop {
         let listening = match listener.take() {
             Some(listener) => listener,
-            None => TcpListener::bind(("0.0.0.0", port)).await?,
+            None => TcpListener::bind((bind, port)).await?,
         };
         let ran = share(
             config.clone(),

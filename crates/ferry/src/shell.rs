@@ -101,7 +101,7 @@ impl ShellSharing {
     }
 
     async fn start(&mut self, session: &Session) -> Result<()> {
-        let listener = TcpListener::bind(("0.0.0.0", 0))
+        let listener = TcpListener::bind((session.settings.peer_bind, 0))
             .await
             .context("opening a peer port")?;
         let config = crate::share::share_config(session, listener.local_addr()?.port())?;

@@ -324,6 +324,7 @@ pub(crate) fn ferry_at(home: &Home, addr: &str, tls: bool) -> tokio::process::Co
         .env("FERRY_HOME", home.path())
         .env_remove("FERRY_HUB")
         .env("RUST_LOG", "warn")
+        .env("FERRY_PEER_BIND", "127.0.0.1")
         .args(["--hub", addr])
         .kill_on_drop(true);
     if !tls {
