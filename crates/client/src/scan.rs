@@ -35,7 +35,15 @@ fn walk(dir: &Path, prefix: &str, found: &mut Vec<(PathBuf, FileName)>) -> Resul
         let kind = entry
             .file_type()
             .map_err(|e| ClientError::local("reading", &path, e))?;
-        let name = format!("{prefix}/{}", file_name_of(&path)?);
+        // The entry already knows its name; no need to resolve the path.
+        let Some(file_name) = entry.file_name().to_str().map(str::to_owned) else {
+            let reason = ferry_protocol::NameError::NotUtf8;
+            return Err(ClientError::InvalidName {
+                name: path.display().to_string(),
+                reason,
+            });
+        };
+        let name = format!("{prefix}/{file_name}");
         if kind.is_dir() {
             walk(&path, &name, found)?;
         } else if kind.is_file() {

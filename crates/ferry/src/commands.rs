@@ -96,12 +96,10 @@ async fn get(
             let found = session.ready().await?.list(Some(&name)).await;
             let entries = session.check(found)?;
             if !entries.is_empty() {
-                wanted.extend(
-                    entries
-                        .into_iter()
-                        .map(|entry| (relative_target(&name, &entry), entry))
-                        .map(|(r, e)| (e, r)),
-                );
+                wanted.extend(entries.into_iter().map(|entry| {
+                    let relative = relative_target(&name, &entry);
+                    (entry, relative)
+                }));
                 continue;
             }
         }

@@ -12,7 +12,7 @@ use ferry_protocol::{ConflictPolicy, FileName, Hit, MAX_SEARCH_HITS, Source};
 use serde_json::json;
 
 use crate::output::{human_size, shown};
-use crate::progress::{Bar, Direction};
+use crate::progress::{Bar, Direction, failure_line};
 use crate::session::Session;
 
 /// How long a direct connection to a peer may take before the relay is tried.
@@ -109,8 +109,24 @@ pub(crate) async fn find_offer(
 }
 
 /// Fetches `name` from `owner`: directly if its port answers within a few
-/// seconds, else through the hub. Says which path it took.
+/// seconds, else through the hub. Says which path it took, or why it failed.
 pub(crate) async fn fetch(
+    session: &mut Session,
+    owner: &str,
+    name: &FileName,
+    out: &Path,
+    policy: ConflictPolicy,
+) -> Result<FileResult> {
+    let result = fetch_either_way(session, owner, name, out, policy).await?;
+    if let Err(error) = &result {
+        // The library reports successes only: a failed direct attempt may
+        // still be rescued by the relay, so only here is a failure final.
+        eprintln!("{}", failure_line(name.as_str(), error));
+    }
+    Ok(result)
+}
+
+async fn fetch_either_way(
     session: &mut Session,
     owner: &str,
     name: &FileName,

@@ -85,7 +85,7 @@ impl Progress for Bar {
                 Direction::Hash => {}
             },
             TransferEvent::Failed { name, error } => {
-                let text = format!("error: {}: {}", shown(name), shown(&error.to_string()));
+                let text = failure_line(name, error);
                 if self.bar.is_hidden() {
                     eprintln!("{text}");
                 } else {
@@ -94,4 +94,9 @@ impl Progress for Bar {
             }
         }
     }
+}
+
+/// `error: NAME: REASON`, escaped, for a file that failed.
+pub(crate) fn failure_line(name: &str, error: &ferry_client::ClientError) -> String {
+    format!("error: {}: {}", shown(name), shown(&error.to_string()))
 }

@@ -276,7 +276,8 @@ impl Session {
             .await?;
         let mut copy = RelayCopy::start(self, offset == 0).await;
         let stall = self.hub.config.stall_timeout;
-        let mut hasher = blake3::Hasher::new();
+        // Only a relay from byte 0 sees the whole file, so only it can be checked.
+        let mut hasher = (offset == 0).then(blake3::Hasher::new);
         let mut remaining = grant.file.size - offset;
         while remaining > 0 {
             let Ok(Some(chunk)) = timeout(stall, chunks.recv()).await else {
@@ -290,7 +291,9 @@ impl Session {
                 copy.discard().await;
                 return Err(HubError::Relay("the owner sent more than announced".into()));
             }
-            hasher.update(&chunk);
+            if let Some(hasher) = &mut hasher {
+                hasher.update(&chunk);
+            }
             copy.write(&chunk).await;
             timeout(stall, self.writer.write_raw(&chunk))
                 .await
@@ -299,16 +302,16 @@ impl Session {
             remaining -= chunk.len() as u64;
         }
         ferry_protocol::body::flush_within(&mut self.writer, stall).await?;
-        let whole =
-            offset == 0 && ferry_protocol::ContentHash::from(hasher.finalize()) == grant.file.hash;
-        if offset == 0 && !whole {
+        let verified =
+            hasher.map(|h| ferry_protocol::ContentHash::from(h.finalize()) == grant.file.hash);
+        if verified == Some(false) {
             tracing::warn!(
                 owner = grant.owner,
                 name = grant.file.name,
                 "relayed bytes do not match the offered hash"
             );
         }
-        copy.finish(self, &grant, whole).await;
+        copy.finish(self, &grant, verified == Some(true)).await;
         Ok(Flow::Continue)
     }
 

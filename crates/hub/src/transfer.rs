@@ -11,8 +11,8 @@ use std::path::Path;
 
 use ferry_protocol::body::{discard_body, receive_body, send_body};
 use ferry_protocol::{
-    ConflictPolicy, ContentHash, EAGER_UPLOAD_MAX, ErrorCode, FileName, Handle, Response,
-    UploadMode,
+    ConflictPolicy, ContentHash, EAGER_UPLOAD_MAX, ErrorCode, FileEntry, FileName, Handle,
+    Response, UploadMode,
 };
 use tokio::fs::{File, OpenOptions};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
@@ -38,24 +38,18 @@ impl Session {
                 .await?;
             return Ok(Flow::Close);
         }
-        let publication = match self
+        let (publication, placement) = match self
             .check_upload(owner, raw_name, size, hash, policy)
             .await?
         {
-            Ok(publication) => publication,
+            Ok(checked) => checked,
             Err(refusal) => return self.refuse_upload(eager, size, refusal).await,
         };
-        if let Outcome::Done(Placement::AlreadyThere(entry)) = self.hub.place(&publication).await? {
+        if let Placement::AlreadyThere(entry) = placement {
             if eager {
                 self.skip_body(size).await?;
             }
-            self.writer
-                .send(&Response::Stored {
-                    entry,
-                    deduplicated: true,
-                })
-                .await?;
-            return Ok(Flow::Continue);
+            return self.stored(entry, true).await;
         }
         if eager {
             self.receive_eager(&publication).await
@@ -64,7 +58,8 @@ impl Session {
         }
     }
 
-    /// Validates the announcement and checks the name is usable right now.
+    /// Validates the announcement and decides where it would go right now
+    /// (decided again under the commit lock when the bytes are in).
     async fn check_upload(
         &self,
         owner: Handle,
@@ -72,7 +67,7 @@ impl Session {
         size: u64,
         hash: ContentHash,
         policy: ConflictPolicy,
-    ) -> Result<Result<Publication, Refusal>, HubError> {
+    ) -> Result<Result<(Publication, Placement), Refusal>, HubError> {
         let name = match FileName::parse(raw_name) {
             Ok(name) => name,
             Err(e) => return Ok(Err(Refusal::new(ErrorCode::InvalidName, format!("{e}")))),
@@ -91,8 +86,19 @@ impl Session {
         };
         Ok(match self.hub.place(&publication).await? {
             Outcome::Refused(refusal) => Err(refusal),
-            Outcome::Done(_) => Ok(publication),
+            Outcome::Done(placement) => Ok((publication, placement)),
         })
+    }
+
+    /// Tells the client its upload is durable and listed.
+    async fn stored(&mut self, entry: FileEntry, deduplicated: bool) -> Result<Flow, HubError> {
+        self.writer
+            .send(&Response::Stored {
+                entry,
+                deduplicated,
+            })
+            .await?;
+        Ok(Flow::Continue)
     }
 
     async fn refuse_upload(
@@ -121,13 +127,7 @@ impl Session {
     async fn receive_negotiated(&mut self, publication: &Publication) -> Result<Flow, HubError> {
         match self.hub.publish(publication, None).await? {
             Outcome::Done(Some((entry, deduplicated))) => {
-                self.writer
-                    .send(&Response::Stored {
-                        entry,
-                        deduplicated,
-                    })
-                    .await?;
-                return Ok(Flow::Continue);
+                return self.stored(entry, deduplicated).await;
             }
             Outcome::Refused(refusal) => return self.refuse_upload(false, 0, refusal).await,
             Outcome::Done(None) => {}
@@ -214,12 +214,7 @@ impl Session {
         }
         match self.hub.publish(publication, Some(path)).await? {
             Outcome::Done(Some((entry, deduplicated))) => {
-                self.writer
-                    .send(&Response::Stored {
-                        entry,
-                        deduplicated,
-                    })
-                    .await?;
+                self.stored(entry, deduplicated).await?;
             }
             Outcome::Done(None) => unreachable!("publishing with bytes always stores them"),
             Outcome::Refused(refusal) => {

@@ -39,6 +39,9 @@ pub enum NameError {
     /// A component holds NUL, a control character, an escape or a bidi override.
     #[error("name contains a control or escape character")]
     ControlCharacter,
+    /// A local name is not valid UTF-8, so it cannot travel as a name.
+    #[error("name is not valid UTF-8")]
+    NotUtf8,
     /// A component is longer than [`MAX_COMPONENT_LEN`] bytes.
     #[error("a path component is {len} bytes long; the limit is {MAX_COMPONENT_LEN}")]
     ComponentTooLong {

@@ -261,6 +261,8 @@ async fn hash_file(path: &Path) -> Result<ContentHash, ClientError> {
 pub struct HashCache {
     path: Option<PathBuf>,
     entries: Mutex<HashMap<PathBuf, ShelfFile>>,
+    /// Something was hashed since the last save.
+    changed: std::sync::atomic::AtomicBool,
 }
 
 impl HashCache {
@@ -289,6 +291,7 @@ impl HashCache {
         Self {
             path: Some(path),
             entries: Mutex::new(entries),
+            changed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -305,11 +308,21 @@ impl HashCache {
             .lock()
             .expect("cache lock")
             .insert(file.path.clone(), file.clone());
+        self.changed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Writes the cache back (best effort: it only saves time).
+    /// Does nothing if nothing was hashed since the last save: the sharing
+    /// agent calls this after every rescan.
     pub fn save(&self) {
         let Some(path) = &self.path else { return };
+        if !self
+            .changed
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
         let entries = self.entries.lock().expect("cache lock");
         let text: String = entries
             .values()
@@ -360,6 +373,22 @@ mod tests {
         let state = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.txt"), b"a").unwrap();
         let cache = HashCache::load(state.path().join("cache"));
+        Shelf::folder(dir.path().to_owned())
+            .rescan(&cache, &())
+            .await
+            .unwrap();
+        cache.save();
+        std::fs::remove_file(state.path().join("cache")).unwrap();
+        cache.save();
+        assert!(
+            !state.path().join("cache").exists(),
+            "nothing new, nothing written"
+        );
+        Shelf::folder(dir.path().to_owned())
+            .rescan(&cache, &())
+            .await
+            .unwrap();
+        std::fs::write(dir.path().join("b.txt"), b"b").unwrap();
         Shelf::folder(dir.path().to_owned())
             .rescan(&cache, &())
             .await

@@ -10,16 +10,12 @@ async fn a_registered_handle_cannot_be_used_or_taken_by_another_client() {
     within(30, async {
         let hub = TestHub::start().await;
         let (alice, mallory) = (Home::new(), Home::new());
-        let mut first = ferry_client::HubClient::connect(&alice.options(hub.addr, true))
-            .await
-            .unwrap();
+        let mut first = alice.connect(&hub).await;
         let reply = first.login("Alice", alice.secret(), true).await.unwrap();
         assert_eq!(reply.handle, "alice", "handles are normalised");
         assert!(reply.registered);
 
-        let mut other = ferry_client::HubClient::connect(&mallory.options(hub.addr, true))
-            .await
-            .unwrap();
+        let mut other = mallory.connect(&hub).await;
         for register in [true, false] {
             let err = other
                 .login("alice", mallory.secret(), register)
@@ -40,9 +36,7 @@ async fn unknown_and_invalid_handles_are_refused_clearly() {
     within(30, async {
         let hub = TestHub::start().await;
         let home = Home::new();
-        let mut client = ferry_client::HubClient::connect(&home.options(hub.addr, true))
-            .await
-            .unwrap();
+        let mut client = home.connect(&hub).await;
         let err = client
             .login("nobody", home.secret(), false)
             .await
@@ -62,9 +56,7 @@ async fn commands_before_a_handle_is_established_are_refused() {
     within(30, async {
         let hub = TestHub::start().await;
         let home = Home::new();
-        let mut client = ferry_client::HubClient::connect(&home.options(hub.addr, true))
-            .await
-            .unwrap();
+        let mut client = home.connect(&hub).await;
         let err = client.list(None).await.unwrap_err();
         assert_eq!(err.hub_code(), Some(ErrorCode::LoginRequired));
         let name = FileName::parse("x").unwrap();

@@ -70,6 +70,9 @@ async fn share_then_get_directly_by_relay_and_by_fallback_and_kill_9_presence() 
         assert_eq!(direct.code, 0, "{}", direct.stderr);
         assert!(direct.stdout.contains("File received from bob (direct): notes.txt"), "{}", direct.stdout);
         wait_for_line(&mut bob_out, "Sent notes.txt to alice (direct)").await;
+        let again = run(ferry(&alice, &hub).args(["--name", "alice", "get", "notes.txt", "--from", "bob", "-o"]).arg(out.path())).await;
+        assert_eq!(again.code, 4, "a local file is in the way: {}", again.stderr);
+        assert!(again.stderr.contains("--overwrite"), "a failed peer fetch says why: {}", again.stderr);
 
         let relayed = run(ferry(&alice, &hub).args(["--name", "alice", "get", "sub/photo.jpg", "--from", "carol", "-o"]).arg(out.path())).await;
         assert_eq!(relayed.code, 0, "{}", relayed.stderr);

@@ -3,7 +3,7 @@
 use ferry_client::ClientError;
 use ferry_protocol::{ConflictPolicy, ErrorCode, FileName};
 
-use crate::support::{Home, TestHub, local_file, pattern, within};
+use crate::support::{Home, TestHub, local_file, pattern, with_layout, within};
 
 #[tokio::test]
 async fn files_and_folders_round_trip_byte_for_byte() {
@@ -41,15 +41,7 @@ async fn files_and_folders_round_trip_byte_for_byte() {
         assert!(folder.iter().all(|e| e.owner == "alice"));
 
         let out = tempfile::tempdir().unwrap();
-        let wanted: Vec<_> = listed
-            .iter()
-            .map(|e| {
-                (
-                    e.clone(),
-                    FileName::parse(&e.name).unwrap().to_relative_path(),
-                )
-            })
-            .collect();
+        let wanted = with_layout(&listed);
         let got = client
             .download(&wanted, out.path(), ConflictPolicy::Refuse, &())
             .await
@@ -253,7 +245,7 @@ async fn downloads_never_overwrite_a_local_file_unasked() {
 }
 
 #[tokio::test]
-async fn many_small_files_pipeline_over_one_connection() {
+async fn three_hundred_small_files_go_up_and_down_in_one_batch() {
     within(60, async {
         let hub = TestHub::start().await;
         let home = Home::new();
@@ -281,15 +273,7 @@ async fn many_small_files_pipeline_over_one_connection() {
             .unwrap();
         assert_eq!(listed.len(), 300);
         let out = tempfile::tempdir().unwrap();
-        let wanted: Vec<_> = listed
-            .iter()
-            .map(|e| {
-                (
-                    e.clone(),
-                    FileName::parse(&e.name).unwrap().to_relative_path(),
-                )
-            })
-            .collect();
+        let wanted = with_layout(&listed);
         let got = client
             .download(&wanted, out.path(), ConflictPolicy::Refuse, &())
             .await

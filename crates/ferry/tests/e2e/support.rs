@@ -126,6 +126,13 @@ impl Home {
         }
     }
 
+    /// Connects without logging in.
+    pub(crate) async fn connect(&self, hub: &TestHub) -> HubClient {
+        HubClient::connect(&self.options(hub.addr, hub.tls()))
+            .await
+            .unwrap()
+    }
+
     /// Connects and registers (or logs in as) `handle`.
     pub(crate) async fn client(&self, hub: &TestHub, handle: &str) -> HubClient {
         self.client_at(hub.addr, hub.tls(), handle).await
@@ -150,6 +157,21 @@ pub(crate) async fn local_file(dir: &Path, name: &str, data: &[u8]) -> UploadIte
     prepare_upload(path, FileName::parse(name).unwrap())
         .await
         .unwrap()
+}
+
+/// Entries paired with their own path as the place to download them to.
+pub(crate) fn with_layout(
+    entries: &[ferry_protocol::FileEntry],
+) -> Vec<(ferry_protocol::FileEntry, PathBuf)> {
+    entries
+        .iter()
+        .map(|e| {
+            (
+                e.clone(),
+                FileName::parse(&e.name).unwrap().to_relative_path(),
+            )
+        })
+        .collect()
 }
 
 /// Deterministic pseudo-random bytes (incompressible enough, reproducible).
