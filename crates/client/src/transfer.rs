@@ -230,6 +230,39 @@ impl HubClient {
             .collect())
     }
 
+    /// Streams `name` from its first byte into `sink` and checks the whole
+    /// against the hub's hash. As with a pipe, the bytes reach `sink` before
+    /// the check, so a caller that must not see unverified bytes uses
+    /// [`Self::download`] instead.
+    pub async fn read_into<W>(
+        &mut self,
+        name: &FileName,
+        sink: &mut W,
+    ) -> Result<FileEntry, ClientError>
+    where
+        W: tokio::io::AsyncWrite + Unpin,
+    {
+        let request = Request::Download {
+            name: name.to_string(),
+            offset: 0,
+        };
+        let entry = match self.call(&request).await? {
+            Response::Sending { entry, offset: 0 } if entry.name == name.as_str() => entry,
+            other => return Err(unexpected(&other)),
+        };
+        let mut hasher = blake3::Hasher::new();
+        receive_body(&mut self.reader, entry.size, sink, &mut hasher, self.stall).await?;
+        let actual = ContentHash::from(hasher.finalize());
+        if actual != entry.hash {
+            return Err(ClientError::Corrupt {
+                name: entry.name,
+                expected: entry.hash.short(),
+                actual: actual.short(),
+            });
+        }
+        Ok(entry)
+    }
+
     async fn receive_download(
         &mut self,
         plan: &DownloadPlan,
