@@ -55,13 +55,10 @@ note "Ferry $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'),
     "median per tool; ÷ best peer = tool median / fastest non-Ferry median in this run." \
     "Ferry runs with TLS and fsync unless a row says plaintext; the peers do not fsync."
 
-bench_big_get
-bench_big_put
-bench_small_get
-bench_small_put
-bench_memory
-bench_many_clients
-bench_search
-bench_peers
+# BENCH_ONLY="big_get small_put" runs some workloads; BENCH_ROUNDS=N overrides.
+ROUNDS=${BENCH_ROUNDS:-$ROUNDS}
+for workload in ${BENCH_ONLY:-big_get big_put small_get small_put memory many_clients search peers}; do
+    "bench_$workload"
+done
 
 publish_report

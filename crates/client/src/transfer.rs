@@ -11,22 +11,21 @@
 //! checked, fsynced, then linked into place without overwriting anything
 //! the policy does not allow.
 
-use std::io::SeekFrom;
+use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use ferry_protocol::body::{receive_body, send_body};
+use ferry_protocol::body::receive_body;
+use ferry_protocol::disk::{open_for_resume, open_from, receive_to_file, send_from_file};
 use ferry_protocol::{
     ConflictPolicy, ContentHash, EAGER_UPLOAD_MAX, FileEntry, FileName, FrameError, Request,
     Response, UploadMode,
 };
-use tokio::fs::{File, OpenOptions};
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::error::ClientError;
 use crate::hub_client::{HubClient, read_reply, unexpected};
 use crate::local;
-use crate::progress::{CountingReader, CountingWriter, Progress, TransferEvent};
+use crate::progress::{Progress, TransferEvent};
 use crate::scan::parse_name;
 
 /// A local file ready to upload: hashed, sized, named.
@@ -82,7 +81,9 @@ impl HubClient {
         let send_all = async {
             let mut unopened = Vec::new();
             for (index, item) in items.iter().enumerate() {
-                let mut file = match File::open(&item.path).await {
+                let path = item.path.clone();
+                let opened = tokio::task::spawn_blocking(move || open_from(&path, 0)).await;
+                let mut file = match opened.map_err(std::io::Error::other).and_then(|r| r) {
                     Ok(file) => file,
                     Err(e) => {
                         let result = Err(ClientError::local("opening", &item.path, e));
@@ -115,14 +116,10 @@ impl HubClient {
                         None => break,
                     }
                     file.seek(SeekFrom::Start(offset))
-                        .await
                         .map_err(|e| ClientError::local("seeking", &item.path, e))?;
                 }
-                let mut counted = CountingReader {
-                    inner: file,
-                    progress,
-                };
-                send_body(&mut counted, item.size - offset, writer, stall).await?;
+                let mut counted = |n| progress.event(TransferEvent::Bytes(n));
+                send_from_file(file, item.size - offset, writer, stall, &mut counted).await?;
             }
             drop(sent_tx);
             writer.flush().await.map_err(FrameError::from)?;
@@ -326,15 +323,6 @@ where
     let Incoming { size, hash, offset } = incoming;
     let partial = &plan.partial;
     let io = |e| ClientError::local("writing", partial, e);
-    let mut file = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(false)
-        .open(partial)
-        .await
-        .map_err(io)?;
-    file.set_len(offset).await.map_err(io)?;
-    file.seek(SeekFrom::Start(offset)).await.map_err(io)?;
     if offset > 0 {
         progress.event(TransferEvent::Resumed {
             name: &plan.entry.name,
@@ -343,19 +331,21 @@ where
         progress.event(TransferEvent::Bytes(offset));
     }
     let path = partial.clone();
-    let mut hasher = tokio::task::spawn_blocking(move || local::hash_prefix(&path, offset))
+    let (file, hasher) = tokio::task::spawn_blocking(move || open_for_resume(&path, offset))
         .await
         .map_err(|e| io(std::io::Error::other(e)))?
         .map_err(io)?;
-    let mut sink = CountingWriter {
-        inner: &mut file,
-        progress,
-    };
-    let received = receive_body(reader, size - offset, &mut sink, &mut hasher, stall).await;
-    file.flush().await.map_err(io)?;
-    file.sync_all().await.map_err(io)?;
-    drop(file);
-    received?;
+    let mut counted = |n| progress.event(TransferEvent::Bytes(n));
+    let hasher = receive_to_file(
+        reader,
+        size - offset,
+        file,
+        hasher,
+        true,
+        stall,
+        &mut counted,
+    )
+    .await?;
     let actual = ContentHash::from(hasher.finalize());
     if actual != hash {
         let _ = tokio::fs::remove_file(partial).await;

@@ -36,7 +36,7 @@ pub fn load_or_create(dir: &Path) -> Result<TlsIdentity, HubError> {
     let cert = CertificateDer::from(read(&cert_path)?);
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(read(&key_path)?));
     let fingerprint = Fingerprint::of_certificate(&cert);
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(ferry_protocol::tls::crypto_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .and_then(|builder| {

@@ -6,16 +6,14 @@
 //! A refused eager upload still consumes its (small) body so the next frame
 //! is found; a failed body closes the connection.
 
-use std::io::{Read, SeekFrom};
 use std::path::Path;
 
-use ferry_protocol::body::{discard_body, receive_body, send_body};
+use ferry_protocol::body::discard_body;
+use ferry_protocol::disk::{open_for_resume, open_from, receive_to_file, send_from_file};
 use ferry_protocol::{
     ConflictPolicy, ContentHash, EAGER_UPLOAD_MAX, ErrorCode, FileEntry, FileName, Handle,
     Response, UploadMode,
 };
-use tokio::fs::{File, OpenOptions};
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use crate::error::HubError;
 use crate::session::{Flow, Session};
@@ -150,38 +148,30 @@ impl Session {
     }
 
     /// Appends the body to `path` (truncated to `offset`), hashing the bytes
-    /// already there first. Returns the hash of the whole file.
+    /// already there first. Returns the hash of the whole file. Whatever
+    /// arrived is fsynced, also after a failure, so a resumed upload can
+    /// trust it.
     async fn receive_into(
         &mut self,
         path: &Path,
         offset: u64,
         publication: &Publication,
     ) -> Result<blake3::Hash, HubError> {
-        let io = |e| HubError::io("writing upload", path, e);
-        let mut file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(false)
-            .open(path)
+        let owned = path.to_owned();
+        let (file, hasher) = blocking(move || open_for_resume(&owned, offset))
             .await
-            .map_err(io)?;
-        file.set_len(offset).await.map_err(io)?;
-        file.seek(SeekFrom::Start(offset)).await.map_err(io)?;
-        let mut hasher = hash_prefix(path, offset).await?;
-        let stall = self.hub.config.stall_timeout;
-        let received = receive_body(
+            .map_err(|e| HubError::io("opening upload", path, e))?;
+        let received = receive_to_file(
             &mut self.reader,
             publication.size - offset,
-            &mut file,
-            &mut hasher,
-            stall,
+            file,
+            hasher,
+            true,
+            self.hub.config.stall_timeout,
+            &mut |_| {},
         )
         .await;
-        // Whatever arrived is kept durable, so a resumed upload can trust it.
-        file.flush().await.map_err(io)?;
-        file.sync_all().await.map_err(io)?;
-        received?;
-        Ok(hasher.finalize())
+        Ok(received?.finalize())
     }
 
     async fn finish_upload(
@@ -243,7 +233,8 @@ impl Session {
             return Ok(Flow::Continue);
         }
         let blob = self.hub.store.blob_path(&entry.hash);
-        let mut file = match File::open(&blob).await {
+        let owned = blob.clone();
+        let file = match blocking(move || open_from(&owned, offset)).await {
             Ok(file) => file,
             // Deleted between the lookup and the open.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -252,15 +243,12 @@ impl Session {
             }
             Err(e) => return Err(HubError::io("opening blob", &blob, e)),
         };
-        file.seek(SeekFrom::Start(offset))
-            .await
-            .map_err(|e| HubError::io("seeking blob", &blob, e))?;
         let remaining = entry.size - offset;
         self.writer
             .queue(&Response::Sending { entry, offset })
             .await?;
         let stall = self.hub.config.stall_timeout;
-        send_body(&mut file, remaining, &mut self.writer, stall).await?;
+        send_from_file(file, remaining, &mut self.writer, stall, &mut |_| {}).await?;
         ferry_protocol::body::flush_within(&mut self.writer, stall).await?;
         Ok(Flow::Continue)
     }
@@ -276,19 +264,13 @@ fn upload_key(publication: &Publication) -> ContentHash {
     hasher.finalize().into()
 }
 
-/// A hasher fed with the first `len` bytes of `path`.
-async fn hash_prefix(path: &Path, len: u64) -> Result<blake3::Hasher, HubError> {
-    let owned = path.to_owned();
-    let hashed = tokio::task::spawn_blocking(move || {
-        let mut hasher = blake3::Hasher::new();
-        let file = std::fs::File::open(&owned)?;
-        hasher.update_reader(file.take(len))?;
-        Ok(hasher)
-    })
-    .await
-    .map_err(std::io::Error::other)
-    .and_then(|r| r);
-    hashed.map_err(|e| HubError::io("hashing partial upload", path, e))
+/// Runs a blocking file operation off the async threads.
+async fn blocking<T: Send + 'static>(
+    operation: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(operation)
+        .await
+        .map_err(std::io::Error::other)?
 }
 
 async fn remove_quietly(path: &Path) {

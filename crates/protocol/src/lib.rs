@@ -122,12 +122,14 @@
 
 pub mod body;
 pub mod codec;
+pub mod disk;
 pub mod framed;
 pub mod hash;
 pub mod limits;
 pub mod message;
 pub mod name;
 pub mod peer;
+pub mod tls;
 
 pub use codec::{FrameError, MessageCodec};
 pub use framed::{FrameReader, FrameWriter, Transport};

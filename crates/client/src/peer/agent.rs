@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_protocol::body::{flush_within, send_body};
+use ferry_protocol::body::flush_within;
+use ferry_protocol::disk::send_from_file;
 use ferry_protocol::{
     HEARTBEAT_INTERVAL, MAX_OFFERS_PER_FRAME, Offered, Request, Response, Secret, Token,
 };
@@ -264,8 +265,15 @@ async fn push(config: &ShareConfig, token: Token, file: &ShelfFile) -> Result<()
         Response::UploadReady { offset } if offset <= file.size => offset,
         other => return Err(unexpected(&other)),
     };
-    let mut source = file.open_at(offset).await?;
-    send_body(&mut source, file.size - offset, &mut hub.writer, hub.stall).await?;
+    let source = file.open_at(offset).await?;
+    send_from_file(
+        source,
+        file.size - offset,
+        &mut hub.writer,
+        hub.stall,
+        &mut |_| {},
+    )
+    .await?;
     flush_within(&mut hub.writer, hub.stall).await?;
     match hub.reply().await? {
         Response::Pushed => {

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_protocol::body::{flush_within, send_body};
+use ferry_protocol::body::flush_within;
+use ferry_protocol::disk::send_from_file;
 use ferry_protocol::{
     ErrorCode, Fingerprint, FrameReader, FrameWriter, PROTOCOL_VERSION, PeerRequest, PeerResponse,
 };
@@ -158,7 +159,7 @@ impl PeerServer {
                 return Ok(Served::Refused(reason));
             }
         };
-        let mut source = file.open_at(offset).await?;
+        let source = file.open_at(offset).await?;
         writer
             .queue(&PeerResponse::Sending {
                 size: file.size,
@@ -166,7 +167,14 @@ impl PeerServer {
                 offset,
             })
             .await?;
-        send_body(&mut source, file.size - offset, &mut writer, self.stall).await?;
+        send_from_file(
+            source,
+            file.size - offset,
+            &mut writer,
+            self.stall,
+            &mut |_| {},
+        )
+        .await?;
         flush_within(&mut writer, self.stall).await?;
         let _ = writer.shutdown().await;
         Ok(Served::Sent {

@@ -28,15 +28,13 @@ pub struct ShelfFile {
 
 impl ShelfFile {
     /// Opens the file positioned at `offset`, ready to send the rest.
-    pub async fn open_at(&self, offset: u64) -> Result<tokio::fs::File, ClientError> {
-        use tokio::io::AsyncSeekExt;
-        let mut file = tokio::fs::File::open(&self.path)
+    pub async fn open_at(&self, offset: u64) -> Result<std::fs::File, ClientError> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || ferry_protocol::disk::open_from(&path, offset))
             .await
-            .map_err(|e| ClientError::local("opening", &self.path, e))?;
-        file.seek(std::io::SeekFrom::Start(offset))
-            .await
-            .map_err(|e| ClientError::local("seeking", &self.path, e))?;
-        Ok(file)
+            .map_err(std::io::Error::other)
+            .and_then(|r| r)
+            .map_err(|e| ClientError::local("opening", &self.path, e))
     }
 }
 

@@ -1,0 +1,468 @@
+//! Bodies between the network and a file, with the disk work off the
+//! network task.
+//!
+//! Receiving: the network task only decrypts and fills buffers; a blocking
+//! thread hashes them and writes them out, asking the kernel to start
+//! writeback every few MiB so the final fsync waits for a short tail
+//! instead of the whole file. Sending: a blocking thread reads ahead while
+//! the network task encrypts and sends. Either way a handful of chunk
+//! buffers cycle between the two sides, so memory stays constant.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use rustix::fs::{Advice, fadvise};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+use crate::body::BodyError;
+use crate::framed::{FrameReader, FrameWriter};
+use crate::limits::CHUNK_LEN;
+
+/// Buffers in flight between the two sides of one transfer.
+const BUFFERS: usize = 4;
+
+/// Writeback is started every this many bytes written.
+const WRITEBACK_EVERY: u64 = 8 << 20;
+
+/// Hands buffers round between the network side and the disk thread.
+struct Pool {
+    free: mpsc::UnboundedReceiver<Vec<u8>>,
+    give_back: mpsc::UnboundedSender<Vec<u8>>,
+    made: usize,
+    size: usize,
+}
+
+impl Pool {
+    fn new(len: u64) -> Self {
+        let (give_back, free) = mpsc::unbounded_channel();
+        let size = usize::try_from(len).map_or(CHUNK_LEN, |l| l.clamp(1, CHUNK_LEN));
+        Self {
+            free,
+            give_back,
+            made: 0,
+            size,
+        }
+    }
+
+    /// A buffer of `size` bytes: a returned one, a new one while fewer than
+    /// `BUFFERS` exist, else the next to come back (`None`: the other side
+    /// has stopped).
+    async fn take(&mut self) -> Option<Vec<u8>> {
+        if let Ok(buf) = self.free.try_recv() {
+            return Some(buf);
+        }
+        if self.made < BUFFERS {
+            self.made += 1;
+            return Some(vec![0; self.size]);
+        }
+        self.free.recv().await
+    }
+}
+
+/// Receives exactly `len` body bytes into `file` (positioned where they
+/// go), feeding `hasher`, and calls `progress` with each chunk's length.
+/// If `sync`, the file is fsynced at the end, also when the connection
+/// failed partway, so a resumed transfer can trust what arrived.
+pub async fn receive_to_file<R, D>(
+    reader: &mut FrameReader<R, D>,
+    len: u64,
+    file: File,
+    hasher: blake3::Hasher,
+    sync: bool,
+    stall: Duration,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<blake3::Hasher, BodyError>
+where
+    R: AsyncRead + Unpin,
+    D: DeserializeOwned,
+{
+    let mut pool = Pool::new(len);
+    let (full_tx, full_rx) = mpsc::channel::<Vec<u8>>(BUFFERS);
+    let give_back = pool.give_back.clone();
+    let disk =
+        tokio::task::spawn_blocking(move || write_out(file, hasher, full_rx, give_back, sync));
+    let mut received = 0u64;
+    let network = async {
+        while received < len {
+            let Some(mut buf) = pool.take().await else {
+                break; // the disk side failed; its error is reported below
+            };
+            let want = usize::try_from(len - received).map_or(buf.len(), |l| l.min(buf.len()));
+            let n = fill(reader, &mut buf[..want], stall).await?;
+            buf.truncate(n);
+            // What arrived before an early end is still written, for a resume.
+            if full_tx.send(buf).await.is_err() {
+                break;
+            }
+            received += n as u64;
+            progress(n as u64);
+            if n < want {
+                return Err(BodyError::Truncated {
+                    expected: len,
+                    received,
+                });
+            }
+        }
+        Ok(())
+    };
+    let network = network.await;
+    drop(full_tx);
+    let written = disk
+        .await
+        .map_err(|e| BodyError::Disk(io::Error::other(e)))?;
+    let hasher = written.map_err(BodyError::Disk)?;
+    network.map(|()| hasher)
+}
+
+/// Opens `path` for writing at `offset` (creating it, cutting anything past
+/// `offset`), with a hasher already fed the bytes before `offset`: the
+/// start of a resumed receive.
+pub fn open_for_resume(path: &Path, offset: u64) -> io::Result<(File, blake3::Hasher)> {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .write(true)
+        .truncate(false)
+        .open(path)?;
+    file.set_len(offset)?;
+    let mut hasher = blake3::Hasher::new();
+    if offset > 0 {
+        hasher.update_reader((&file).take(offset))?;
+    }
+    file.seek(SeekFrom::Start(offset))?;
+    Ok((file, hasher))
+}
+
+/// Opens `path` for reading from `offset`.
+pub fn open_from(path: &Path, offset: u64) -> io::Result<File> {
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(offset))?;
+    Ok(file)
+}
+
+/// Reads until `out` is full or the stream ends; returns how much arrived.
+async fn fill<R, D>(
+    reader: &mut FrameReader<R, D>,
+    out: &mut [u8],
+    stall: Duration,
+) -> Result<usize, BodyError>
+where
+    R: AsyncRead + Unpin,
+    D: DeserializeOwned,
+{
+    let mut filled = 0;
+    while filled < out.len() {
+        let n = timeout(stall, reader.read_raw(&mut out[filled..]))
+            .await
+            .map_err(|_| BodyError::Stalled(stall))?
+            .map_err(BodyError::Network)?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    Ok(filled)
+}
+
+/// The disk thread of [`receive_to_file`].
+fn write_out(
+    mut file: File,
+    mut hasher: blake3::Hasher,
+    mut full: mpsc::Receiver<Vec<u8>>,
+    give_back: mpsc::UnboundedSender<Vec<u8>>,
+    sync: bool,
+) -> io::Result<blake3::Hasher> {
+    let start = file.stream_position()?;
+    let (mut written, mut handed_to_writeback) = (0u64, 0u64);
+    while let Some(mut buf) = full.blocking_recv() {
+        hasher.update(&buf);
+        file.write_all(&buf)?;
+        written += buf.len() as u64;
+        if written - handed_to_writeback >= WRITEBACK_EVERY {
+            start_writeback(
+                &file,
+                start + handed_to_writeback,
+                written - handed_to_writeback,
+            );
+            handed_to_writeback = written;
+        }
+        buf.resize(buf.capacity(), 0);
+        let _ = give_back.send(buf);
+    }
+    if sync {
+        file.sync_all()?;
+    }
+    Ok(hasher)
+}
+
+/// Asks the kernel to start writing a just-written range to disk now, without
+/// waiting for it: on Linux, `POSIX_FADV_DONTNEED` starts writeback of dirty
+/// pages (and drops only pages already clean, which these are not yet).
+/// Without it, a gigabyte sits dirty in memory until the final fsync, which
+/// then stalls for the time the disk needs to write all of it.
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    if let Some(len) = std::num::NonZeroU64::new(len) {
+        let _ = fadvise(file, offset, Some(len), Advice::DontNeed);
+    }
+}
+
+/// Sends exactly `len` bytes of `file` (positioned where they start) to
+/// `writer`, read ahead on a blocking thread; `progress` gets each chunk's
+/// length. Does not flush.
+pub async fn send_from_file<W, E>(
+    file: File,
+    len: u64,
+    writer: &mut FrameWriter<W, E>,
+    stall: Duration,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<(), BodyError>
+where
+    W: AsyncWrite + Unpin,
+    E: Serialize,
+{
+    let mut pool = Pool::new(len);
+    let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>(BUFFERS);
+    let (full_tx, mut full_rx) = mpsc::channel::<io::Result<Vec<u8>>>(BUFFERS);
+    for _ in 0..BUFFERS {
+        if let Some(buf) = pool.take().await {
+            let _ = empty_tx.try_send(buf);
+        }
+    }
+    let disk = tokio::task::spawn_blocking(move || read_ahead(file, len, empty_rx, full_tx));
+    let mut sent = 0u64;
+    let result = async {
+        while sent < len {
+            let buf = match full_rx.recv().await {
+                Some(Ok(buf)) => buf,
+                Some(Err(e)) => return Err(BodyError::Disk(e)),
+                None => {
+                    return Err(BodyError::SourceChanged {
+                        expected: len,
+                        sent,
+                    });
+                }
+            };
+            if buf.is_empty() {
+                return Err(BodyError::SourceChanged {
+                    expected: len,
+                    sent,
+                });
+            }
+            timeout(stall, writer.write_raw(&buf))
+                .await
+                .map_err(|_| BodyError::Stalled(stall))?
+                .map_err(BodyError::Network)?;
+            sent += buf.len() as u64;
+            progress(buf.len() as u64);
+            let _ = empty_tx.send(buf).await;
+        }
+        Ok(())
+    }
+    .await;
+    drop((empty_tx, full_rx));
+    let _ = disk.await;
+    result
+}
+
+/// The disk thread of [`send_from_file`]: fills empty buffers in order.
+/// An empty buffer sent back means the file ended early.
+fn read_ahead(
+    mut file: File,
+    len: u64,
+    mut empty: mpsc::Receiver<Vec<u8>>,
+    full: mpsc::Sender<io::Result<Vec<u8>>>,
+) {
+    let mut left = len;
+    while left > 0 {
+        let Some(mut buf) = empty.blocking_recv() else {
+            return;
+        };
+        let want = usize::try_from(left).map_or(buf.len(), |l| l.min(buf.capacity()));
+        buf.resize(want, 0);
+        let read = read_full(&mut file, &mut buf);
+        let stop = !matches!(read, Ok(n) if n == want);
+        let message = read.map(|n| {
+            buf.truncate(n);
+            buf
+        });
+        if let Ok(buf) = &message {
+            left -= buf.len() as u64;
+        }
+        if full.blocking_send(message).is_err() || stop {
+            return;
+        }
+    }
+}
+
+/// Reads until `buf` is full or the file ends.
+fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Request;
+
+    fn data(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 31 % 251) as u8).collect()
+    }
+
+    /// Sends `len` bytes of a file through a pipe into another file.
+    async fn roundtrip(len: usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+        std::fs::write(&src, data(len)).unwrap();
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let mut writer = FrameWriter::<_, Request>::new(a);
+        let source = File::open(&src).unwrap();
+        let send = tokio::spawn(async move {
+            let mut sent = 0;
+            send_from_file(
+                source,
+                len as u64,
+                &mut writer,
+                Duration::from_secs(5),
+                &mut |n| {
+                    sent += n;
+                },
+            )
+            .await
+            .unwrap();
+            writer.flush().await.unwrap();
+            sent
+        });
+        let mut reader = FrameReader::<_, Request>::new(b);
+        let mut got = 0;
+        let hasher = receive_to_file(
+            &mut reader,
+            len as u64,
+            File::create(&dst).unwrap(),
+            blake3::Hasher::new(),
+            true,
+            Duration::from_secs(5),
+            &mut |n| got += n,
+        )
+        .await
+        .unwrap();
+        assert_eq!(send.await.unwrap(), len as u64);
+        assert_eq!(got, len as u64);
+        let out = std::fs::read(&dst).unwrap();
+        assert_eq!(out, data(len), "len {len}");
+        assert_eq!(hasher.finalize(), blake3::hash(&out));
+    }
+
+    #[tokio::test]
+    async fn files_of_boundary_sizes_cross_whole() {
+        for len in [0, 1, CHUNK_LEN - 1, CHUNK_LEN, 7 * CHUNK_LEN + 3, 40 << 20] {
+            roundtrip(len).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn receiving_appends_at_the_file_position_after_a_hashed_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("partial");
+        std::fs::write(&path, b"abcdrop").unwrap();
+        let (file, prefix) = open_for_resume(&path, 3).unwrap();
+        let (mut a, b) = tokio::io::duplex(64);
+        tokio::io::AsyncWriteExt::write_all(&mut a, b"defXYZ")
+            .await
+            .unwrap();
+        let mut reader = FrameReader::<_, Request>::new(b);
+        let hasher = receive_to_file(
+            &mut reader,
+            3,
+            file,
+            prefix,
+            false,
+            Duration::from_secs(1),
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"abcdef");
+        assert_eq!(hasher.finalize(), blake3::hash(b"abcdef"));
+        // Nothing past the body was consumed.
+        let mut rest = [0u8; 3];
+        assert_eq!(reader.read_raw(&mut rest).await.unwrap(), 3);
+        assert_eq!(&rest, b"XYZ");
+    }
+
+    #[tokio::test]
+    async fn a_short_stream_keeps_what_arrived_and_says_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("partial");
+        let (mut a, b) = tokio::io::duplex(64);
+        tokio::io::AsyncWriteExt::write_all(&mut a, b"12345")
+            .await
+            .unwrap();
+        drop(a);
+        let mut reader = FrameReader::<_, Request>::new(b);
+        let err = receive_to_file(
+            &mut reader,
+            10,
+            File::create(&path).unwrap(),
+            blake3::Hasher::new(),
+            true,
+            Duration::from_secs(1),
+            &mut |_| {},
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                BodyError::Truncated {
+                    expected: 10,
+                    received: 5
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"12345");
+    }
+
+    #[tokio::test]
+    async fn a_file_shorter_than_announced_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("short");
+        std::fs::write(&path, b"short").unwrap();
+        let (a, _b) = tokio::io::duplex(1024);
+        let mut writer = FrameWriter::<_, Request>::new(a);
+        let err = send_from_file(
+            File::open(&path).unwrap(),
+            10,
+            &mut writer,
+            Duration::from_secs(1),
+            &mut |_| {},
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                BodyError::SourceChanged {
+                    expected: 10,
+                    sent: 5
+                }
+            ),
+            "{err}"
+        );
+    }
+}
