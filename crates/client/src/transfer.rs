@@ -212,15 +212,37 @@ impl HubClient {
             self.writer.queue(&request).await?;
         }
         self.writer.flush().await.map_err(FrameError::from)?;
+        let mut batch = Vec::new();
         for (index, plan) in plans {
-            let result = self.receive_download(&plan, policy, progress).await;
-            let result = match result {
-                Err(e) if !e.connection_usable() => return Err(e),
-                other => other,
-            };
-            report(progress, &plan.entry.name, &result);
-            results[index] = Some(result);
+            let batched = plan.entry.size - plan.offset <= GROUP_COMMIT_BYTES;
+            let result = self.receive_download(&plan, progress, batched).await;
+            match result {
+                Err(e) if !e.connection_usable() => {
+                    commit_batch(&mut batch, policy, progress, &mut results).await;
+                    return Err(e);
+                }
+                Ok(done) if batched => {
+                    batch.push(Unplaced { index, done, plan });
+                    if batch.len() >= GROUP_COMMIT_FILES {
+                        commit_batch(&mut batch, policy, progress, &mut results).await;
+                    }
+                }
+                Ok(done) => {
+                    let result = place(&plan, policy).await.map(|path| Transferred {
+                        path: Some(path),
+                        ..done
+                    });
+                    report(progress, &plan.entry.name, &result);
+                    results[index] = Some(result);
+                }
+                Err(e) => {
+                    let result = Err(e);
+                    report(progress, &plan.entry.name, &result);
+                    results[index] = Some(result);
+                }
+            }
         }
+        commit_batch(&mut batch, policy, progress, &mut results).await;
         Ok(results
             .into_iter()
             .map(|r| r.expect("every entry gets a result"))
@@ -260,11 +282,13 @@ impl HubClient {
         Ok(entry)
     }
 
+    /// Receives and verifies one file into its partial, not yet placed;
+    /// fsynced unless `batched` (then [`commit_batch`] makes it durable).
     async fn receive_download(
         &mut self,
         plan: &DownloadPlan,
-        policy: ConflictPolicy,
         progress: &dyn Progress,
+        batched: bool,
     ) -> FileResult {
         let (entry, offset) = match self.reply().await? {
             Response::Sending { entry, offset }
@@ -279,22 +303,79 @@ impl HubClient {
             hash: entry.hash,
             offset,
         };
-        let placed = receive_file(
+        receive_verified(
             &mut self.reader,
             plan,
             incoming,
-            policy,
             progress,
             self.stall,
+            !batched,
         )
         .await?;
         Ok(Transferred {
             entry,
-            path: Some(placed),
+            path: None,
             resumed_from: offset,
             deduplicated: false,
         })
     }
+}
+
+/// Files up to this size are made durable in groups rather than one by one.
+const GROUP_COMMIT_BYTES: u64 = 1 << 20;
+
+/// At most this many files wait in one group.
+const GROUP_COMMIT_FILES: usize = 256;
+
+/// A verified download waiting in a group to be made durable and placed.
+struct Unplaced {
+    index: usize,
+    done: Transferred,
+    plan: DownloadPlan,
+}
+
+/// Makes every file in `batch` durable and places it (see
+/// [`local::place_batch`]), then reports each.
+async fn commit_batch(
+    batch: &mut Vec<Unplaced>,
+    policy: ConflictPolicy,
+    progress: &dyn Progress,
+    results: &mut [Option<FileResult>],
+) {
+    if batch.is_empty() {
+        return;
+    }
+    let files: Vec<(PathBuf, PathBuf)> = batch
+        .iter()
+        .map(|u| (u.plan.partial.clone(), u.plan.dest.clone()))
+        .collect();
+    let placed = match tokio::task::spawn_blocking(move || local::place_batch(&files, policy)).await
+    {
+        Ok(placed) => placed,
+        Err(e) => batch
+            .iter()
+            .map(|u| {
+                let e = std::io::Error::other(e.to_string());
+                Err(ClientError::local("placing", &u.plan.dest, e))
+            })
+            .collect(),
+    };
+    for (unplaced, placed) in batch.drain(..).zip(placed) {
+        let result = placed.map(|path| Transferred {
+            path: Some(path),
+            ..unplaced.done
+        });
+        report(progress, &unplaced.plan.entry.name, &result);
+        results[unplaced.index] = Some(result);
+    }
+}
+
+/// Places one verified, fsynced partial under `policy`.
+async fn place(plan: &DownloadPlan, policy: ConflictPolicy) -> Result<PathBuf, ClientError> {
+    let (partial, dest) = (plan.partial.clone(), plan.dest.clone());
+    tokio::task::spawn_blocking(move || local::place(&partial, &dest, policy))
+        .await
+        .map_err(|e| ClientError::local("placing", &plan.dest, std::io::Error::other(e)))?
 }
 
 /// What the sender announced before a file's bytes.
@@ -320,6 +401,25 @@ where
     R: tokio::io::AsyncRead + Unpin,
     D: serde::de::DeserializeOwned,
 {
+    receive_verified(reader, plan, incoming, progress, stall, true).await?;
+    place(plan, policy).await
+}
+
+/// Receives a file's body into the plan's partial file (continuing at
+/// `offset`) and verifies the whole against the announced hash; a file
+/// that fails the check is removed. Fsyncs if `sync`.
+async fn receive_verified<R, D>(
+    reader: &mut ferry_protocol::FrameReader<R, D>,
+    plan: &DownloadPlan,
+    incoming: Incoming,
+    progress: &dyn Progress,
+    stall: std::time::Duration,
+    sync: bool,
+) -> Result<(), ClientError>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    D: serde::de::DeserializeOwned,
+{
     let Incoming { size, hash, offset } = incoming;
     let partial = &plan.partial;
     let io = |e| ClientError::local("writing", partial, e);
@@ -341,7 +441,7 @@ where
         size - offset,
         file,
         hasher,
-        true,
+        sync,
         stall,
         &mut counted,
     )
@@ -355,10 +455,7 @@ where
             actual: actual.short(),
         });
     }
-    let (partial, dest) = (partial.clone(), plan.dest.clone());
-    tokio::task::spawn_blocking(move || local::place(&partial, &dest, policy))
-        .await
-        .map_err(|e| io(std::io::Error::other(e)))?
+    Ok(())
 }
 
 /// Where a download goes and how much of it is already there.
