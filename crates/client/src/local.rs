@@ -89,25 +89,8 @@ pub fn place_batch(
     files: &[(PathBuf, PathBuf)],
     policy: ConflictPolicy,
 ) -> Vec<Result<PathBuf, ClientError>> {
-    const FLUSHERS: usize = 16;
-    let synced: Vec<io::Result<()>> = std::thread::scope(|scope| {
-        let per_thread = files.len().div_ceil(FLUSHERS).max(1);
-        let workers: Vec<_> = files
-            .chunks(per_thread)
-            .map(|chunk| {
-                scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .map(|(partial, _)| fs::File::open(partial).and_then(|f| f.sync_all()))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("fsync threads do not panic"))
-            .collect()
-    });
+    let partials: Vec<&Path> = files.iter().map(|(partial, _)| partial.as_path()).collect();
+    let synced = ferry_protocol::disk::sync_all_concurrently(&partials);
     let mut dirs = std::collections::BTreeSet::new();
     let mut results: Vec<Result<PathBuf, ClientError>> = files
         .iter()

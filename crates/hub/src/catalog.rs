@@ -150,30 +150,44 @@ impl Catalog {
 
     /// Inserts or replaces the entry with `entry.name`; returns the one replaced.
     pub async fn put(&self, entry: &FileEntry) -> Result<Option<FileEntry>, HubError> {
+        let mut previous = self.put_many(std::slice::from_ref(entry)).await?;
+        Ok(previous.pop().flatten())
+    }
+
+    /// Inserts or replaces every entry in one transaction (one disk flush);
+    /// returns what each replaced.
+    pub async fn put_many(
+        &self,
+        entries: &[FileEntry],
+    ) -> Result<Vec<Option<FileEntry>>, HubError> {
         let mut tx = self.pool.begin().await?;
-        let previous = sqlx::query(select_file!("WHERE name = $1"))
+        let mut replaced = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let previous = sqlx::query(select_file!("WHERE name = $1"))
+                .bind(&entry.name)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|row| entry_from_row(&row))
+                .transpose()?;
+            sqlx::query(
+                "INSERT INTO files (name, size, hash, owner, modified) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (name) DO UPDATE SET size = excluded.size, hash = excluded.hash, \
+                 owner = excluded.owner, modified = excluded.modified",
+            )
             .bind(&entry.name)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|row| entry_from_row(&row))
-            .transpose()?;
-        sqlx::query(
-            "INSERT INTO files (name, size, hash, owner, modified) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (name) DO UPDATE SET size = excluded.size, hash = excluded.hash, \
-             owner = excluded.owner, modified = excluded.modified",
-        )
-        .bind(&entry.name)
-        .bind(
-            i64::try_from(entry.size)
-                .map_err(|_| sqlx::Error::Protocol("size overflows".into()))?,
-        )
-        .bind(&entry.hash.0[..])
-        .bind(&entry.owner)
-        .bind(entry.modified)
-        .execute(&mut *tx)
-        .await?;
+            .bind(
+                i64::try_from(entry.size)
+                    .map_err(|_| sqlx::Error::Protocol("size overflows".into()))?,
+            )
+            .bind(&entry.hash.0[..])
+            .bind(&entry.owner)
+            .bind(entry.modified)
+            .execute(&mut *tx)
+            .await?;
+            replaced.push(previous);
+        }
         tx.commit().await?;
-        Ok(previous)
+        Ok(replaced)
     }
 
     /// Removes the entry called `name`; returns it.

@@ -26,6 +26,7 @@ pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod grants;
+mod group;
 pub mod index;
 mod peer;
 pub mod server;

@@ -2,21 +2,24 @@
 //! until the client leaves, idles too long, or the hub shuts down. A request
 //! is always finished before shutdown is noticed, so transfers complete.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use ferry_protocol::{
     ErrorCode, FileName, FrameError, FrameReader, FrameWriter, Handle, MAX_LIST_PAGE, MAX_NAME_LEN,
-    PROTOCOL_VERSION, Request, Response, Transport,
+    PROTOCOL_VERSION, Request, Response, Transport, UploadMode,
 };
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::LoginOutcome;
 use crate::error::HubError;
+use crate::group::Published;
 use crate::state::{Hub, Outcome, Refusal, unix_now};
 
 /// Reading half of a client connection.
@@ -38,6 +41,19 @@ pub(crate) struct Session {
     pub(crate) handle: Option<Handle>,
     /// The client's address (a sharing peer is reached at its IP).
     pub(crate) remote: SocketAddr,
+    /// Small uploads in a group commit, oldest first; their replies go out
+    /// in this order, before any later reply.
+    pub(crate) pending: VecDeque<JoinHandle<Result<Published, HubError>>>,
+}
+
+/// Grouped uploads a session may have waiting before it stops reading.
+pub(crate) const MAX_PENDING: usize = 64;
+
+/// What the session loop woke up for.
+enum Wake {
+    Shutdown,
+    Committed(Result<Result<Published, HubError>, tokio::task::JoinError>),
+    Request(Result<Result<Option<Request>, FrameError>, tokio::time::error::Elapsed>),
 }
 
 /// Serves one accepted TCP connection to the end. Errors are logged here.
@@ -80,6 +96,7 @@ async fn handshake(
         writer: FrameWriter::new(write),
         handle: None,
         remote,
+        pending: VecDeque::new(),
     };
     let first = match session.reader.recv().await {
         Ok(first) => first,
@@ -123,9 +140,23 @@ impl Session {
     async fn run(mut self, shutdown: CancellationToken) -> Result<(), HubError> {
         let idle = self.hub.config.idle_timeout;
         loop {
-            let next = tokio::select! {
-                () = shutdown.cancelled() => break,
-                next = timeout(idle, self.reader.recv()) => next,
+            let wake = {
+                let (pending, reader) = (&mut self.pending, &mut self.reader);
+                let waiting = !pending.is_empty();
+                tokio::select! {
+                    () = shutdown.cancelled() => Wake::Shutdown,
+                    done = oldest(pending), if waiting => Wake::Committed(done),
+                    next = timeout(idle, reader.recv()) => Wake::Request(next),
+                }
+            };
+            let next = match wake {
+                Wake::Shutdown => break,
+                Wake::Committed(done) => {
+                    self.pending.pop_front();
+                    self.reply_published(done).await?;
+                    continue;
+                }
+                Wake::Request(next) => next,
             };
             let request = match next {
                 Err(_) => {
@@ -149,8 +180,39 @@ impl Session {
                 }
             }
         }
+        self.settle().await?;
         let _ = self.writer.shutdown().await;
         Ok(())
+    }
+
+    /// Sends the replies of every grouped upload still waiting, in order.
+    pub(crate) async fn settle(&mut self) -> Result<(), HubError> {
+        while let Some(task) = self.pending.pop_front() {
+            self.reply_published(task.await).await?;
+        }
+        Ok(())
+    }
+
+    /// Replies to one grouped upload.
+    pub(crate) async fn reply_published(
+        &mut self,
+        done: Result<Result<Published, HubError>, tokio::task::JoinError>,
+    ) -> Result<(), HubError> {
+        let published = done.map_err(|e| {
+            HubError::io(
+                "publishing",
+                std::path::Path::new("store"),
+                std::io::Error::other(e),
+            )
+        })??;
+        let response = match published {
+            Outcome::Done((entry, deduplicated)) => Response::Stored {
+                entry,
+                deduplicated,
+            },
+            Outcome::Refused(Refusal { code, message }) => Response::Error { code, message },
+        };
+        Ok(self.writer.send(&response).await?)
     }
 
     pub(crate) async fn close_on_bad_frame(&mut self, error: FrameError) -> Result<(), HubError> {
@@ -177,6 +239,7 @@ impl Session {
 
     /// Sends a refusal; the session goes on.
     pub(crate) async fn refuse(&mut self, refusal: Refusal) -> Result<(), HubError> {
+        self.settle().await?;
         let Refusal { code, message } = refusal;
         Ok(self.writer.send(&Response::Error { code, message }).await?)
     }
@@ -186,6 +249,15 @@ impl Session {
         request: Request,
         shutdown: &CancellationToken,
     ) -> Result<Flow, HubError> {
+        if !matches!(
+            request,
+            Request::Upload {
+                mode: UploadMode::Eager,
+                ..
+            }
+        ) {
+            self.settle().await?;
+        }
         let handle = match (&request, &self.handle) {
             (Request::Login { .. }, _) => None,
             (Request::Hello { .. }, _) => {
@@ -382,5 +454,15 @@ impl Session {
                 }
             }
         }
+    }
+}
+
+/// The oldest grouped upload's outcome (cancel-safe: the task runs on).
+async fn oldest(
+    pending: &mut VecDeque<JoinHandle<Result<Published, HubError>>>,
+) -> Result<Result<Published, HubError>, tokio::task::JoinError> {
+    match pending.front_mut() {
+        Some(task) => task.await,
+        None => std::future::pending().await,
     }
 }

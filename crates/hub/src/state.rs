@@ -99,7 +99,9 @@ pub struct Hub {
     tls: Option<TlsIdentity>,
     next_session: std::sync::atomic::AtomicU64,
     events: broadcast::Sender<Event>,
-    commit_lock: tokio::sync::Mutex<()>,
+    pub(crate) commit_lock: tokio::sync::Mutex<()>,
+    /// Uploads waiting for the next group commit.
+    pub(crate) group: Mutex<Vec<crate::group::Waiting>>,
     uploads: Mutex<HashSet<ContentHash>>,
 }
 
@@ -126,6 +128,7 @@ impl Hub {
             tls,
             events: broadcast::channel(EVENT_BACKLOG).0,
             commit_lock: tokio::sync::Mutex::new(()),
+            group: Mutex::new(Vec::new()),
             uploads: Mutex::new(HashSet::new()),
         }))
     }
@@ -280,7 +283,7 @@ impl Hub {
     }
 
     /// Removes a blob once no entry refers to it. Caller holds `commit_lock`.
-    async fn release_blob(&self, hash: &ContentHash) -> Result<(), HubError> {
+    pub(crate) async fn release_blob(&self, hash: &ContentHash) -> Result<(), HubError> {
         if !self.catalog.hash_in_use(hash).await? {
             self.store.remove_blob(hash).await?;
         }

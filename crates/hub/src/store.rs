@@ -76,12 +76,26 @@ impl Store {
     /// makes the rename durable. If the blob already exists the bytes are
     /// identical, so `from` is simply removed.
     pub async fn commit(&self, from: &Path, hash: &ContentHash) -> Result<(), HubError> {
+        match self.commit_unsynced(from, hash).await? {
+            Some(shard) => sync_dir(&shard).await,
+            None => Ok(()),
+        }
+    }
+
+    /// [`Self::commit`] without syncing the shard folder, which it returns
+    /// (`None` when the blob was already there) so a group syncs each once.
+    pub async fn commit_unsynced(
+        &self,
+        from: &Path,
+        hash: &ContentHash,
+    ) -> Result<Option<PathBuf>, HubError> {
         let target = self.blob_path(hash);
         let shard = target.parent().expect("blob paths have a shard directory");
         if tokio::fs::try_exists(&target).await.unwrap_or(false) {
-            return tokio::fs::remove_file(from)
+            tokio::fs::remove_file(from)
                 .await
-                .map_err(|e| HubError::io("removing duplicate upload", from, e));
+                .map_err(|e| HubError::io("removing duplicate upload", from, e))?;
+            return Ok(None);
         }
         tokio::fs::create_dir_all(shard)
             .await
@@ -89,7 +103,7 @@ impl Store {
         tokio::fs::rename(from, &target)
             .await
             .map_err(|e| HubError::io("renaming upload into place", &target, e))?;
-        sync_dir(shard).await
+        Ok(Some(shard.to_owned()))
     }
 
     /// Deletes a blob no entry refers to any more.

@@ -7,6 +7,7 @@
 //! is found; a failed body closes the connection.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use ferry_protocol::body::discard_body;
 use ferry_protocol::disk::{open_for_resume, open_from, receive_to_file, send_from_file};
@@ -16,7 +17,7 @@ use ferry_protocol::{
 };
 
 use crate::error::HubError;
-use crate::session::{Flow, Session};
+use crate::session::{Flow, MAX_PENDING, Session};
 use crate::state::{Outcome, Placement, Publication, Refusal, not_found};
 
 impl Session {
@@ -116,10 +117,30 @@ impl Session {
         Ok(discard_body(&mut self.reader, size, self.hub.config.stall_timeout).await?)
     }
 
+    /// Receives a small upload without its own fsync and hands it to the
+    /// group commit; its reply goes out when the group is durable.
     async fn receive_eager(&mut self, publication: &Publication) -> Result<Flow, HubError> {
         let path = self.hub.store.temp_path();
-        let result = self.receive_into(&path, 0, publication).await;
-        self.finish_upload(&path, publication, result, true).await
+        let received = self.receive_into(&path, 0, publication, false).await;
+        let hash = match received {
+            Ok(hash) => hash,
+            Err(e) => {
+                remove_quietly(&path).await;
+                return Err(e);
+            }
+        };
+        if !self.verified(&path, publication, hash).await? {
+            return Ok(Flow::Continue);
+        }
+        let (hub, publication) = (Arc::clone(&self.hub), publication.clone());
+        let commit = tokio::spawn(async move { hub.publish_grouped(publication, path).await });
+        self.pending.push_back(commit);
+        if self.pending.len() >= MAX_PENDING
+            && let Some(oldest) = self.pending.pop_front()
+        {
+            self.reply_published(oldest.await).await?;
+        }
+        Ok(Flow::Continue)
     }
 
     async fn receive_negotiated(&mut self, publication: &Publication) -> Result<Flow, HubError> {
@@ -143,8 +164,8 @@ impl Session {
         let held = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
         let offset = if held > publication.size { 0 } else { held };
         self.writer.send(&Response::UploadReady { offset }).await?;
-        let result = self.receive_into(&path, offset, publication).await;
-        self.finish_upload(&path, publication, result, false).await
+        let result = self.receive_into(&path, offset, publication, true).await;
+        self.finish_upload(&path, publication, result).await
     }
 
     /// Appends the body to `path` (truncated to `offset`), hashing the bytes
@@ -156,6 +177,7 @@ impl Session {
         path: &Path,
         offset: u64,
         publication: &Publication,
+        sync: bool,
     ) -> Result<blake3::Hash, HubError> {
         let owned = path.to_owned();
         let (file, hasher) = blocking(move || open_for_resume(&owned, offset))
@@ -166,7 +188,7 @@ impl Session {
             publication.size - offset,
             file,
             hasher,
-            true,
+            sync,
             self.hub.config.stall_timeout,
             &mut |_| {},
         )
@@ -179,27 +201,8 @@ impl Session {
         path: &Path,
         publication: &Publication,
         received: Result<blake3::Hash, HubError>,
-        discard_partial: bool,
     ) -> Result<Flow, HubError> {
-        let hash = match received {
-            Ok(hash) => hash,
-            Err(e) => {
-                if discard_partial {
-                    remove_quietly(path).await;
-                }
-                return Err(e);
-            }
-        };
-        if ContentHash::from(hash) != publication.hash {
-            remove_quietly(path).await;
-            let message = format!(
-                "'{}' arrived with hash {}, not the announced {}; nothing was stored",
-                publication.name,
-                ContentHash::from(hash).short(),
-                publication.hash.short()
-            );
-            self.refuse(Refusal::new(ErrorCode::HashMismatch, message))
-                .await?;
+        if !self.verified(path, publication, received?).await? {
             return Ok(Flow::Continue);
         }
         match self.hub.publish(publication, Some(path)).await? {
@@ -213,6 +216,29 @@ impl Session {
             }
         }
         Ok(Flow::Continue)
+    }
+
+    /// Whether the bytes at `path` hash to what was announced; if not, they
+    /// are removed and the client told.
+    async fn verified(
+        &mut self,
+        path: &Path,
+        publication: &Publication,
+        hash: blake3::Hash,
+    ) -> Result<bool, HubError> {
+        if ContentHash::from(hash) == publication.hash {
+            return Ok(true);
+        }
+        remove_quietly(path).await;
+        let message = format!(
+            "'{}' arrived with hash {}, not the announced {}; nothing was stored",
+            publication.name,
+            ContentHash::from(hash).short(),
+            publication.hash.short()
+        );
+        self.refuse(Refusal::new(ErrorCode::HashMismatch, message))
+            .await?;
+        Ok(false)
     }
 
     pub(crate) async fn download(&mut self, raw_name: &str, offset: u64) -> Result<Flow, HubError> {
