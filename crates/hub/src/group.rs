@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ferry_protocol::disk::sync_all_concurrently;
 use ferry_protocol::{Event, FileEntry};
@@ -38,27 +39,34 @@ struct Placed {
 
 impl Hub {
     /// Publishes verified but not yet fsynced bytes at `bytes` together with
-    /// whatever else is waiting. Returns once they are durable and listed.
-    pub(crate) async fn publish_grouped(
-        &self,
+    /// whatever else is waiting. The upload joins the group at once, before
+    /// the returned future is first polled, so uploads received while a
+    /// commit runs are all in the next group however the tasks that await
+    /// them are scheduled. The future resolves once the bytes are durable
+    /// and listed.
+    pub(crate) fn publish_grouped(
+        self: &Arc<Self>,
         publication: Publication,
         bytes: PathBuf,
-    ) -> Result<Published, HubError> {
+    ) -> impl Future<Output = Result<Published, HubError>> + Send + 'static {
         let (done, result) = oneshot::channel();
         self.waiting().push(Waiting {
             publication,
             bytes,
             done,
         });
-        {
-            let _commit = self.commit_lock.lock().await;
-            let group = std::mem::take(&mut *self.waiting());
-            self.commit_group(group).await;
+        let hub = Arc::clone(self);
+        async move {
+            {
+                let _commit = hub.commit_lock.lock().await;
+                let group = std::mem::take(&mut *hub.waiting());
+                hub.commit_group(group).await;
+            }
+            result.await.unwrap_or_else(|_| {
+                let gone = std::io::Error::other("the group commit was abandoned");
+                Err(HubError::io("publishing", Path::new("store"), gone))
+            })
         }
-        result.await.unwrap_or_else(|_| {
-            let gone = std::io::Error::other("the group commit was abandoned");
-            Err(HubError::io("publishing", Path::new("store"), gone))
-        })
     }
 
     fn waiting(&self) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
@@ -69,6 +77,10 @@ impl Hub {
     /// commit lock. Two members that resolve to the same name go in
     /// successive rounds, so the second sees the first's entry.
     async fn commit_group(&self, mut group: Vec<Waiting>) {
+        if group.is_empty() {
+            return; // an earlier holder of the lock committed ours
+        }
+        let (started, files) = (std::time::Instant::now(), group.len());
         let paths: Vec<PathBuf> = group.iter().map(|w| w.bytes.clone()).collect();
         let synced = sync_concurrently(paths).await;
         let mut ready = Vec::with_capacity(group.len());
@@ -84,6 +96,7 @@ impl Hub {
         while !ready.is_empty() {
             ready = self.commit_round(ready).await;
         }
+        tracing::debug!(files, elapsed = ?started.elapsed(), "group committed");
     }
 
     /// Commits the members whose target names are distinct; returns the rest.
@@ -236,5 +249,68 @@ async fn sync_concurrently(paths: Vec<PathBuf>) -> Vec<std::io::Result<()>> {
 async fn remove_quietly(path: &Path) {
     if let Err(e) = tokio::fs::remove_file(path).await {
         tracing::warn!(path = %path.display(), "could not remove refused upload: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ferry_protocol::{ConflictPolicy, ContentHash, ErrorCode, FileName, Handle};
+
+    use super::*;
+    use crate::HubConfig;
+
+    /// Puts `bytes` in a temp file and announces it as `name`.
+    fn upload(hub: &Hub, bytes: &[u8], policy: ConflictPolicy) -> (Publication, PathBuf) {
+        let path = hub.store.temp_path();
+        std::fs::write(&path, bytes).unwrap();
+        let publication = Publication {
+            name: FileName::parse("x.txt").unwrap(),
+            size: bytes.len() as u64,
+            hash: ContentHash::of(bytes),
+            owner: Handle::parse("alice").unwrap(),
+            policy,
+        };
+        (publication, path)
+    }
+
+    #[tokio::test]
+    async fn one_group_resolves_clashing_names_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = Hub::open(HubConfig::new(dir.path())).await.unwrap();
+        let alice = Handle::parse("alice").unwrap();
+        hub.catalog.login(&alice, &[7; 32], true, 0).await.unwrap();
+        // All three join before any is committed: one group, one name.
+        let (a, a_path) = upload(&hub, b"first", ConflictPolicy::Refuse);
+        let (b, b_path) = upload(&hub, b"second", ConflictPolicy::Rename);
+        let (c, c_path) = upload(&hub, b"third", ConflictPolicy::Refuse);
+        let pending = [
+            hub.publish_grouped(a, a_path),
+            hub.publish_grouped(b, b_path),
+            hub.publish_grouped(c, c_path.clone()),
+        ];
+        let [a, b, c] = pending.map(tokio::spawn);
+        let Outcome::Done((a, false)) = a.await.unwrap().unwrap() else {
+            panic!("the first is stored as is");
+        };
+        let Outcome::Done((b, false)) = b.await.unwrap().unwrap() else {
+            panic!("the second is renamed");
+        };
+        let Outcome::Refused(refusal) = c.await.unwrap().unwrap() else {
+            panic!("the third is refused");
+        };
+        assert_eq!((a.name.as_str(), b.name.as_str()), ("x.txt", "x (1).txt"));
+        assert_eq!(refusal.code, ErrorCode::Conflict);
+        assert!(!c_path.exists(), "a refused upload leaves no temp file");
+        for (entry, bytes) in [(a, &b"first"[..]), (b, &b"second"[..])] {
+            assert_eq!(
+                std::fs::read(hub.store.blob_path(&entry.hash)).unwrap(),
+                bytes
+            );
+            let listed = hub
+                .catalog
+                .get(&FileName::parse(&entry.name).unwrap())
+                .await;
+            assert_eq!(listed.unwrap(), Some(entry));
+        }
     }
 }

@@ -7,7 +7,6 @@
 //! is found; a failed body closes the connection.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use ferry_protocol::body::discard_body;
 use ferry_protocol::disk::{open_for_resume, open_from, receive_to_file, send_from_file};
@@ -132,13 +131,12 @@ impl Session {
         if !self.verified(&path, publication, hash).await? {
             return Ok(Flow::Continue);
         }
-        let (hub, publication) = (Arc::clone(&self.hub), publication.clone());
-        let commit = tokio::spawn(async move { hub.publish_grouped(publication, path).await });
+        let commit = tokio::spawn(self.hub.publish_grouped(publication.clone(), path));
         self.pending.push_back(commit);
-        if self.pending.len() >= MAX_PENDING
-            && let Some(oldest) = self.pending.pop_front()
-        {
-            self.reply_published(oldest.await).await?;
+        if self.pending.len() >= MAX_PENDING {
+            // Wait for all of them, not just the oldest: admitting one upload
+            // per finished commit would keep every later group at one file.
+            self.settle().await?;
         }
         Ok(Flow::Continue)
     }
