@@ -42,23 +42,31 @@ make_workdir() {
     : >"$RAW"
     trap cleanup EXIT
     ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-    PORT=$((20000 + RANDOM % 30000))
+    # Below the kernel's ephemeral range (32768+ on Linux), so no outgoing
+    # connection of this run can hold a port a server is about to take.
+    PORT=$((10000 + RANDOM % 12000))
 }
 
-# A port nobody uses yet in this run.
+# A port no socket on this machine uses, listening or connected.
 next_port() {
     PORT=$((PORT + 1))
-    while ss -ltn | grep -q ":$PORT "; do PORT=$((PORT + 1)); done
+    while ss -tanH | awk '{ print $4 }' | grep -q ":$PORT\$"; do PORT=$((PORT + 1)); done
 }
 
 cleanup() {
-    local pid
+    local status=$? pid
     for pid in "${PIDS[@]}"; do
         kill "$pid" 2>/dev/null || true
     done
     for pid in "${PIDS[@]}"; do
         wait "$pid" 2>/dev/null || true
     done
+    if ((status != 0)) && [[ -d $WORK/log ]]; then
+        local kept
+        kept=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench-logs.XXXXXX")
+        cp -r "$WORK/log/." "$kept/"
+        echo "bench: failed; server and command logs kept in $kept" >&2
+    fi
     rm -rf "$WORK"
 }
 
@@ -83,7 +91,7 @@ wait_listening() {
         ss -ltn | grep -q "127.0.0.1:$port " && return 0
         sleep 0.05
     done
-    die "nothing listens on port $port; logs in $WORK/log"
+    die "nothing listens on port $port"
 }
 
 note() { printf 'note\t%s\n' "$*" >>"$RAW"; }

@@ -46,6 +46,8 @@ const KINDS: [&str; 3] = ["ls", "search", "get"];
 struct Tally {
     latencies: [Vec<Duration>; 3],
     errors: u64,
+    /// The connection still worked when the time was up.
+    alive: bool,
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
@@ -70,15 +72,17 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         workers.spawn(work(client, i, file.clone(), args.term.clone(), deadline));
     }
     let mut total = Tally::default();
+    let mut active_held = 0;
     while let Some(tally) = workers.join_next().await {
         let tally = tally?;
+        active_held += usize::from(tally.alive);
         total.errors += tally.errors;
         for (all, mine) in total.latencies.iter_mut().zip(tally.latencies) {
             all.extend(mine);
         }
     }
     let elapsed = started.elapsed();
-    let held = still_served(idle).await;
+    let held = still_served(idle).await + active_held;
     print_results(&args, &mut total, elapsed, held);
     Ok(())
 }
@@ -108,7 +112,10 @@ async fn work(
     term: String,
     deadline: Instant,
 ) -> Tally {
-    let mut tally = Tally::default();
+    let mut tally = Tally {
+        alive: true,
+        ..Tally::default()
+    };
     let mut sink = tokio::io::sink();
     let mut turn = index;
     while Instant::now() < deadline {
@@ -126,6 +133,7 @@ async fn work(
                 tally.errors += 1;
                 eprintln!("client {index}: {e}");
                 if !e.connection_usable() {
+                    tally.alive = false;
                     break;
                 }
             }
@@ -148,9 +156,9 @@ async fn still_served(idle: Vec<HubClient>) -> usize {
     served
 }
 
-fn print_results(args: &Args, total: &mut Tally, elapsed: Duration, idle_served: usize) {
+/// `held`: connections, idle or active, that still worked at the end.
+fn print_results(args: &Args, total: &mut Tally, elapsed: Duration, held: usize) {
     let section = "many clients";
-    let held = idle_served + args.active.min(args.clients);
     let mut all: Vec<Duration> = total.latencies.iter().flatten().copied().collect();
     all.sort();
     let rate = all.len() as f64 / elapsed.as_secs_f64();

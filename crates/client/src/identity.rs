@@ -96,20 +96,8 @@ impl PeerIdentity {
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
-    let io = |e| ClientError::local("writing private key", path, e);
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(io)?;
-    }
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io)?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(io)
+    ferry_protocol::disk::write_private(path, bytes)
+        .map_err(|e| ClientError::local("writing private key", path, e))
 }
 
 #[cfg(test)]

@@ -91,14 +91,15 @@ pub async fn prepare_upload(path: PathBuf, name: FileName) -> Result<UploadItem,
     .map_err(|e| ClientError::local("hashing", "", std::io::Error::other(e)))?
 }
 
-/// Size and BLAKE3 of a whole file. Blocks of a few MiB are hashed on every
-/// core (BLAKE3 is a tree, so the halves of a block hash independently):
-/// nothing else runs while an upload waits for its hash.
+/// Size and BLAKE3 of a whole file. Big files are hashed in blocks of a
+/// few MiB on every core (BLAKE3 is a tree, so the halves of a block hash
+/// independently): nothing else runs while an upload waits for its hash.
 fn hash_file(mut file: std::fs::File) -> std::io::Result<(u64, ContentHash)> {
     use std::io::Read;
-    const BLOCK: usize = 4 << 20;
+    const BLOCK: u64 = 4 << 20;
+    let expected = file.metadata()?.len();
+    let mut buf = vec![0; usize::try_from(expected.clamp(1, BLOCK)).unwrap_or(1)];
     let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0; BLOCK.min(64 << 10)];
     let mut size = 0u64;
     loop {
         let n = match file.read(&mut buf) {
@@ -107,10 +108,6 @@ fn hash_file(mut file: std::fs::File) -> std::io::Result<(u64, ContentHash)> {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        if n == buf.len() && buf.len() < BLOCK {
-            // A big file: grow to whole blocks once.
-            buf.resize(BLOCK, 0);
-        }
         if n >= 1 << 20 {
             hasher.update_rayon(&buf[..n]);
         } else {

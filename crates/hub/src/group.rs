@@ -33,8 +33,8 @@ pub(crate) struct Waiting {
 struct Placed {
     waiting: Waiting,
     entry: FileEntry,
+    /// The name already held these bytes: no entry to write.
     deduplicated: bool,
-    write_entry: bool,
 }
 
 impl Hub {
@@ -161,7 +161,6 @@ impl Hub {
                 return Ok(None);
             }
         }
-        let write_entry = existing.is_none();
         let deduplicated = existing.is_some();
         let entry = existing.unwrap_or_else(|| FileEntry {
             name,
@@ -174,7 +173,6 @@ impl Hub {
             waiting,
             entry,
             deduplicated,
-            write_entry,
         }))
     }
 
@@ -183,7 +181,7 @@ impl Hub {
     async fn write_entries(&self, placed: Vec<Placed>) {
         let entries: Vec<FileEntry> = placed
             .iter()
-            .filter(|p| p.write_entry)
+            .filter(|p| !p.deduplicated)
             .map(|p| p.entry.clone())
             .collect();
         let replaced = match self.catalog.put_many(&entries).await {
@@ -203,7 +201,7 @@ impl Hub {
             }
         }
         for p in placed {
-            if p.write_entry {
+            if !p.deduplicated {
                 self.announce(Event::Uploaded {
                     handle: p.entry.owner.clone(),
                     name: p.entry.name.clone(),

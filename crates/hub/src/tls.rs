@@ -3,7 +3,6 @@
 //! can pin it.
 
 use std::fs;
-use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -62,16 +61,6 @@ fn create(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<(), HubError>
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), HubError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| HubError::io("writing private key", path, e))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|e: io::Error| HubError::io("writing private key", path, e))
+    ferry_protocol::disk::write_private(path, bytes)
+        .map_err(|e| HubError::io("writing private key", path, e))
 }

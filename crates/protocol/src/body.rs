@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
 
 use crate::framed::{FrameReader, FrameWriter};
@@ -103,48 +103,6 @@ where
     receive_body(reader, len, &mut sink, &mut blake3::Hasher::new(), stall).await
 }
 
-/// Sends exactly `len` bytes from `source` (already positioned) to `writer`.
-pub async fn send_body<S, W, E>(
-    source: &mut S,
-    len: u64,
-    writer: &mut FrameWriter<W, E>,
-    stall: Duration,
-) -> Result<(), BodyError>
-where
-    S: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-    E: Serialize,
-{
-    let mut buf = vec![
-        0u8;
-        CHUNK_LEN
-            .min(usize::try_from(len).unwrap_or(CHUNK_LEN))
-            .max(1)
-    ];
-    let mut sent = 0u64;
-    while sent < len {
-        let want = buf
-            .len()
-            .min(usize::try_from(len - sent).unwrap_or(usize::MAX));
-        let n = source
-            .read(&mut buf[..want])
-            .await
-            .map_err(BodyError::Disk)?;
-        if n == 0 {
-            return Err(BodyError::SourceChanged {
-                expected: len,
-                sent,
-            });
-        }
-        timeout(stall, writer.write_raw(&buf[..n]))
-            .await
-            .map_err(|_| BodyError::Stalled(stall))?
-            .map_err(BodyError::Network)?;
-        sent += n as u64;
-    }
-    Ok(())
-}
-
 /// Flushes a frame writer within the stall deadline.
 pub async fn flush_within<W, E>(
     writer: &mut FrameWriter<W, E>,
@@ -171,10 +129,7 @@ mod tests {
         let mut writer = FrameWriter::<_, Request>::new(a);
         let source = data.clone();
         let send = tokio::spawn(async move {
-            let mut src = &source[..];
-            send_body(&mut src, len as u64, &mut writer, Duration::from_secs(5))
-                .await
-                .unwrap();
+            writer.write_raw(&source).await.unwrap();
             writer.flush().await.unwrap();
         });
         let mut reader = FrameReader::<_, Request>::new(b);
@@ -247,22 +202,5 @@ mod tests {
         .await
         .unwrap_err();
         assert!(matches!(err, BodyError::Stalled(_)));
-    }
-
-    #[tokio::test]
-    async fn source_shorter_than_announced_is_reported() {
-        let (a, _b) = tokio::io::duplex(1024);
-        let mut writer = FrameWriter::<_, Request>::new(a);
-        let mut src: &[u8] = b"short";
-        let err = send_body(&mut src, 10, &mut writer, Duration::from_secs(1))
-            .await
-            .unwrap_err();
-        assert!(matches!(
-            err,
-            BodyError::SourceChanged {
-                expected: 10,
-                sent: 5
-            }
-        ));
     }
 }

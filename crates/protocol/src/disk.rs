@@ -38,15 +38,19 @@ struct Pool {
     size: usize,
 }
 
+/// Buffer size for a body of `len` bytes: a chunk, or less for a small body.
+fn buffer_len(len: u64) -> usize {
+    usize::try_from(len).map_or(CHUNK_LEN, |l| l.clamp(1, CHUNK_LEN))
+}
+
 impl Pool {
     fn new(len: u64) -> Self {
         let (give_back, free) = mpsc::unbounded_channel();
-        let size = usize::try_from(len).map_or(CHUNK_LEN, |l| l.clamp(1, CHUNK_LEN));
         Self {
             free,
             give_back,
             made: 0,
-            size,
+            size: buffer_len(len),
         }
     }
 
@@ -171,6 +175,23 @@ pub fn sync_all_concurrently(paths: &[&Path]) -> Vec<io::Result<()>> {
     })
 }
 
+/// Writes a secret (a private key) readable by its owner only, creating
+/// its folder, and makes it durable.
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
 /// Reads until `out` is full or the stream ends; returns how much arrived.
 async fn fill<R, D>(
     reader: &mut FrameReader<R, D>,
@@ -251,34 +272,25 @@ where
     W: AsyncWrite + Unpin,
     E: Serialize,
 {
-    let mut pool = Pool::new(len);
     let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>(BUFFERS);
     let (full_tx, mut full_rx) = mpsc::channel::<io::Result<Vec<u8>>>(BUFFERS);
     for _ in 0..BUFFERS {
-        if let Some(buf) = pool.take().await {
-            let _ = empty_tx.try_send(buf);
-        }
+        let _ = empty_tx.try_send(vec![0; buffer_len(len)]);
     }
     let disk = tokio::task::spawn_blocking(move || read_ahead(file, len, empty_rx, full_tx));
     let mut sent = 0u64;
     let result = async {
         while sent < len {
             let buf = match full_rx.recv().await {
-                Some(Ok(buf)) => buf,
+                Some(Ok(buf)) if !buf.is_empty() => buf,
                 Some(Err(e)) => return Err(BodyError::Disk(e)),
-                None => {
+                _ => {
                     return Err(BodyError::SourceChanged {
                         expected: len,
                         sent,
                     });
                 }
             };
-            if buf.is_empty() {
-                return Err(BodyError::SourceChanged {
-                    expected: len,
-                    sent,
-                });
-            }
             timeout(stall, writer.write_raw(&buf))
                 .await
                 .map_err(|_| BodyError::Stalled(stall))?
