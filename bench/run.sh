@@ -43,6 +43,8 @@ else
     CLIENTS=1000 ACTIVE=100 LOAD_SECONDS=10 OFFERS=100000 SEARCHES=2000
 fi
 SMALL_SIZE=16384
+# BENCH_ONLY="big_get small_put" runs some workloads; BENCH_ROUNDS=N overrides.
+ROUNDS=${BENCH_ROUNDS:-$ROUNDS}
 
 install_tools
 build_ferry
@@ -55,8 +57,6 @@ note "Ferry $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'),
     "median per tool; ÷ best peer = tool median / fastest non-Ferry median in this run." \
     "Ferry runs with TLS and fsync unless a row says plaintext; the peers do not fsync."
 
-# BENCH_ONLY="big_get small_put" runs some workloads; BENCH_ROUNDS=N overrides.
-ROUNDS=${BENCH_ROUNDS:-$ROUNDS}
 for workload in ${BENCH_ONLY:-big_get big_put small_get small_put memory many_clients search peers}; do
     "bench_$workload"
 done

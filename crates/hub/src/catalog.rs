@@ -2,13 +2,14 @@
 //! SQLite database (WAL, `synchronous=FULL`). The SQL sticks to what SQLite
 //! and PostgreSQL both accept, so a PostgreSQL arm can join this one.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
 use ferry_protocol::{ContentHash, FileEntry, FileName, Handle};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlSafeStr, SqlitePool};
+use sqlx::{QueryBuilder, Row, SqlSafeStr, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::error::HubError;
 
@@ -154,40 +155,57 @@ impl Catalog {
         Ok(previous.pop().flatten())
     }
 
+    /// The entries called any of `names`, by name: one query per few
+    /// hundred names, so a group of uploads costs a handful of queries.
+    pub async fn get_many(&self, names: &[&str]) -> Result<HashMap<String, FileEntry>, HubError> {
+        let mut connection = self.pool.acquire().await?;
+        entries_named(&mut connection, names).await
+    }
+
     /// Inserts or replaces every entry in one transaction (one disk flush);
-    /// returns what each replaced.
+    /// returns what each replaced. The names must be distinct.
     pub async fn put_many(
         &self,
         entries: &[FileEntry],
     ) -> Result<Vec<Option<FileEntry>>, HubError> {
+        let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        debug_assert_eq!(
+            names.iter().collect::<std::collections::HashSet<_>>().len(),
+            names.len(),
+            "put_many takes distinct names"
+        );
         let mut tx = self.pool.begin().await?;
-        let mut replaced = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let previous = sqlx::query(select_file!("WHERE name = $1"))
-                .bind(&entry.name)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|row| entry_from_row(&row))
-                .transpose()?;
-            sqlx::query(
-                "INSERT INTO files (name, size, hash, owner, modified) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (name) DO UPDATE SET size = excluded.size, hash = excluded.hash, \
+        let mut previous = entries_named(&mut tx, &names).await?;
+        for chunk in entries.chunks(BATCH) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO files (name, size, hash, owner, modified) ",
+            );
+            let mut oversized = false;
+            insert.push_values(chunk, |mut row, entry| {
+                let size = i64::try_from(entry.size).unwrap_or_else(|_| {
+                    oversized = true;
+                    i64::MAX
+                });
+                row.push_bind(entry.name.clone())
+                    .push_bind(size)
+                    .push_bind(entry.hash.0.to_vec())
+                    .push_bind(entry.owner.clone())
+                    .push_bind(entry.modified);
+            });
+            if oversized {
+                return Err(sqlx::Error::Protocol("size overflows".into()).into());
+            }
+            insert.push(
+                " ON CONFLICT (name) DO UPDATE SET size = excluded.size, hash = excluded.hash, \
                  owner = excluded.owner, modified = excluded.modified",
-            )
-            .bind(&entry.name)
-            .bind(
-                i64::try_from(entry.size)
-                    .map_err(|_| sqlx::Error::Protocol("size overflows".into()))?,
-            )
-            .bind(&entry.hash.0[..])
-            .bind(&entry.owner)
-            .bind(entry.modified)
-            .execute(&mut *tx)
-            .await?;
-            replaced.push(previous);
+            );
+            insert.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(replaced)
+        Ok(entries
+            .iter()
+            .map(|entry| previous.remove(&entry.name))
+            .collect())
     }
 
     /// Removes the entry called `name`; returns it.
@@ -214,6 +232,31 @@ impl Catalog {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Names looked up, or rows inserted, per statement: well under SQLite's
+/// limit of 32,766 bound values.
+const BATCH: usize = 500;
+
+/// The entries called any of `names`, on one connection (or transaction).
+async fn entries_named(
+    connection: &mut SqliteConnection,
+    names: &[&str],
+) -> Result<HashMap<String, FileEntry>, HubError> {
+    let mut found = HashMap::new();
+    for chunk in names.chunks(BATCH) {
+        let mut select = QueryBuilder::<Sqlite>::new(select_file!("WHERE name IN ("));
+        let mut list = select.separated(", ");
+        for name in chunk {
+            list.push_bind(name.to_string());
+        }
+        select.push(")");
+        for row in select.build().fetch_all(&mut *connection).await? {
+            let entry = entry_from_row(&row)?;
+            found.insert(entry.name.clone(), entry);
+        }
+    }
+    Ok(found)
 }
 
 /// Rows fetched with `LIMIT limit + 1` as one page, and whether more follow.
@@ -250,4 +293,48 @@ fn migrator() -> Migrator {
         false,
     );
     Migrator::with_migrations(vec![init])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: String, byte: u8) -> FileEntry {
+        FileEntry {
+            name,
+            size: 1,
+            hash: ContentHash([byte; 32]),
+            owner: "alice".into(),
+            modified: 0,
+        }
+    }
+
+    /// More entries than one statement takes, half of them replacing.
+    #[tokio::test]
+    async fn batches_span_statements_and_report_what_they_replace() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(&dir.path().join("c.db")).await.unwrap();
+        let alice = Handle::parse("alice").unwrap();
+        catalog.login(&alice, &[1; 32], true, 0).await.unwrap();
+        let names: Vec<String> = (0..BATCH * 2 + 7).map(|i| format!("f{i:04}")).collect();
+        let first: Vec<_> = names
+            .iter()
+            .step_by(2)
+            .map(|n| entry(n.clone(), 1))
+            .collect();
+        let replaced = catalog.put_many(&first).await.unwrap();
+        assert!(replaced.iter().all(Option::is_none));
+
+        let second: Vec<_> = names.iter().map(|n| entry(n.clone(), 2)).collect();
+        let replaced = catalog.put_many(&second).await.unwrap();
+        for (i, previous) in replaced.iter().enumerate() {
+            let expected = (i % 2 == 0).then(|| entry(names[i].clone(), 1));
+            assert_eq!(previous, &expected, "entry {i}");
+        }
+
+        let wanted: Vec<&str> = names.iter().map(String::as_str).chain(["absent"]).collect();
+        let found = catalog.get_many(&wanted).await.unwrap();
+        assert_eq!(found.len(), names.len());
+        assert!(found.values().all(|e| e.hash == ContentHash([2; 32])));
+    }
 }

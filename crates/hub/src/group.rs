@@ -2,18 +2,20 @@
 //! a few disk flushes, and none acknowledged before it is durable.
 //!
 //! An upload whose bytes are verified joins the waiting group. Whoever then
-//! gets the commit lock commits everything waiting: the files are fsynced
-//! together, renamed into the store, each shard folder is synced once, and
-//! all entries go into the catalog in one transaction. The others find their
-//! result ready when they get the lock. One upload alone commits as before.
+//! gets the commit lock commits everything waiting: the members held in
+//! memory are written to temp files, one flush of the store's filesystem
+//! makes them all durable, they are renamed into the store, a second flush
+//! makes the renames durable, and all entries go into the catalog in one
+//! transaction. Three flushes per group, however many files. The others
+//! find their result ready when they get the lock.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ferry_protocol::disk::sync_all_concurrently;
 use ferry_protocol::{Event, FileEntry};
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use crate::error::HubError;
 use crate::state::{Hub, Outcome, Placement, Publication, unix_now};
@@ -22,32 +24,47 @@ use crate::state::{Hub, Outcome, Placement, Publication, unix_now};
 /// already stored, or a refusal.
 pub(crate) type Published = Outcome<(FileEntry, bool)>;
 
+/// Where a verified upload's bytes are until the commit.
+pub(crate) enum Received {
+    /// In memory, counted against the hub's budget for small uploads; the
+    /// commit writes them out with the rest of the group.
+    Memory(Vec<u8>, OwnedSemaphorePermit),
+    /// In a temp file, written but not yet fsynced.
+    File(PathBuf),
+}
+
 /// An upload waiting to be committed.
 pub(crate) struct Waiting {
     publication: Publication,
-    bytes: PathBuf,
+    bytes: Received,
     done: oneshot::Sender<Result<Published, HubError>>,
 }
 
-/// A waiting upload with its target decided, before its entry is written.
+/// A waiting upload whose bytes are durable in a temp file.
+struct Durable {
+    publication: Publication,
+    path: PathBuf,
+    done: oneshot::Sender<Result<Published, HubError>>,
+}
+
+/// A member with its target decided, before its entry is written.
 struct Placed {
-    waiting: Waiting,
+    member: Durable,
     entry: FileEntry,
     /// The name already held these bytes: no entry to write.
     deduplicated: bool,
 }
 
 impl Hub {
-    /// Publishes verified but not yet fsynced bytes at `bytes` together with
-    /// whatever else is waiting. The upload joins the group at once, before
-    /// the returned future is first polled, so uploads received while a
-    /// commit runs are all in the next group however the tasks that await
-    /// them are scheduled. The future resolves once the bytes are durable
-    /// and listed.
+    /// Publishes verified, not yet durable bytes together with whatever
+    /// else is waiting. The upload joins the group at once, before the
+    /// returned future is first polled, so uploads received while a commit
+    /// runs are all in the next group however the tasks that await them are
+    /// scheduled. The future resolves once the bytes are durable and listed.
     pub(crate) fn publish_grouped(
         self: &Arc<Self>,
         publication: Publication,
-        bytes: PathBuf,
+        bytes: Received,
     ) -> impl Future<Output = Result<Published, HubError>> + Send + 'static {
         let (done, result) = oneshot::channel();
         self.waiting().push(Waiting {
@@ -76,69 +93,132 @@ impl Hub {
     /// Commits `group`; every member gets its result. Caller holds the
     /// commit lock. Two members that resolve to the same name go in
     /// successive rounds, so the second sees the first's entry.
-    async fn commit_group(&self, mut group: Vec<Waiting>) {
+    async fn commit_group(self: &Arc<Self>, group: Vec<Waiting>) {
         if group.is_empty() {
             return; // an earlier holder of the lock committed ours
         }
         let (started, files) = (std::time::Instant::now(), group.len());
-        let paths: Vec<PathBuf> = group.iter().map(|w| w.bytes.clone()).collect();
-        let synced = sync_concurrently(paths).await;
-        let mut ready = Vec::with_capacity(group.len());
-        for (waiting, synced) in group.drain(..).zip(synced) {
-            match synced {
-                Ok(()) => ready.push(waiting),
-                Err(e) => {
-                    let error = HubError::io("syncing upload", &waiting.bytes, e);
-                    fail(waiting, error);
-                }
-            }
-        }
+        let mut ready = self.make_durable(group).await;
         while !ready.is_empty() {
             ready = self.commit_round(ready).await;
         }
         tracing::debug!(files, elapsed = ?started.elapsed(), "group committed");
     }
 
-    /// Commits the members whose target names are distinct; returns the rest.
-    async fn commit_round(&self, members: Vec<Waiting>) -> Vec<Waiting> {
-        let mut later = Vec::new();
-        let mut claimed = HashSet::new();
-        let mut placed = Vec::new();
-        let mut shards = BTreeSet::new();
-        for waiting in members {
-            match self.place_member(waiting, &mut claimed, &mut shards).await {
-                Ok(Some(member)) => placed.push(member),
-                Ok(None) => {}
-                Err(waiting) => later.push(*waiting),
+    /// Writes out the members held in memory and makes every member's temp
+    /// file durable with one flush; a member that fails is answered here.
+    async fn make_durable(self: &Arc<Self>, group: Vec<Waiting>) -> Vec<Durable> {
+        let mut members = Vec::with_capacity(group.len());
+        let mut writes = Vec::with_capacity(group.len());
+        for waiting in group {
+            let path = match waiting.bytes {
+                Received::Memory(data, permit) => {
+                    let path = self.store.temp_path();
+                    writes.push(Some((path.clone(), data, permit)));
+                    path
+                }
+                Received::File(path) => {
+                    writes.push(None);
+                    path
+                }
+            };
+            members.push(Durable {
+                publication: waiting.publication,
+                path,
+                done: waiting.done,
+            });
+        }
+        let hub = Arc::clone(self);
+        let outcome = tokio::task::spawn_blocking(move || {
+            let written: Vec<_> = writes.iter().map(write_out).collect();
+            (written, hub.store.sync())
+        })
+        .await;
+        let (written, synced) = match outcome {
+            Ok(outcome) => outcome,
+            Err(e) => (Vec::new(), Err(std::io::Error::other(e))),
+        };
+        if let Err(e) = synced {
+            fail_all(members, "storing uploads", &e);
+            return Vec::new();
+        }
+        let mut ready = Vec::with_capacity(members.len());
+        for (member, written) in members.into_iter().zip(written) {
+            match written {
+                Ok(()) => ready.push(member),
+                Err(e) => {
+                    remove_quietly(&member.path).await;
+                    let _ = member
+                        .done
+                        .send(Err(HubError::io("storing upload", &member.path, e)));
+                }
             }
         }
-        let synced = sync_concurrently(shards.into_iter().collect()).await;
-        if let Some(Err(e)) = synced.into_iter().find(Result::is_err) {
-            fail_all(placed, "syncing a store folder", &e);
-            return later;
+        ready
+    }
+
+    /// Commits the members whose target names are distinct; returns the rest.
+    async fn commit_round(self: &Arc<Self>, members: Vec<Durable>) -> Vec<Durable> {
+        let names: Vec<&str> = members
+            .iter()
+            .map(|m| m.publication.name.as_str())
+            .collect();
+        let existing = match self.catalog.get_many(&names).await {
+            Ok(existing) => existing,
+            Err(e) => {
+                let e = std::io::Error::other(e.to_string());
+                fail_all(members, "reading the catalog", &e);
+                return Vec::new();
+            }
+        };
+        let (mut later, mut claimed, mut placed) = (Vec::new(), HashSet::new(), Vec::new());
+        for member in members {
+            // Not `remove`: members later in the round may ask for the name too.
+            let current = existing.get(member.publication.name.as_str()).cloned();
+            match self.place_member(member, current, &mut claimed).await {
+                Ok(Some(member)) => placed.push(member),
+                Ok(None) => {}
+                Err(member) => later.push(*member),
+            }
         }
-        self.write_entries(placed).await;
+        let moves = placed
+            .iter()
+            .map(|p| (p.member.path.clone(), p.entry.hash))
+            .collect::<Vec<_>>();
+        let hub = Arc::clone(self);
+        let moved = tokio::task::spawn_blocking(move || hub.store.commit_many(&moves))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        match moved {
+            Ok(()) => self.write_entries(placed).await,
+            Err(e) => fail_all(
+                placed.into_iter().map(|p| p.member),
+                "moving uploads into the store",
+                &e,
+            ),
+        }
         later
     }
 
-    /// Decides one member's target and moves its bytes into the store.
-    /// `Ok(None)`: answered already (refused or failed). `Err`: its name is
-    /// taken within this round; it goes in the next.
+    /// Decides one member's target, given the catalog's entry for its name.
+    /// `Ok(None)`: answered already (refused or failed). `Err`: its target
+    /// name is taken within this round; it goes in the next.
     async fn place_member(
         &self,
-        waiting: Waiting,
+        member: Durable,
+        current: Option<FileEntry>,
         claimed: &mut HashSet<String>,
-        shards: &mut BTreeSet<PathBuf>,
-    ) -> Result<Option<Placed>, Box<Waiting>> {
-        let placement = match self.place(&waiting.publication).await {
+    ) -> Result<Option<Placed>, Box<Durable>> {
+        let placement = match self.place_given(&member.publication, current).await {
             Ok(Outcome::Done(placement)) => placement,
             Ok(Outcome::Refused(refusal)) => {
-                remove_quietly(&waiting.bytes).await;
-                let _ = waiting.done.send(Ok(Outcome::Refused(refusal)));
+                remove_quietly(&member.path).await;
+                let _ = member.done.send(Ok(Outcome::Refused(refusal)));
                 return Ok(None);
             }
             Err(e) => {
-                fail(waiting, e);
+                remove_quietly(&member.path).await;
+                let _ = member.done.send(Err(e));
                 return Ok(None);
             }
         };
@@ -147,20 +227,9 @@ impl Hub {
             Placement::AlreadyThere(entry) => (entry.name.clone(), Some(entry)),
         };
         if !claimed.insert(name.clone()) {
-            return Err(Box::new(waiting));
+            return Err(Box::new(member));
         }
-        let publication = &waiting.publication;
-        match self
-            .store
-            .commit_unsynced(&waiting.bytes, &publication.hash)
-            .await
-        {
-            Ok(shard) => shards.extend(shard),
-            Err(e) => {
-                fail(waiting, e);
-                return Ok(None);
-            }
-        }
+        let publication = &member.publication;
         let deduplicated = existing.is_some();
         let entry = existing.unwrap_or_else(|| FileEntry {
             name,
@@ -170,7 +239,7 @@ impl Hub {
             modified: unix_now(),
         });
         Ok(Some(Placed {
-            waiting,
+            member,
             entry,
             deduplicated,
         }))
@@ -187,10 +256,11 @@ impl Hub {
         let replaced = match self.catalog.put_many(&entries).await {
             Ok(replaced) => replaced,
             Err(e) => {
+                let e = std::io::Error::other(e.to_string());
                 fail_all(
-                    placed,
+                    placed.into_iter().map(|p| p.member),
                     "writing the catalog",
-                    &std::io::Error::other(e.to_string()),
+                    &e,
                 );
                 return;
             }
@@ -209,39 +279,34 @@ impl Hub {
                 });
             }
             let _ = p
-                .waiting
+                .member
                 .done
                 .send(Ok(Outcome::Done((p.entry, p.deduplicated))));
         }
     }
 }
 
-fn fail(waiting: Waiting, error: HubError) {
-    let _ = waiting.done.send(Err(error));
-}
-
 /// Fails every member with (a copy of) one error.
-fn fail_all(placed: Vec<Placed>, what: &'static str, error: &std::io::Error) {
-    for p in placed {
+fn fail_all(
+    members: impl IntoIterator<Item = Durable>,
+    what: &'static str,
+    error: &std::io::Error,
+) {
+    for member in members {
         let copy = std::io::Error::new(error.kind(), error.to_string());
-        let error = HubError::io(what, &p.waiting.bytes, copy);
-        fail(p.waiting, error);
+        let _ = member
+            .done
+            .send(Err(HubError::io(what, &member.path, copy)));
     }
 }
 
-/// [`sync_all_concurrently`] off the async threads.
-async fn sync_concurrently(paths: Vec<PathBuf>) -> Vec<std::io::Result<()>> {
-    let count = paths.len();
-    tokio::task::spawn_blocking(move || {
-        let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
-        sync_all_concurrently(&refs)
-    })
-    .await
-    .unwrap_or_else(|e| {
-        (0..count)
-            .map(|_| Err(std::io::Error::other(e.to_string())))
-            .collect()
-    })
+/// Writes a member held in memory to its temp file (`None`: it is in one
+/// already). Not synced: the group is, with one flush.
+fn write_out(job: &Option<(PathBuf, Vec<u8>, OwnedSemaphorePermit)>) -> std::io::Result<()> {
+    match job {
+        Some((path, data, _budget)) => std::fs::File::create_new(path)?.write_all(data),
+        None => Ok(()),
+    }
 }
 
 async fn remove_quietly(path: &Path) {
@@ -256,6 +321,7 @@ mod tests {
 
     use super::*;
     use crate::HubConfig;
+    use crate::state::UPLOAD_MEMORY;
 
     /// Puts `bytes` in a temp file and announces it as `name`.
     fn upload(hub: &Hub, bytes: &[u8], policy: ConflictPolicy) -> (Publication, PathBuf) {
@@ -278,13 +344,18 @@ mod tests {
         let alice = Handle::parse("alice").unwrap();
         hub.catalog.login(&alice, &[7; 32], true, 0).await.unwrap();
         // All three join before any is committed: one group, one name.
-        let (a, a_path) = upload(&hub, b"first", ConflictPolicy::Refuse);
+        // One waits in memory, two in temp files.
+        let (a, _) = upload(&hub, b"first", ConflictPolicy::Refuse);
+        let permit = Arc::clone(&hub.upload_memory)
+            .try_acquire_many_owned(5)
+            .unwrap();
+        let a_bytes = Received::Memory(b"first".to_vec(), permit);
         let (b, b_path) = upload(&hub, b"second", ConflictPolicy::Rename);
         let (c, c_path) = upload(&hub, b"third", ConflictPolicy::Refuse);
         let pending = [
-            hub.publish_grouped(a, a_path),
-            hub.publish_grouped(b, b_path),
-            hub.publish_grouped(c, c_path.clone()),
+            hub.publish_grouped(a, a_bytes),
+            hub.publish_grouped(b, Received::File(b_path)),
+            hub.publish_grouped(c, Received::File(c_path.clone())),
         ];
         let [a, b, c] = pending.map(tokio::spawn);
         let Outcome::Done((a, false)) = a.await.unwrap().unwrap() else {
@@ -299,6 +370,7 @@ mod tests {
         assert_eq!((a.name.as_str(), b.name.as_str()), ("x.txt", "x (1).txt"));
         assert_eq!(refusal.code, ErrorCode::Conflict);
         assert!(!c_path.exists(), "a refused upload leaves no temp file");
+        assert_eq!(hub.upload_memory.available_permits(), UPLOAD_MEMORY);
         for (entry, bytes) in [(a, &b"first"[..]), (b, &b"second"[..])] {
             assert_eq!(
                 std::fs::read(hub.store.blob_path(&entry.hash)).unwrap(),

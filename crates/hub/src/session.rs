@@ -187,7 +187,13 @@ impl Session {
 
     /// Sends the replies of every grouped upload still waiting, in order.
     pub(crate) async fn settle(&mut self) -> Result<(), HubError> {
-        while let Some(task) = self.pending.pop_front() {
+        self.settle_to(0).await
+    }
+
+    /// Sends replies, oldest first, until at most `left` uploads wait.
+    pub(crate) async fn settle_to(&mut self, left: usize) -> Result<(), HubError> {
+        while self.pending.len() > left {
+            let task = self.pending.pop_front().expect("more than `left` wait");
             self.reply_published(task.await).await?;
         }
         Ok(())

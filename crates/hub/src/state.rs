@@ -32,6 +32,10 @@ const EVENT_BACKLOG: usize = 256;
 /// Highest `n` tried for `name (n).ext` under the rename policy.
 const MAX_RENAME_ATTEMPTS: u32 = 10_000;
 
+/// Bytes of small uploads held in memory until their group commit, across
+/// all sessions; past it, uploads wait in temp files instead.
+pub(crate) const UPLOAD_MEMORY: usize = 8 << 20;
+
 /// A request-level refusal: sent to the client, the session goes on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
@@ -102,6 +106,8 @@ pub struct Hub {
     pub(crate) commit_lock: tokio::sync::Mutex<()>,
     /// Uploads waiting for the next group commit.
     pub(crate) group: Mutex<Vec<crate::group::Waiting>>,
+    /// Bytes of small uploads that may wait in memory for their commit.
+    pub(crate) upload_memory: Arc<tokio::sync::Semaphore>,
     uploads: Mutex<HashSet<ContentHash>>,
 }
 
@@ -129,6 +135,7 @@ impl Hub {
             events: broadcast::channel(EVENT_BACKLOG).0,
             commit_lock: tokio::sync::Mutex::new(()),
             group: Mutex::new(Vec::new()),
+            upload_memory: Arc::new(tokio::sync::Semaphore::new(UPLOAD_MEMORY)),
             uploads: Mutex::new(HashSet::new()),
         }))
     }
@@ -162,8 +169,18 @@ impl Hub {
 
     /// Decides where a publication would go now (checked again at commit).
     pub async fn place(&self, publication: &Publication) -> Result<Outcome<Placement>, HubError> {
+        let current = self.catalog.get(&publication.name).await?;
+        self.place_given(publication, current).await
+    }
+
+    /// [`Self::place`] given the catalog's `current` entry for the name.
+    pub(crate) async fn place_given(
+        &self,
+        publication: &Publication,
+        current: Option<FileEntry>,
+    ) -> Result<Outcome<Placement>, HubError> {
         let name = &publication.name;
-        let Some(existing) = self.catalog.get(name).await? else {
+        let Some(existing) = current else {
             return Ok(Outcome::Done(Placement::Store(name.clone())));
         };
         if existing.hash == publication.hash && existing.size == publication.size {

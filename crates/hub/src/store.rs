@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use ferry_protocol::ContentHash;
+use ferry_protocol::disk::sync_filesystem;
 use tokio::fs::File;
 
 use crate::error::HubError;
@@ -76,34 +77,33 @@ impl Store {
     /// makes the rename durable. If the blob already exists the bytes are
     /// identical, so `from` is simply removed.
     pub async fn commit(&self, from: &Path, hash: &ContentHash) -> Result<(), HubError> {
-        match self.commit_unsynced(from, hash).await? {
+        let (source, target) = (from.to_owned(), self.blob_path(hash));
+        let shard = tokio::task::spawn_blocking(move || move_into_place(&source, &target))
+            .await
+            .map_err(io::Error::other)
+            .and_then(|r| r)
+            .map_err(|e| HubError::io("moving upload into place", from, e))?;
+        match shard {
             Some(shard) => sync_dir(&shard).await,
             None => Ok(()),
         }
     }
 
-    /// [`Self::commit`] without syncing the shard folder, which it returns
-    /// (`None` when the blob was already there) so a group syncs each once.
-    pub async fn commit_unsynced(
-        &self,
-        from: &Path,
-        hash: &ContentHash,
-    ) -> Result<Option<PathBuf>, HubError> {
-        let target = self.blob_path(hash);
-        let shard = target.parent().expect("blob paths have a shard directory");
-        if tokio::fs::try_exists(&target).await.unwrap_or(false) {
-            tokio::fs::remove_file(from)
-                .await
-                .map_err(|e| HubError::io("removing duplicate upload", from, e))?;
-            return Ok(None);
+    /// Makes every file written and renamed in the store so far durable, in
+    /// one flush of its filesystem. Blocking.
+    pub fn sync(&self) -> io::Result<()> {
+        sync_filesystem(&self.blobs)
+    }
+
+    /// Moves many verified uploads, already durable, into place, then
+    /// makes the moves durable with one [`Self::sync`]. Blocking. On an
+    /// error some may be in place, unreferenced until an upload of the same
+    /// bytes commits.
+    pub fn commit_many(&self, uploads: &[(PathBuf, ContentHash)]) -> io::Result<()> {
+        for (from, hash) in uploads {
+            move_into_place(from, &self.blob_path(hash))?;
         }
-        tokio::fs::create_dir_all(shard)
-            .await
-            .map_err(|e| HubError::io("creating shard", shard, e))?;
-        tokio::fs::rename(from, &target)
-            .await
-            .map_err(|e| HubError::io("renaming upload into place", &target, e))?;
-        Ok(Some(shard.to_owned()))
+        self.sync()
     }
 
     /// Deletes a blob no entry refers to any more.
@@ -116,6 +116,20 @@ impl Store {
             _ => Ok(()),
         }
     }
+}
+
+/// Moves verified, fsynced bytes at `from` to blob path `target` unless a
+/// blob is there already (the same bytes: `from` is removed). Returns the
+/// shard folder to sync, if it changed. Blocking.
+fn move_into_place(from: &Path, target: &Path) -> io::Result<Option<PathBuf>> {
+    let shard = target.parent().expect("blob paths have a shard directory");
+    if target.try_exists()? {
+        fs::remove_file(from)?;
+        return Ok(None);
+    }
+    fs::create_dir_all(shard)?;
+    fs::rename(from, target)?;
+    Ok(Some(shard.to_owned()))
 }
 
 /// Makes a directory's entries (a rename, a new file) durable.

@@ -7,8 +7,9 @@
 //! is found; a failed body closes the connection.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use ferry_protocol::body::discard_body;
+use ferry_protocol::body::{discard_body, receive_body};
 use ferry_protocol::disk::{open_for_resume, open_from, receive_to_file, send_from_file};
 use ferry_protocol::{
     ConflictPolicy, ContentHash, EAGER_UPLOAD_MAX, ErrorCode, FileEntry, FileName, Handle,
@@ -16,8 +17,13 @@ use ferry_protocol::{
 };
 
 use crate::error::HubError;
+use crate::group::Received;
 use crate::session::{Flow, MAX_PENDING, Session};
-use crate::state::{Outcome, Placement, Publication, Refusal, not_found};
+use crate::state::{Hub, Outcome, Placement, Publication, Refusal, not_found};
+
+/// Small uploads up to this size wait for their commit in memory (within
+/// the hub's budget): no temp file to create, fill and reopen per upload.
+const IN_MEMORY_MAX: u64 = 64 << 10;
 
 impl Session {
     pub(crate) async fn upload(
@@ -36,56 +42,19 @@ impl Session {
                 .await?;
             return Ok(Flow::Close);
         }
-        let (publication, placement) = match self
-            .check_upload(owner, raw_name, size, hash, policy)
-            .await?
-        {
-            Ok(checked) => checked,
+        let publication = match validate(owner, raw_name, size, hash, policy, &self.hub) {
+            Ok(publication) => publication,
             Err(refusal) => return self.refuse_upload(eager, size, refusal).await,
         };
-        if let Placement::AlreadyThere(entry) = placement {
-            if eager {
-                self.skip_body(size).await?;
-            }
-            return self.stored(entry, true).await;
-        }
         if eager {
-            self.receive_eager(&publication).await
-        } else {
-            self.receive_negotiated(&publication).await
+            // Placement is decided at commit; the body comes anyway.
+            return self.receive_eager(publication).await;
         }
-    }
-
-    /// Validates the announcement and decides where it would go right now
-    /// (decided again under the commit lock when the bytes are in).
-    async fn check_upload(
-        &self,
-        owner: Handle,
-        raw_name: &str,
-        size: u64,
-        hash: ContentHash,
-        policy: ConflictPolicy,
-    ) -> Result<Result<(Publication, Placement), Refusal>, HubError> {
-        let name = match FileName::parse(raw_name) {
-            Ok(name) => name,
-            Err(e) => return Ok(Err(Refusal::new(ErrorCode::InvalidName, format!("{e}")))),
-        };
-        let max = self.hub.config.max_file_size;
-        if size > max {
-            let message = format!("'{name}' is {size} bytes; this hub accepts at most {max}");
-            return Ok(Err(Refusal::new(ErrorCode::TooLarge, message)));
+        match self.hub.place(&publication).await? {
+            Outcome::Refused(refusal) => self.refuse_upload(false, size, refusal).await,
+            Outcome::Done(Placement::AlreadyThere(entry)) => self.stored(entry, true).await,
+            Outcome::Done(Placement::Store(_)) => self.receive_negotiated(&publication).await,
         }
-        let publication = Publication {
-            name,
-            size,
-            hash,
-            owner,
-            policy,
-        };
-        Ok(match self.hub.place(&publication).await? {
-            Outcome::Refused(refusal) => Err(refusal),
-            Outcome::Done(placement) => Ok((publication, placement)),
-        })
     }
 
     /// Tells the client its upload is durable and listed.
@@ -116,9 +85,46 @@ impl Session {
         Ok(discard_body(&mut self.reader, size, self.hub.config.stall_timeout).await?)
     }
 
-    /// Receives a small upload without its own fsync and hands it to the
-    /// group commit; its reply goes out when the group is durable.
-    async fn receive_eager(&mut self, publication: &Publication) -> Result<Flow, HubError> {
+    /// Receives a small upload and hands it to the group commit; its reply
+    /// goes out when the group is durable.
+    async fn receive_eager(&mut self, publication: Publication) -> Result<Flow, HubError> {
+        let Some(bytes) = self.receive_small(&publication).await? else {
+            return Ok(Flow::Continue); // refused: it did not hash as announced
+        };
+        let commit = tokio::spawn(self.hub.publish_grouped(publication, bytes));
+        self.pending.push_back(commit);
+        if self.pending.len() >= MAX_PENDING {
+            // Free many slots at once, not one: admitting one upload per
+            // finished commit would keep every later group at one file.
+            self.settle_to(MAX_PENDING / 2).await?;
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Receives and verifies a small body: into memory while the hub's
+    /// budget for that allows, else into a temp file (not fsynced; the
+    /// group commit does that). `None`: refused for a wrong hash.
+    async fn receive_small(
+        &mut self,
+        publication: &Publication,
+    ) -> Result<Option<Received>, HubError> {
+        let size = publication.size;
+        let permit = u32::try_from(size)
+            .ok()
+            .filter(|&n| u64::from(n) <= IN_MEMORY_MAX)
+            .and_then(|n| {
+                Arc::clone(&self.hub.upload_memory)
+                    .try_acquire_many_owned(n)
+                    .ok()
+            });
+        if let Some(permit) = permit {
+            let mut data = Vec::with_capacity(permit.num_permits());
+            let mut hasher = blake3::Hasher::new();
+            let stall = self.hub.config.stall_timeout;
+            receive_body(&mut self.reader, size, &mut data, &mut hasher, stall).await?;
+            let verified = self.verified(None, publication, hasher.finalize()).await?;
+            return Ok(verified.then_some(Received::Memory(data, permit)));
+        }
         let path = self.hub.store.temp_path();
         let received = self.receive_into(&path, 0, publication, false).await;
         let hash = match received {
@@ -128,20 +134,12 @@ impl Session {
                 return Err(e);
             }
         };
-        if !self.verified(&path, publication, hash).await? {
-            return Ok(Flow::Continue);
-        }
-        let commit = tokio::spawn(self.hub.publish_grouped(publication.clone(), path));
-        self.pending.push_back(commit);
-        if self.pending.len() >= MAX_PENDING {
-            // Wait for all of them, not just the oldest: admitting one upload
-            // per finished commit would keep every later group at one file.
-            self.settle().await?;
-        }
-        Ok(Flow::Continue)
+        let verified = self.verified(Some(&path), publication, hash).await?;
+        Ok(verified.then_some(Received::File(path)))
     }
 
     async fn receive_negotiated(&mut self, publication: &Publication) -> Result<Flow, HubError> {
+        // The store may hold these bytes under another name already.
         match self.hub.publish(publication, None).await? {
             Outcome::Done(Some((entry, deduplicated))) => {
                 return self.stored(entry, deduplicated).await;
@@ -200,7 +198,7 @@ impl Session {
         publication: &Publication,
         received: Result<blake3::Hash, HubError>,
     ) -> Result<Flow, HubError> {
-        if !self.verified(path, publication, received?).await? {
+        if !self.verified(Some(path), publication, received?).await? {
             return Ok(Flow::Continue);
         }
         match self.hub.publish(publication, Some(path)).await? {
@@ -216,18 +214,20 @@ impl Session {
         Ok(Flow::Continue)
     }
 
-    /// Whether the bytes at `path` hash to what was announced; if not, they
-    /// are removed and the client told.
+    /// Whether the bytes received hash to what was announced; if not, the
+    /// file they are in (if any) is removed and the client told.
     async fn verified(
         &mut self,
-        path: &Path,
+        path: Option<&Path>,
         publication: &Publication,
         hash: blake3::Hash,
     ) -> Result<bool, HubError> {
         if ContentHash::from(hash) == publication.hash {
             return Ok(true);
         }
-        remove_quietly(path).await;
+        if let Some(path) = path {
+            remove_quietly(path).await;
+        }
         let message = format!(
             "'{}' arrived with hash {}, not the announced {}; nothing was stored",
             publication.name,
@@ -276,6 +276,31 @@ impl Session {
         ferry_protocol::body::flush_within(&mut self.writer, stall).await?;
         Ok(Flow::Continue)
     }
+}
+
+/// Checks an upload's announcement: a valid name and a size this hub takes.
+fn validate(
+    owner: Handle,
+    raw_name: &str,
+    size: u64,
+    hash: ContentHash,
+    policy: ConflictPolicy,
+    hub: &Hub,
+) -> Result<Publication, Refusal> {
+    let name = FileName::parse(raw_name)
+        .map_err(|e| Refusal::new(ErrorCode::InvalidName, format!("{e}")))?;
+    let max = hub.config.max_file_size;
+    if size > max {
+        let message = format!("'{name}' is {size} bytes; this hub accepts at most {max}");
+        return Err(Refusal::new(ErrorCode::TooLarge, message));
+    }
+    Ok(Publication {
+        name,
+        size,
+        hash,
+        owner,
+        policy,
+    })
 }
 
 /// Identifies a resumable upload: the same uploader sending the same bytes.

@@ -175,6 +175,18 @@ pub fn sync_all_concurrently(paths: &[&Path]) -> Vec<io::Result<()>> {
     })
 }
 
+/// Flushes every file and folder change on the filesystem holding `path`
+/// to disk and waits for it (`syncfs`): one journal commit for a whole
+/// group of new files and renames, where an fsync each would cost one
+/// commit per few files. Everything else dirty on that filesystem is
+/// flushed too, so it suits a store with its own volume and bounded dirty
+/// data (uploads start their writeback early), not arbitrary folders.
+pub fn sync_filesystem(path: &Path) -> io::Result<()> {
+    let dir = File::open(path)?;
+    rustix::fs::syncfs(&dir)?;
+    Ok(())
+}
+
 /// Writes a secret (a private key) readable by its owner only, creating
 /// its folder, and makes it durable.
 pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {

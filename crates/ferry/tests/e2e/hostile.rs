@@ -183,6 +183,16 @@ async fn bytes_that_do_not_match_the_hash_are_not_stored() {
             0,
             "nothing stored, and the connection goes on"
         );
+        // Past the size kept in memory, an eager body waits in a temp file.
+        let size = 100 << 10;
+        raw.writer
+            .queue(&eager("lie-2.bin", size, ContentHash::of(b"truth")))
+            .await
+            .unwrap();
+        raw.raw_bytes(&vec![7u8; size as usize]).await;
+        assert_eq!(code_of(&raw.recv().await), Some(ErrorCode::HashMismatch));
+        assert_eq!(listing_len(&mut raw).await, 0);
+        assert_eq!(hub.leftovers(), 0, "the temp file is removed");
 
         let size = 2 << 20;
         let reply = raw
