@@ -172,7 +172,7 @@ ferry_as() {
 nc_listen() {
     next_port
     P_NC=$PORT
-    env P_NC="$P_NC" SRV="$SRV" DATA="$DATA" DEST="$DEST" SRC="${SRC:-}" \
+    env P_NC="$P_NC" SRV="$SRV" DATA="$DATA" DEST="$DEST" SRC="${SRC:-}" UP="${UP:-}" \
         bash -c "$2" >"$WORK/log/$1.log" 2>&1 &
     NC_PID=$!
     PIDS+=("$NC_PID")

@@ -126,47 +126,61 @@ SMALL_TOOLS=(ferry "ferry plaintext" "rsync daemon" vsftpd+lftp nginx+curl tar+n
 bench_small_get() {
     ferry_to "$P_HUB" put "$DATA/small" >/dev/null
     ferry_to "$P_PLAIN" --plaintext put "$DATA/small" >/dev/null
+    rounds "$SMALL_COUNT × 16 KiB get" "$SMALL_COUNT" files small_get "${SMALL_TOOLS[@]}"
+    DEST="$WORK/dest"
+}
+
+# small_dest — a new, empty destination for one small-file download.
+# Nothing is deleted between runs: on a filesystem without a journal (as
+# on the machine these figures come from), ext4 skips recently deleted
+# inodes when it allocates one, checking each on disk, so every file
+# created within 30 s of a big delete costs up to 10× (perf:
+# recently_deleted under __ext4_new_inode). That hit whichever tool ran
+# next, at random; now none.
+small_dest() {
+    SMALL_RUN=$((${SMALL_RUN:-0} + 1))
+    DEST="$WORK/small-dest/$SMALL_RUN"
+    mkdir -p "$DEST"
+}
+
+small_get_ferry() {
+    small_dest
+    clock ferry_to "$P_HUB" get small -o "$DEST"
+    same_tree "$DATA/small" "$DEST/small"
+}
+small_get_ferry_plaintext() {
+    small_dest
+    clock ferry_to "$P_PLAIN" --plaintext get small -o "$DEST"
+    same_tree "$DATA/small" "$DEST/small"
+}
+small_get_rsync_daemon() {
+    small_dest
+    clock rsync -a "rsync://127.0.0.1:$P_RSYNC/bench/small" "$DEST/"
+    same_tree "$DATA/small" "$DEST/small"
+}
+small_get_vsftpd_lftp() {
+    small_dest
+    clock ftp "mirror small $DEST/small"
+    same_tree "$DATA/small" "$DEST/small"
+}
+small_get_nginx_curl() {
+    small_dest
     local name
     for name in $(ls "$DATA/small"); do
         printf 'url = "http://127.0.0.1:%s/small/%s"\noutput = "%s/small/%s"\n' \
             "$P_HTTP" "$name" "$DEST" "$name"
     done >"$WORK/small-get.curl"
-    rounds "$SMALL_COUNT × 16 KiB get" "$SMALL_COUNT" files small_get "${SMALL_TOOLS[@]}"
-}
-
-small_get_ferry() {
-    fresh "$DEST"
-    clock ferry_to "$P_HUB" get small -o "$DEST"
-    same_tree "$DATA/small" "$DEST/small"
-}
-small_get_ferry_plaintext() {
-    fresh "$DEST"
-    clock ferry_to "$P_PLAIN" --plaintext get small -o "$DEST"
-    same_tree "$DATA/small" "$DEST/small"
-}
-small_get_rsync_daemon() {
-    fresh "$DEST"
-    clock rsync -a "rsync://127.0.0.1:$P_RSYNC/bench/small" "$DEST/"
-    same_tree "$DATA/small" "$DEST/small"
-}
-small_get_vsftpd_lftp() {
-    fresh "$DEST"
-    clock ftp "mirror small $DEST/small"
-    same_tree "$DATA/small" "$DEST/small"
-}
-small_get_nginx_curl() {
-    fresh "$DEST"
     clock curl -sSf --create-dirs -K "$WORK/small-get.curl"
     same_tree "$DATA/small" "$DEST/small"
 }
 small_get_tar_nc() {
-    fresh "$DEST"
+    small_dest
     nc_listen tar-nc 'tar -C "$SRV" -cf - small | nc -N -l 127.0.0.1 "$P_NC"'
     clock tar_nc_receive
     same_tree "$DATA/small" "$DEST/small"
 }
 small_get_scp() {
-    fresh "$DEST"
+    small_dest
     clock "${SCP[@]}" -r "$SSH_TARGET:$SRV/small" "$DEST/"
     same_tree "$DATA/small" "$DEST/small"
 }
@@ -184,17 +198,20 @@ bench_small_put() {
     rounds "$SMALL_COUNT × 16 KiB put" "$SMALL_COUNT" files small_put "${SMALL_TOOLS[@]}"
 }
 
-# small_source — this run's folder to upload, made on first use.
+# small_source — this run's folder to upload, made on first use, and
+# UP, a new folder under up/ (also reachable as pub/$UP over FTP) to
+# upload it into: nothing is deleted between runs (see small_dest).
 small_source() {
     local n=$((SMALL_ROUND / ${#SMALL_TOOLS[@]}))
     SMALL_ROUND=$((SMALL_ROUND + 1))
     SRC="$WORK/put/small-$n"
     if [[ ! -d $SRC ]]; then
-        rm -rf "$WORK/put"
         "$BENCH" mkfiles "$SRC" --count "$SMALL_COUNT" --size "$SMALL_SIZE" --seed $((100 + n))
     fi
     SRC_NAME=${SRC##*/}
-    rm -rf "${SRV:?}/up/$SRC_NAME" "${FTP_UP:?}/$SRC_NAME"
+    UP="r$SMALL_ROUND"
+    mkdir -p "$SRV/up/$UP" "$FTP_UP/$UP"
+    chmod 777 "$SRV/up/$UP" "$FTP_UP/$UP"
 }
 
 small_put_ferry() {
@@ -207,34 +224,34 @@ small_put_ferry_plaintext() {
 }
 small_put_rsync_daemon() {
     small_source
-    clock rsync -a "$SRC" "rsync://127.0.0.1:$P_RSYNC/bench/up/"
-    same_tree "$SRC" "$SRV/up/$SRC_NAME"
+    clock rsync -a "$SRC" "rsync://127.0.0.1:$P_RSYNC/bench/up/$UP/"
+    same_tree "$SRC" "$SRV/up/$UP/$SRC_NAME"
 }
 small_put_vsftpd_lftp() {
     small_source
-    clock ftp "mirror -R $SRC pub/$SRC_NAME"
-    same_tree "$SRC" "$FTP_UP/$SRC_NAME"
+    clock ftp "mirror -R $SRC pub/$UP/$SRC_NAME"
+    same_tree "$SRC" "$FTP_UP/$UP/$SRC_NAME"
 }
 small_put_nginx_curl() {
     small_source
     local name
     for name in $(ls "$SRC"); do
-        printf 'upload-file = "%s/%s"\nurl = "http://127.0.0.1:%s/up/%s/%s"\n' \
-            "$SRC" "$name" "$P_HTTP" "$SRC_NAME" "$name"
+        printf 'upload-file = "%s/%s"\nurl = "http://127.0.0.1:%s/up/%s/%s/%s"\n' \
+            "$SRC" "$name" "$P_HTTP" "$UP" "$SRC_NAME" "$name"
     done >"$WORK/small-put.curl"
     clock curl -sSf -K "$WORK/small-put.curl"
-    same_tree "$SRC" "$SRV/up/$SRC_NAME"
+    same_tree "$SRC" "$SRV/up/$UP/$SRC_NAME"
 }
 small_put_tar_nc() {
     small_source
-    nc_listen tar-nc 'tar -C "$SRV/up" -xf - < <(nc -l 127.0.0.1 "$P_NC")'
+    nc_listen tar-nc 'tar -C "$SRV/up/$UP" -xf - < <(nc -l 127.0.0.1 "$P_NC")'
     clock tar_nc_send
-    same_tree "$SRC" "$SRV/up/$SRC_NAME"
+    same_tree "$SRC" "$SRV/up/$UP/$SRC_NAME"
 }
 small_put_scp() {
     small_source
-    clock "${SCP[@]}" -r "$SRC" "$SSH_TARGET:$SRV/up/"
-    same_tree "$SRC" "$SRV/up/$SRC_NAME"
+    clock "${SCP[@]}" -r "$SRC" "$SSH_TARGET:$SRV/up/$UP/"
+    same_tree "$SRC" "$SRV/up/$UP/$SRC_NAME"
 }
 
 tar_nc_send() {

@@ -1,6 +1,7 @@
 //! Finding and hashing the local files an upload will send.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ferry_protocol::{ContentHash, FileName};
 
@@ -76,19 +77,54 @@ pub(crate) fn parse_name(name: &str) -> Result<FileName, ClientError> {
 
 /// Hashes a local file for upload (on a blocking thread).
 pub async fn prepare_upload(path: PathBuf, name: FileName) -> Result<UploadItem, ClientError> {
+    let mut items = prepare_uploads(vec![(path, name)]).await?;
+    Ok(items.pop().expect("one item in, one out"))
+}
+
+/// Hashes local files for upload, in order, on every core: each thread
+/// takes the next unhashed file, so a folder of small files goes as fast
+/// as one big file (which is itself hashed on every core).
+pub async fn prepare_uploads(
+    files: Vec<(PathBuf, FileName)>,
+) -> Result<Vec<UploadItem>, ClientError> {
     tokio::task::spawn_blocking(move || {
-        let file =
-            std::fs::File::open(&path).map_err(|e| ClientError::local("opening", &path, e))?;
-        let (size, hash) = hash_file(file).map_err(|e| ClientError::local("hashing", &path, e))?;
-        Ok(UploadItem {
-            path,
-            name,
-            size,
-            hash,
-        })
+        let next = AtomicUsize::new(0);
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let hash_some = || {
+            let mut done = Vec::new();
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some((path, name)) = files.get(index) else {
+                    return done;
+                };
+                done.push((index, prepare(path.clone(), name.clone())));
+            }
+        };
+        let mut hashed: Vec<_> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads.min(files.len()))
+                .map(|_| scope.spawn(hash_some))
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("hashing threads do not panic"))
+                .collect()
+        });
+        hashed.sort_by_key(|(index, _)| *index);
+        hashed.into_iter().map(|(_, item)| item).collect()
     })
     .await
     .map_err(|e| ClientError::local("hashing", "", std::io::Error::other(e)))?
+}
+
+fn prepare(path: PathBuf, name: FileName) -> Result<UploadItem, ClientError> {
+    let file = std::fs::File::open(&path).map_err(|e| ClientError::local("opening", &path, e))?;
+    let (size, hash) = hash_file(file).map_err(|e| ClientError::local("hashing", &path, e))?;
+    Ok(UploadItem {
+        path,
+        name,
+        size,
+        hash,
+    })
 }
 
 /// Size and BLAKE3 of a whole file. Big files are hashed in blocks of a
@@ -121,6 +157,24 @@ fn hash_file(mut file: std::fs::File) -> std::io::Result<(u64, ContentHash)> {
 #[cfg(test)]
 mod hash_tests {
     use super::*;
+
+    #[tokio::test]
+    async fn many_files_hash_in_order_and_a_missing_one_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = Vec::new();
+        for i in 0..50u8 {
+            let path = dir.path().join(format!("f{i}"));
+            std::fs::write(&path, vec![i; usize::from(i) * 100]).unwrap();
+            files.push((path, FileName::parse(&format!("f{i}")).unwrap()));
+        }
+        let items = prepare_uploads(files.clone()).await.unwrap();
+        for (i, item) in items.iter().enumerate() {
+            assert_eq!(item.name.as_str(), format!("f{i}"));
+            assert_eq!(item.hash, ContentHash::of(&vec![i as u8; i * 100]));
+        }
+        files.push((dir.path().join("gone"), FileName::parse("gone").unwrap()));
+        assert!(prepare_uploads(files).await.is_err());
+    }
 
     #[test]
     fn whole_file_hash_matches_blake3_across_block_boundaries() {

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use ferry_client::{ClientError, FileResult, collect_uploads, prepare_upload};
+use ferry_client::{ClientError, FileResult, collect_uploads, prepare_uploads};
 use ferry_protocol::{ConflictPolicy, ErrorCode, FileEntry, FileName};
 use serde_json::json;
 
@@ -59,16 +59,15 @@ pub(crate) async fn run(session: &mut Session, command: ClientCommand) -> Result
 }
 
 async fn put(session: &mut Session, files: &[PathBuf], policy: ConflictPolicy) -> Result<()> {
-    let mut items = Vec::new();
-    for (path, name) in collect_uploads(files)? {
-        items.push(prepare_upload(path, name).await?);
-    }
-    if items.is_empty() {
+    let found = collect_uploads(files)?;
+    if found.is_empty() {
         bail!("nothing to upload: no regular files in {}", files.len());
     }
     let json = session.settings.json;
+    // Log in while the files are hashed.
+    let (items, hub) = tokio::join!(prepare_uploads(found), session.ready());
+    let (items, hub) = (items?, hub?);
     let bar = Bar::new(items.iter().map(|i| i.size).sum(), Direction::Upload, json);
-    let hub = session.ready().await?;
     let result = hub.upload(&items, policy, &bar).await;
     bar.finish();
     let results = session.check(result)?;

@@ -196,10 +196,11 @@ impl Session {
             let task = self.pending.pop_front().expect("more than `left` wait");
             self.reply_published(task.await).await?;
         }
-        Ok(())
+        Ok(self.writer.flush().await.map_err(FrameError::from)?)
     }
 
-    /// Replies to one grouped upload.
+    /// Replies to one grouped upload (popped off `pending`), flushing
+    /// unless the next one is done too.
     pub(crate) async fn reply_published(
         &mut self,
         done: Result<Result<Published, HubError>, tokio::task::JoinError>,
@@ -218,7 +219,12 @@ impl Session {
             },
             Outcome::Refused(Refusal { code, message }) => Response::Error { code, message },
         };
-        Ok(self.writer.send(&response).await?)
+        self.writer.queue(&response).await?;
+        // A group answers many uploads at once: their replies leave together.
+        if !self.pending.front().is_some_and(JoinHandle::is_finished) {
+            self.writer.flush().await.map_err(FrameError::from)?;
+        }
+        Ok(())
     }
 
     pub(crate) async fn close_on_bad_frame(&mut self, error: FrameError) -> Result<(), HubError> {

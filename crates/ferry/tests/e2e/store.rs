@@ -314,3 +314,32 @@ async fn store_listing_pages_past_the_frame_limit() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_file_that_changed_since_it_was_hashed_fails_alone() {
+    within(30, async {
+        let hub = TestHub::start().await;
+        let home = Home::new();
+        let mut client = home.client(&hub, "alice").await;
+        let src = tempfile::tempdir().unwrap();
+        let mut items = Vec::new();
+        for name in ["a.txt", "b.txt", "c.txt"] {
+            items.push(local_file(src.path(), name, name.as_bytes()).await);
+        }
+        std::fs::write(&items[1].path, b"b.txt, edited after hashing").unwrap();
+        let results = client
+            .upload(&items, ConflictPolicy::Refuse, &())
+            .await
+            .expect("the connection goes on");
+        assert!(results[0].is_ok() && results[2].is_ok());
+        let Err(ClientError::Local { what, .. }) = &results[1] else {
+            panic!("b.txt fails locally: {:?}", results[1]);
+        };
+        assert_eq!(*what, "reading");
+        let listed = client.list(None).await.unwrap();
+        let names: Vec<&str> = listed.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["a.txt", "c.txt"]);
+        hub.stop().await;
+    })
+    .await;
+}
