@@ -81,23 +81,43 @@ pub fn place_unsynced(
     })
 }
 
+/// A verified download in a batch: its partial file, or its bytes still in
+/// memory (then written to the partial first), and where it goes.
+#[derive(Debug)]
+pub struct Received {
+    /// The hidden partial file.
+    pub partial: PathBuf,
+    /// Where it should land.
+    pub dest: PathBuf,
+    /// The whole file, if it was received into memory.
+    pub bytes: Option<Vec<u8>>,
+}
+
 /// Makes a batch of received files durable with as few disk flushes as
-/// possible: the files are fsynced concurrently (the filesystem journal
-/// folds concurrent flushes into one commit), then placed, then each
-/// folder involved is synced once. One result per `(partial, dest)`.
+/// possible: files held in memory are written out, all are fsynced
+/// concurrently (the filesystem folds concurrent flushes into few), then
+/// placed, then each folder involved is synced once. One result per file.
 pub fn place_batch(
-    files: &[(PathBuf, PathBuf)],
+    files: &[Received],
     policy: ConflictPolicy,
 ) -> Vec<Result<PathBuf, ClientError>> {
-    let partials: Vec<&Path> = files.iter().map(|(partial, _)| partial.as_path()).collect();
+    let written: Vec<io::Result<()>> = files
+        .iter()
+        .map(|f| match &f.bytes {
+            Some(bytes) => fs::write(&f.partial, bytes),
+            None => Ok(()),
+        })
+        .collect();
+    let partials: Vec<&Path> = files.iter().map(|f| f.partial.as_path()).collect();
     let synced = ferry_protocol::disk::sync_all_concurrently(&partials);
     let mut dirs = std::collections::BTreeSet::new();
     let mut results: Vec<Result<PathBuf, ClientError>> = files
         .iter()
-        .zip(synced)
-        .map(|((partial, dest), synced)| {
-            synced.map_err(|e| ClientError::local("syncing", partial, e))?;
-            let placed = place_unsynced(partial, dest, policy)?;
+        .zip(written.into_iter().zip(synced))
+        .map(|(file, (written, synced))| {
+            written.map_err(|e| ClientError::local("writing", &file.partial, e))?;
+            synced.map_err(|e| ClientError::local("syncing", &file.partial, e))?;
+            let placed = place_unsynced(&file.partial, &file.dest, policy)?;
             dirs.extend(placed.parent().map(Path::to_path_buf));
             Ok(placed)
         })
@@ -144,10 +164,17 @@ fn place_numbered(partial: &Path, dest: &Path) -> Result<PathBuf, ClientError> {
     })
 }
 
-/// Gives `partial` the name `dest` only if `dest` is free (a hard link
-/// cannot replace an existing file), then drops the partial name.
+/// Gives `partial` the name `dest` only if `dest` is free: one rename that
+/// refuses to replace (`RENAME_NOREPLACE`), or where the filesystem lacks
+/// that, a hard link (which cannot replace either) and an unlink.
 /// `Ok(None)` means `dest` was taken.
 fn link_new(partial: &Path, dest: &Path) -> Result<Option<PathBuf>, ClientError> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    match renameat_with(CWD, partial, CWD, dest, RenameFlags::NOREPLACE) {
+        Ok(()) => return Ok(Some(dest.to_owned())),
+        Err(rustix::io::Errno::EXIST) => return Ok(None),
+        Err(_) => {} // not supported here: fall back
+    }
     match fs::hard_link(partial, dest) {
         Ok(()) => {
             fs::remove_file(partial)
@@ -191,13 +218,28 @@ mod tests {
         fs::write(d.join(".b.part"), b"new b").unwrap();
         fs::write(d.join("b"), b"old b").unwrap();
         let files = [
-            (d.join(".a.part"), d.join("a")),
-            (d.join(".b.part"), d.join("b")),
+            Received {
+                partial: d.join(".a.part"),
+                dest: d.join("a"),
+                bytes: None,
+            },
+            Received {
+                partial: d.join(".b.part"),
+                dest: d.join("b"),
+                bytes: None,
+            },
+            Received {
+                partial: d.join(".c.part"),
+                dest: d.join("c"),
+                bytes: Some(b"new c".to_vec()),
+            },
         ];
         let results = place_batch(&files, ConflictPolicy::Refuse);
         assert_eq!(results[0].as_ref().unwrap(), &d.join("a"));
         assert!(matches!(results[1], Err(ClientError::LocalConflict { .. })));
+        assert_eq!(results[2].as_ref().unwrap(), &d.join("c"));
         assert_eq!(fs::read(d.join("a")).unwrap(), b"new a");
+        assert_eq!(fs::read(d.join("c")).unwrap(), b"new c");
         assert_eq!(fs::read(d.join("b")).unwrap(), b"old b");
         assert!(!d.join(".a.part").exists());
         // The refused file stays as a partial, nothing lost.

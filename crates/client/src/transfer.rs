@@ -25,7 +25,7 @@ use tokio::time::timeout;
 
 use crate::error::ClientError;
 use crate::hub_client::{HubClient, read_reply, unexpected};
-use crate::local;
+use crate::local::{self, Received};
 use crate::progress::{Progress, TransferEvent};
 use crate::scan::parse_name;
 
@@ -288,22 +288,38 @@ impl HubClient {
             self.writer.queue(&request).await?;
         }
         self.writer.flush().await.map_err(FrameError::from)?;
-        let mut batch = Vec::new();
+        let (mut batch, mut held, mut committing) = (Vec::new(), 0, None);
         for (index, plan) in plans {
-            let batched = plan.entry.size - plan.offset <= GROUP_COMMIT_BYTES;
-            let result = self.receive_download(&plan, progress, batched).await;
+            let left = plan.entry.size - plan.offset;
+            let batched = left <= GROUP_COMMIT_BYTES;
+            let in_memory = plan.offset == 0 && left <= IN_MEMORY_MAX;
+            let result = self
+                .receive_download(&plan, progress, batched, in_memory)
+                .await;
             match result {
                 Err(e) if !e.connection_usable() => {
-                    commit_batch(&mut batch, policy, progress, &mut results).await;
+                    // Keep what arrived whole before the connection broke.
+                    finish_commit(committing.take(), progress, &mut results).await;
+                    let last = start_commit(&mut batch, policy);
+                    finish_commit(last, progress, &mut results).await;
                     return Err(e);
                 }
-                Ok(done) if batched => {
-                    batch.push(Unplaced { index, done, plan });
-                    if batch.len() >= GROUP_COMMIT_FILES {
-                        commit_batch(&mut batch, policy, progress, &mut results).await;
+                Ok((done, bytes)) if batched => {
+                    held += bytes.as_ref().map_or(0, Vec::len);
+                    batch.push(Unplaced {
+                        index,
+                        done,
+                        plan,
+                        bytes,
+                    });
+                    if batch.len() >= GROUP_COMMIT_FILES || held >= GROUP_COMMIT_MEMORY {
+                        // One batch is made durable while the next arrives.
+                        finish_commit(committing.take(), progress, &mut results).await;
+                        committing = start_commit(&mut batch, policy);
+                        held = 0;
                     }
                 }
-                Ok(done) => {
+                Ok((done, _)) => {
                     let result = place(&plan, policy).await.map(|path| Transferred {
                         path: Some(path),
                         ..done
@@ -318,7 +334,9 @@ impl HubClient {
                 }
             }
         }
-        commit_batch(&mut batch, policy, progress, &mut results).await;
+        finish_commit(committing.take(), progress, &mut results).await;
+        let last = start_commit(&mut batch, policy);
+        finish_commit(last, progress, &mut results).await;
         Ok(results
             .into_iter()
             .map(|r| r.expect("every entry gets a result"))
@@ -358,14 +376,16 @@ impl HubClient {
         Ok(entry)
     }
 
-    /// Receives and verifies one file into its partial, not yet placed;
-    /// fsynced unless `batched` (then [`commit_batch`] makes it durable).
+    /// Receives and verifies one file, not yet placed: into memory if
+    /// `in_memory` (returned), else into its partial file, fsynced unless
+    /// `batched` (then [`start_commit`] makes it durable).
     async fn receive_download(
         &mut self,
         plan: &DownloadPlan,
         progress: &dyn Progress,
         batched: bool,
-    ) -> FileResult {
+        in_memory: bool,
+    ) -> Result<(Transferred, Option<Vec<u8>>), ClientError> {
         let (entry, offset) = match self.reply().await? {
             Response::Sending { entry, offset }
                 if offset == plan.offset && entry.name == plan.entry.name =>
@@ -379,22 +399,48 @@ impl HubClient {
             hash: entry.hash,
             offset,
         };
-        receive_verified(
-            &mut self.reader,
-            plan,
-            incoming,
-            progress,
-            self.stall,
-            !batched,
-        )
-        .await?;
-        Ok(Transferred {
+        let bytes = if in_memory {
+            let bytes = receive_whole(&mut self.reader, plan, incoming, self.stall).await?;
+            progress.event(TransferEvent::Bytes(bytes.len() as u64));
+            Some(bytes)
+        } else {
+            let sync = !batched;
+            receive_verified(&mut self.reader, plan, incoming, progress, self.stall, sync).await?;
+            None
+        };
+        let done = Transferred {
             entry,
             path: None,
             resumed_from: offset,
             deduplicated: false,
-        })
+        };
+        Ok((done, bytes))
     }
+}
+
+/// Receives a whole small file into memory and verifies it.
+async fn receive_whole<R, D>(
+    reader: &mut ferry_protocol::FrameReader<R, D>,
+    plan: &DownloadPlan,
+    incoming: Incoming,
+    stall: std::time::Duration,
+) -> Result<Vec<u8>, ClientError>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    D: serde::de::DeserializeOwned,
+{
+    let mut bytes = Vec::with_capacity(usize::try_from(incoming.size).unwrap_or(0));
+    let mut hasher = blake3::Hasher::new();
+    receive_body(reader, incoming.size, &mut bytes, &mut hasher, stall).await?;
+    let actual = ContentHash::from(hasher.finalize());
+    if actual != incoming.hash {
+        return Err(ClientError::Corrupt {
+            name: plan.entry.name.clone(),
+            expected: incoming.hash.short(),
+            actual: actual.short(),
+        });
+    }
+    Ok(bytes)
 }
 
 /// Files up to this size are made durable in groups rather than one by one.
@@ -403,32 +449,59 @@ const GROUP_COMMIT_BYTES: u64 = 1 << 20;
 /// At most this many files wait in one group.
 const GROUP_COMMIT_FILES: usize = 256;
 
+/// Files up to this size (downloaded whole, not resumed) are received into
+/// memory and written out with their group: no file to open per file.
+const IN_MEMORY_MAX: u64 = 64 << 10;
+
+/// A group is committed once it holds this many bytes in memory.
+const GROUP_COMMIT_MEMORY: usize = 4 << 20;
+
 /// A verified download waiting in a group to be made durable and placed.
 struct Unplaced {
     index: usize,
     done: Transferred,
     plan: DownloadPlan,
+    /// The whole file, if it was received into memory.
+    bytes: Option<Vec<u8>>,
 }
 
-/// Makes every file in `batch` durable and places it (see
-/// [`local::place_batch`]), then reports each.
-async fn commit_batch(
-    batch: &mut Vec<Unplaced>,
-    policy: ConflictPolicy,
+/// A group being made durable and placed on a blocking thread.
+struct Committing {
+    waiting: Vec<Unplaced>,
+    task: tokio::task::JoinHandle<Vec<Result<PathBuf, ClientError>>>,
+}
+
+/// Starts making every file in `batch` (emptied) durable and placing it
+/// (see [`local::place_batch`]); `None` if there is nothing to do.
+fn start_commit(batch: &mut Vec<Unplaced>, policy: ConflictPolicy) -> Option<Committing> {
+    if batch.is_empty() {
+        return None;
+    }
+    let mut waiting = std::mem::take(batch);
+    let files: Vec<Received> = waiting
+        .iter_mut()
+        .map(|u| Received {
+            partial: u.plan.partial.clone(),
+            dest: u.plan.dest.clone(),
+            bytes: u.bytes.take(),
+        })
+        .collect();
+    let task = tokio::task::spawn_blocking(move || local::place_batch(&files, policy));
+    Some(Committing { waiting, task })
+}
+
+/// Waits for a group started by [`start_commit`] and reports each file.
+async fn finish_commit(
+    committing: Option<Committing>,
     progress: &dyn Progress,
     results: &mut [Option<FileResult>],
 ) {
-    if batch.is_empty() {
+    let Some(Committing { waiting, task }) = committing else {
         return;
-    }
-    let files: Vec<(PathBuf, PathBuf)> = batch
-        .iter()
-        .map(|u| (u.plan.partial.clone(), u.plan.dest.clone()))
-        .collect();
-    let placed = match tokio::task::spawn_blocking(move || local::place_batch(&files, policy)).await
-    {
+    };
+    let placed = match task.await {
         Ok(placed) => placed,
-        Err(e) => batch
+        Err(e) => waiting
             .iter()
             .map(|u| {
                 let e = std::io::Error::other(e.to_string());
@@ -436,7 +509,7 @@ async fn commit_batch(
             })
             .collect(),
     };
-    for (unplaced, placed) in batch.drain(..).zip(placed) {
+    for (unplaced, placed) in waiting.into_iter().zip(placed) {
         let result = placed.map(|path| Transferred {
             path: Some(path),
             ..unplaced.done

@@ -47,7 +47,7 @@ pub(crate) struct Session {
 }
 
 /// Grouped uploads a session may have waiting before it stops reading.
-pub(crate) const MAX_PENDING: usize = 64;
+pub(crate) const MAX_PENDING: usize = 256;
 
 /// What the session loop woke up for.
 enum Wake {

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use ferry_protocol::body::{discard_body, receive_body};
+use ferry_protocol::body::{BodyError, discard_body, receive_body};
 use ferry_protocol::disk::{open_for_resume, open_from, receive_to_file, send_from_file};
 use ferry_protocol::{
     ConflictPolicy, ContentHash, EAGER_UPLOAD_MAX, ErrorCode, FileEntry, FileName, Handle,
@@ -257,9 +257,9 @@ impl Session {
             return Ok(Flow::Continue);
         }
         let blob = self.hub.store.blob_path(&entry.hash);
-        let owned = blob.clone();
-        let file = match blocking(move || open_from(&owned, offset)).await {
-            Ok(file) => file,
+        let (owned, remaining) = (blob.clone(), entry.size - offset);
+        let source = match blocking(move || open_source(&owned, offset, remaining)).await {
+            Ok(source) => source,
             // Deleted between the lookup and the open.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 self.refuse(not_found(&name)).await?;
@@ -267,15 +267,45 @@ impl Session {
             }
             Err(e) => return Err(HubError::io("opening blob", &blob, e)),
         };
-        let remaining = entry.size - offset;
         self.writer
             .queue(&Response::Sending { entry, offset })
             .await?;
         let stall = self.hub.config.stall_timeout;
-        send_from_file(file, remaining, &mut self.writer, stall, &mut |_| {}).await?;
+        match source {
+            Source::Bytes(bytes) => {
+                tokio::time::timeout(stall, self.writer.write_raw(&bytes))
+                    .await
+                    .map_err(|_| BodyError::Stalled(stall))?
+                    .map_err(BodyError::Network)?;
+            }
+            Source::File(file) => {
+                send_from_file(file, remaining, &mut self.writer, stall, &mut |_| {}).await?;
+            }
+        }
         ferry_protocol::body::flush_within(&mut self.writer, stall).await?;
         Ok(Flow::Continue)
     }
+}
+
+/// Blobs up to this size are read whole in the call that opens them.
+const READ_WHOLE_MAX: u64 = 64 << 10;
+
+/// A blob to send: read whole, or opened to stream.
+enum Source {
+    Bytes(Vec<u8>),
+    File(std::fs::File),
+}
+
+/// Opens a blob at `offset`, reading it whole if `remaining` is small.
+fn open_source(path: &Path, offset: u64, remaining: u64) -> std::io::Result<Source> {
+    use std::io::Read;
+    let file = open_from(path, offset)?;
+    if remaining > READ_WHOLE_MAX {
+        return Ok(Source::File(file));
+    }
+    let mut bytes = vec![0; usize::try_from(remaining).unwrap_or(0)];
+    (&file).read_exact(&mut bytes)?;
+    Ok(Source::Bytes(bytes))
 }
 
 /// Checks an upload's announcement: a valid name and a size this hub takes.

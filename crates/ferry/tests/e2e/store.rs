@@ -343,3 +343,49 @@ async fn a_file_that_changed_since_it_was_hashed_fails_alone() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_small_file_that_arrives_corrupt_is_never_placed() {
+    within(30, async {
+        let hub = TestHub::start().await;
+        let home = Home::new();
+        let mut client = home.client(&hub, "alice").await;
+        let src = tempfile::tempdir().unwrap();
+        let items = [
+            local_file(src.path(), "good.txt", b"good bytes").await,
+            local_file(src.path(), "bad.txt", b"bad bytes!").await,
+        ];
+        client
+            .upload(&items, ConflictPolicy::Refuse, &())
+            .await
+            .unwrap();
+        // Rot on the hub's disk: same length, other bytes.
+        std::fs::write(hub.hub.store.blob_path(&items[1].hash), b"rotten!!!!").unwrap();
+
+        let listed = client.list(None).await.unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let got = client
+            .download(
+                &with_layout(&listed),
+                out.path(),
+                ConflictPolicy::Refuse,
+                &(),
+            )
+            .await
+            .expect("the connection goes on");
+        // Listed by name: bad.txt, then good.txt.
+        assert!(
+            matches!(got[0], Err(ClientError::Corrupt { .. })),
+            "{:?}",
+            got[0]
+        );
+        assert_eq!(
+            std::fs::read(out.path().join("good.txt")).unwrap(),
+            b"good bytes"
+        );
+        let left: Vec<_> = std::fs::read_dir(out.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "no bad file, no partial: {left:?}");
+        hub.stop().await;
+    })
+    .await;
+}
