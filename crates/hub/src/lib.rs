@@ -4,7 +4,9 @@
 //! | --- | --- |
 //! | [`server`] | accept loop, connection cap, graceful shutdown |
 //! | `session` | one connected client: handshake, dispatch, replies |
-//! | `transfer` | uploads into and downloads out of the store |
+//! | `transfer` | uploads into the store |
+//! | `download` | downloads out of the store, served in runs |
+//! | `group` | group commit of small uploads |
 //! | `peer` | sharing connections, search, grants, relays |
 //! | [`index`] | who is online and what they offer |
 //! | [`grants`] | issued grants, relays waiting for bytes |
@@ -24,6 +26,7 @@
 
 pub mod catalog;
 pub mod config;
+mod download;
 pub mod error;
 pub mod grants;
 mod group;

@@ -44,6 +44,8 @@ pub(crate) struct Session {
     /// Small uploads in a group commit, oldest first; their replies go out
     /// in this order, before any later reply.
     pub(crate) pending: VecDeque<JoinHandle<Result<Published, HubError>>>,
+    /// A request read ahead (while batching downloads) and not yet served.
+    pub(crate) deferred: Option<Result<Request, FrameError>>,
 }
 
 /// Grouped uploads a session may have waiting before it stops reading.
@@ -97,6 +99,7 @@ async fn handshake(
         handle: None,
         remote,
         pending: VecDeque::new(),
+        deferred: None,
     };
     let first = match session.reader.recv().await {
         Ok(first) => first,
@@ -140,7 +143,9 @@ impl Session {
     async fn run(mut self, shutdown: CancellationToken) -> Result<(), HubError> {
         let idle = self.hub.config.idle_timeout;
         loop {
-            let wake = {
+            let wake = if let Some(deferred) = self.deferred.take() {
+                Wake::Request(Ok(deferred.map(Some)))
+            } else {
                 let (pending, reader) = (&mut self.pending, &mut self.reader);
                 let waiting = !pending.is_empty();
                 tokio::select! {
@@ -308,7 +313,7 @@ impl Session {
                 let owner = handle.expect("checked above");
                 self.upload(owner, &name, size, hash, policy, mode).await
             }
-            Request::Download { name, offset } => self.download(&name, offset).await,
+            Request::Download { name, offset } => self.download(name, offset).await,
             Request::Delete { name } => self.delete(&handle.expect("checked above"), &name).await,
             Request::Share {
                 peer_port,

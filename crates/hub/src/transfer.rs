@@ -1,4 +1,4 @@
-//! Uploads into and downloads out of the store, for a [`Session`].
+//! Uploads into the store, for a [`Session`].
 //!
 //! Upload path: validate → decide placement → bytes into a temp (eager) or
 //! partial (negotiated, resumable) file while hashing → check size and hash
@@ -9,8 +9,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use ferry_protocol::body::{BodyError, discard_body, receive_body};
-use ferry_protocol::disk::{open_for_resume, open_from, receive_to_file, send_from_file};
+use ferry_protocol::body::{discard_body, receive_body};
+use ferry_protocol::disk::{open_for_resume, receive_to_file};
 use ferry_protocol::{
     ConflictPolicy, ContentHash, EAGER_UPLOAD_MAX, ErrorCode, FileEntry, FileName, Handle,
     Response, UploadMode,
@@ -19,7 +19,7 @@ use ferry_protocol::{
 use crate::error::HubError;
 use crate::group::Received;
 use crate::session::{Flow, MAX_PENDING, Session};
-use crate::state::{Hub, Outcome, Placement, Publication, Refusal, not_found};
+use crate::state::{Hub, Outcome, Placement, Publication, Refusal};
 
 /// Small uploads up to this size wait for their commit in memory (within
 /// the hub's budget): no temp file to create, fill and reopen per upload.
@@ -238,74 +238,6 @@ impl Session {
             .await?;
         Ok(false)
     }
-
-    pub(crate) async fn download(&mut self, raw_name: &str, offset: u64) -> Result<Flow, HubError> {
-        let Some(name) = self.name_or_refuse(raw_name).await? else {
-            return Ok(Flow::Continue);
-        };
-        let Some(entry) = self.hub.catalog.get(&name).await? else {
-            self.refuse(not_found(&name)).await?;
-            return Ok(Flow::Continue);
-        };
-        if offset > entry.size {
-            let message = format!(
-                "offset {offset} is past the end of '{name}' ({} bytes)",
-                entry.size
-            );
-            self.refuse(Refusal::new(ErrorCode::BadRequest, message))
-                .await?;
-            return Ok(Flow::Continue);
-        }
-        let blob = self.hub.store.blob_path(&entry.hash);
-        let (owned, remaining) = (blob.clone(), entry.size - offset);
-        let source = match blocking(move || open_source(&owned, offset, remaining)).await {
-            Ok(source) => source,
-            // Deleted between the lookup and the open.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.refuse(not_found(&name)).await?;
-                return Ok(Flow::Continue);
-            }
-            Err(e) => return Err(HubError::io("opening blob", &blob, e)),
-        };
-        self.writer
-            .queue(&Response::Sending { entry, offset })
-            .await?;
-        let stall = self.hub.config.stall_timeout;
-        match source {
-            Source::Bytes(bytes) => {
-                tokio::time::timeout(stall, self.writer.write_raw(&bytes))
-                    .await
-                    .map_err(|_| BodyError::Stalled(stall))?
-                    .map_err(BodyError::Network)?;
-            }
-            Source::File(file) => {
-                send_from_file(file, remaining, &mut self.writer, stall, &mut |_| {}).await?;
-            }
-        }
-        ferry_protocol::body::flush_within(&mut self.writer, stall).await?;
-        Ok(Flow::Continue)
-    }
-}
-
-/// Blobs up to this size are read whole in the call that opens them.
-const READ_WHOLE_MAX: u64 = 64 << 10;
-
-/// A blob to send: read whole, or opened to stream.
-enum Source {
-    Bytes(Vec<u8>),
-    File(std::fs::File),
-}
-
-/// Opens a blob at `offset`, reading it whole if `remaining` is small.
-fn open_source(path: &Path, offset: u64, remaining: u64) -> std::io::Result<Source> {
-    use std::io::Read;
-    let file = open_from(path, offset)?;
-    if remaining > READ_WHOLE_MAX {
-        return Ok(Source::File(file));
-    }
-    let mut bytes = vec![0; usize::try_from(remaining).unwrap_or(0)];
-    (&file).read_exact(&mut bytes)?;
-    Ok(Source::Bytes(bytes))
 }
 
 /// Checks an upload's announcement: a valid name and a size this hub takes.

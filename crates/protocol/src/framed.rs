@@ -63,6 +63,12 @@ impl<R: AsyncRead + Unpin, D: DeserializeOwned> FrameReader<R, D> {
         }
     }
 
+    /// The next message if it is already buffered whole; never reads the
+    /// stream. Lets a server see requests sent back to back as a batch.
+    pub fn try_recv_buffered(&mut self) -> Result<Option<D>, FrameError> {
+        self.codec.decode(&mut self.buf)
+    }
+
     /// Reads raw body bytes into `out`; `Ok(0)` means the stream ended.
     pub async fn read_raw(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if self.buf.is_empty() {

@@ -396,3 +396,73 @@ async fn a_subscribed_connection_takes_no_requests() {
     })
     .await;
 }
+
+/// Reads one body of `len` bytes after a `Sending` header.
+async fn body(raw: &mut Raw, len: usize) -> Vec<u8> {
+    let mut bytes = vec![0; len];
+    let mut filled = 0;
+    while filled < len {
+        let n = raw.reader.read_raw(&mut bytes[filled..]).await.unwrap();
+        assert!(n > 0, "the body ended early");
+        filled += n;
+    }
+    bytes
+}
+
+#[tokio::test]
+async fn downloads_sent_back_to_back_are_answered_one_by_one_in_order() {
+    within(30, async {
+        let hub = TestHub::start_with(plaintext()).await;
+        let mut raw = Raw::logged_in(hub.addr, "eve").await;
+        raw.writer
+            .queue(&eager("a.txt", 5, ContentHash::of(b"hello")))
+            .await
+            .unwrap();
+        raw.raw_bytes(b"hello").await;
+        assert!(matches!(raw.recv().await, Some(Response::Stored { .. })));
+
+        let get = |name: &str, offset| Request::Download {
+            name: name.into(),
+            offset,
+        };
+        // One write: the hub finds them all buffered and serves them as a run.
+        for request in [
+            get("a.txt", 0),
+            get("../etc/passwd", 0),
+            get("missing.txt", 0),
+            get("a.txt", 9),
+            get("a.txt", 3),
+            Request::List {
+                prefix: None,
+                after: None,
+                limit: 10,
+            },
+            get("a.txt", 0),
+        ] {
+            raw.writer.queue(&request).await.unwrap();
+        }
+        raw.writer.flush().await.unwrap();
+
+        assert!(matches!(
+            raw.recv().await,
+            Some(Response::Sending { offset: 0, .. })
+        ));
+        assert_eq!(body(&mut raw, 5).await, b"hello");
+        assert_eq!(code_of(&raw.recv().await), Some(ErrorCode::InvalidName));
+        assert_eq!(code_of(&raw.recv().await), Some(ErrorCode::NotFound));
+        assert_eq!(code_of(&raw.recv().await), Some(ErrorCode::BadRequest));
+        assert!(matches!(
+            raw.recv().await,
+            Some(Response::Sending { offset: 3, .. })
+        ));
+        assert_eq!(body(&mut raw, 2).await, b"lo");
+        assert!(matches!(raw.recv().await, Some(Response::Listing { .. })));
+        assert!(matches!(
+            raw.recv().await,
+            Some(Response::Sending { offset: 0, .. })
+        ));
+        assert_eq!(body(&mut raw, 5).await, b"hello");
+        hub.stop().await;
+    })
+    .await;
+}

@@ -1,0 +1,190 @@
+//! Downloads out of the store, for a [`Session`].
+//!
+//! A client fetching a folder sends its `Download` requests back to back.
+//! The session takes every one already buffered behind the first (up to
+//! [`MAX_RUN`]) and serves them as a run: one catalog query for all the
+//! names and one blocking call that opens every blob and reads the small
+//! ones whole, instead of a query and a thread hop per file. Replies go out
+//! in request order, exactly as if each had been served alone.
+
+use std::path::{Path, PathBuf};
+
+use ferry_protocol::body::{BodyError, flush_within};
+use ferry_protocol::disk::{open_from, send_from_file};
+use ferry_protocol::{ErrorCode, FileEntry, FileName, Request, Response};
+use tokio::time::timeout;
+
+use crate::error::HubError;
+use crate::session::{Flow, Session};
+use crate::state::{Refusal, not_found};
+
+/// Most downloads served as one run (bounds the memory of blobs read ahead:
+/// at most this many times [`READ_WHOLE_MAX`]).
+const MAX_RUN: usize = 64;
+
+/// Blobs up to this size are read whole in the call that opens them.
+const READ_WHOLE_MAX: u64 = 64 << 10;
+
+/// A blob to send: read whole, or opened to stream.
+enum Source {
+    Bytes(Vec<u8>),
+    File(std::fs::File),
+}
+
+/// One requested download, once looked up.
+enum Planned {
+    Refused(Refusal),
+    Send {
+        entry: FileEntry,
+        offset: u64,
+        blob: PathBuf,
+    },
+}
+
+impl Session {
+    /// Serves a download and every download request already buffered
+    /// behind it. A different request found behind them is kept for the
+    /// session loop.
+    pub(crate) async fn download(&mut self, name: String, offset: u64) -> Result<Flow, HubError> {
+        let mut wanted = vec![(name, offset)];
+        while wanted.len() < MAX_RUN {
+            match self.reader.try_recv_buffered() {
+                Ok(Some(Request::Download { name, offset })) => wanted.push((name, offset)),
+                Ok(Some(other)) => {
+                    self.deferred = Some(Ok(other));
+                    break;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    self.deferred = Some(Err(e));
+                    break;
+                }
+            }
+        }
+        let planned = self.plan(&wanted).await?;
+        let blobs: Vec<(PathBuf, u64, u64)> = planned
+            .iter()
+            .filter_map(|p| match p {
+                Planned::Send {
+                    entry,
+                    offset,
+                    blob,
+                } => Some((blob.clone(), *offset, entry.size - offset)),
+                Planned::Refused(_) => None,
+            })
+            .collect();
+        let mut sources = tokio::task::spawn_blocking(move || {
+            blobs
+                .iter()
+                .map(|(blob, offset, len)| open_source(blob, *offset, *len))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| {
+            HubError::io(
+                "opening blobs",
+                Path::new("store"),
+                std::io::Error::other(e),
+            )
+        })?
+        .into_iter();
+        for plan in planned {
+            match plan {
+                Planned::Refused(refusal) => self.refuse(refusal).await?,
+                Planned::Send {
+                    entry,
+                    offset,
+                    blob,
+                } => {
+                    let source = sources.next().expect("one source per file to send");
+                    self.send_blob(entry, offset, &blob, source).await?;
+                }
+            }
+        }
+        flush_within(&mut self.writer, self.hub.config.stall_timeout).await?;
+        Ok(Flow::Continue)
+    }
+
+    /// Looks every name up in one query and checks each request.
+    async fn plan(&self, wanted: &[(String, u64)]) -> Result<Vec<Planned>, HubError> {
+        let valid: Vec<&str> = wanted
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .filter(|name| FileName::parse(name).is_ok())
+            .collect();
+        let entries = self.hub.catalog.get_many(&valid).await?;
+        let planned = wanted.iter().map(|(raw, offset)| {
+            let name = match FileName::parse(raw) {
+                Ok(name) => name,
+                Err(e) => {
+                    return Planned::Refused(Refusal::new(ErrorCode::InvalidName, e.to_string()));
+                }
+            };
+            let Some(entry) = entries.get(name.as_str()).cloned() else {
+                return Planned::Refused(not_found(&name));
+            };
+            if *offset > entry.size {
+                let message = format!(
+                    "offset {offset} is past the end of '{name}' ({} bytes)",
+                    entry.size
+                );
+                return Planned::Refused(Refusal::new(ErrorCode::BadRequest, message));
+            }
+            let blob = self.hub.store.blob_path(&entry.hash);
+            Planned::Send {
+                entry,
+                offset: *offset,
+                blob,
+            }
+        });
+        Ok(planned.collect())
+    }
+
+    /// Sends one file from `offset` (not flushed).
+    async fn send_blob(
+        &mut self,
+        entry: FileEntry,
+        offset: u64,
+        blob: &Path,
+        source: std::io::Result<Source>,
+    ) -> Result<(), HubError> {
+        let source = match source {
+            Ok(source) => source,
+            // Deleted between the lookup and the open.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let name = FileName::parse(&entry.name).expect("catalog names are valid");
+                return self.refuse(not_found(&name)).await;
+            }
+            Err(e) => return Err(HubError::io("opening blob", blob, e)),
+        };
+        let remaining = entry.size - offset;
+        self.writer
+            .queue(&Response::Sending { entry, offset })
+            .await?;
+        let stall = self.hub.config.stall_timeout;
+        match source {
+            Source::Bytes(bytes) => {
+                timeout(stall, self.writer.write_raw(&bytes))
+                    .await
+                    .map_err(|_| BodyError::Stalled(stall))?
+                    .map_err(BodyError::Network)?;
+            }
+            Source::File(file) => {
+                send_from_file(file, remaining, &mut self.writer, stall, &mut |_| {}).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Opens a blob at `offset`, reading it whole if `remaining` is small.
+fn open_source(path: &Path, offset: u64, remaining: u64) -> std::io::Result<Source> {
+    use std::io::Read;
+    let file = open_from(path, offset)?;
+    if remaining > READ_WHOLE_MAX {
+        return Ok(Source::File(file));
+    }
+    let mut bytes = vec![0; usize::try_from(remaining).unwrap_or(0)];
+    (&file).read_exact(&mut bytes)?;
+    Ok(Source::Bytes(bytes))
+}
