@@ -94,49 +94,115 @@ pub struct Received {
 }
 
 /// Makes a batch of received files durable with as few disk flushes as
-/// possible: files held in memory are written out, all are fsynced
-/// concurrently (the filesystem folds concurrent flushes into few), then
-/// placed, then each folder involved is synced once. One result per file.
+/// possible, then places each under `policy`. Files held in memory are
+/// written out first. When little else waits to be written, one flush of
+/// each filesystem involved covers the whole batch (and a second its
+/// renames); otherwise the files are fsynced concurrently and each folder
+/// once. One result per file.
 pub fn place_batch(
     files: &[Received],
     policy: ConflictPolicy,
 ) -> Vec<Result<PathBuf, ClientError>> {
-    let written: Vec<io::Result<()>> = files
+    let whole_filesystems = ferry_protocol::disk::little_dirty_data();
+    place_batch_flushing(files, policy, whole_filesystems)
+}
+
+fn place_batch_flushing(
+    files: &[Received],
+    policy: ConflictPolicy,
+    whole_filesystems: bool,
+) -> Vec<Result<PathBuf, ClientError>> {
+    let mut placed: Vec<Result<PathBuf, ClientError>> = write_durably(files, whole_filesystems)
+        .into_iter()
+        .zip(files)
+        .map(|(ready, file)| ready.and_then(|()| place_unsynced(&file.partial, &file.dest, policy)))
+        .collect();
+    sync_folders(&mut placed, whole_filesystems);
+    placed
+}
+
+/// Writes out the files held in memory and makes every partial durable.
+fn write_durably(files: &[Received], whole_filesystems: bool) -> Vec<Result<(), ClientError>> {
+    let mut results: Vec<Result<(), ClientError>> = files
         .iter()
-        .map(|f| match &f.bytes {
-            Some(bytes) => fs::write(&f.partial, bytes),
-            None => Ok(()),
+        .map(|f| {
+            match &f.bytes {
+                Some(bytes) => fs::write(&f.partial, bytes),
+                None => Ok(()),
+            }
+            .map_err(|e| ClientError::local("writing", &f.partial, e))
         })
         .collect();
     let partials: Vec<&Path> = files.iter().map(|f| f.partial.as_path()).collect();
+    if whole_filesystems {
+        flush_filesystems(partials.into_iter(), &mut results);
+        return results;
+    }
     let synced = ferry_protocol::disk::sync_all_concurrently(&partials);
-    let mut dirs = std::collections::BTreeSet::new();
-    let mut results: Vec<Result<PathBuf, ClientError>> = files
-        .iter()
-        .zip(written.into_iter().zip(synced))
-        .map(|(file, (written, synced))| {
-            written.map_err(|e| ClientError::local("writing", &file.partial, e))?;
-            synced.map_err(|e| ClientError::local("syncing", &file.partial, e))?;
-            let placed = place_unsynced(&file.partial, &file.dest, policy)?;
-            dirs.extend(placed.parent().map(Path::to_path_buf));
-            Ok(placed)
-        })
-        .collect();
-    for dir in dirs {
-        if let Err(e) = sync_dir(&dir) {
-            // Not durable: report every file placed in that folder as failed.
-            for result in &mut results {
-                if matches!(result, Ok(p) if p.parent() == Some(&dir)) {
-                    *result = Err(ClientError::local(
-                        "syncing folder",
-                        &dir,
-                        io::Error::other(e.to_string()),
-                    ));
-                }
-            }
+    for ((result, file), synced) in results.iter_mut().zip(files).zip(synced) {
+        if let (Ok(()), Err(e)) = (&result, synced) {
+            *result = Err(ClientError::local("syncing", &file.partial, e));
         }
     }
     results
+}
+
+/// Makes the new entries in every folder something was placed in durable;
+/// where that fails, the files placed there are reported as failed.
+fn sync_folders(placed: &mut [Result<PathBuf, ClientError>], whole_filesystems: bool) {
+    let folders: Vec<PathBuf> = placed
+        .iter()
+        .filter_map(|p| p.as_ref().ok()?.parent().map(Path::to_path_buf))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut synced: Vec<Result<(), ClientError>> = folders.iter().map(|_| Ok(())).collect();
+    if whole_filesystems {
+        flush_filesystems(folders.iter().map(PathBuf::as_path), &mut synced);
+    } else {
+        for (folder, result) in folders.iter().zip(&mut synced) {
+            *result = sync_dir(folder);
+        }
+    }
+    for (folder, result) in folders.iter().zip(synced) {
+        let Err(e) = result else { continue };
+        for p in placed.iter_mut() {
+            if matches!(p, Ok(path) if path.parent() == Some(folder)) {
+                let e = io::Error::other(e.to_string());
+                *p = Err(ClientError::local("syncing folder", folder, e));
+            }
+        }
+    }
+}
+
+/// Flushes each filesystem holding one of `paths` once (see
+/// [`ferry_protocol::disk::sync_filesystem`]); a failure fails every path
+/// on that filesystem whose result is still `Ok`.
+fn flush_filesystems<'a>(
+    paths: impl Iterator<Item = &'a Path>,
+    results: &mut [Result<(), ClientError>],
+) {
+    use std::os::unix::fs::MetadataExt;
+    let mut flushed: std::collections::HashMap<u64, Result<(), String>> = Default::default();
+    for (path, result) in paths.zip(results.iter_mut()) {
+        if result.is_err() {
+            continue;
+        }
+        let outcome = fs::metadata(path)
+            .map(|m| m.dev())
+            .map_err(|e| e.to_string())
+            .and_then(|dev| {
+                flushed
+                    .entry(dev)
+                    .or_insert_with(|| {
+                        ferry_protocol::disk::sync_filesystem(path).map_err(|e| e.to_string())
+                    })
+                    .clone()
+            });
+        if let Err(e) = outcome {
+            *result = Err(ClientError::local("syncing", path, io::Error::other(e)));
+        }
+    }
 }
 
 fn place_numbered(partial: &Path, dest: &Path) -> Result<PathBuf, ClientError> {
@@ -212,6 +278,12 @@ mod tests {
 
     #[test]
     fn a_batch_is_placed_file_by_file_under_the_policy() {
+        for whole_filesystems in [false, true] {
+            place_a_batch(whole_filesystems);
+        }
+    }
+
+    fn place_a_batch(whole_filesystems: bool) {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         fs::write(d.join(".a.part"), b"new a").unwrap();
@@ -234,7 +306,7 @@ mod tests {
                 bytes: Some(b"new c".to_vec()),
             },
         ];
-        let results = place_batch(&files, ConflictPolicy::Refuse);
+        let results = place_batch_flushing(&files, ConflictPolicy::Refuse, whole_filesystems);
         assert_eq!(results[0].as_ref().unwrap(), &d.join("a"));
         assert!(matches!(results[1], Err(ClientError::LocalConflict { .. })));
         assert_eq!(results[2].as_ref().unwrap(), &d.join("c"));

@@ -187,6 +187,32 @@ pub fn sync_filesystem(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether little data waits to be written system-wide (dirty or under
+/// writeback, from `/proc/meminfo`), so that [`sync_filesystem`] costs
+/// about one flush. `false` when it cannot tell.
+pub fn little_dirty_data() -> bool {
+    const LITTLE_KIB: u64 = 64 << 10;
+    let Ok(meminfo) = std::fs::read_to_string("/proc/meminfo") else {
+        return false;
+    };
+    let kib = |field: &str| {
+        meminfo
+            .lines()
+            .find_map(|line| line.strip_prefix(field))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+    };
+    match (kib("Dirty:"), kib("Writeback:")) {
+        (Some(dirty), Some(writeback)) => dirty + writeback < LITTLE_KIB,
+        _ => false,
+    }
+}
+
 /// Writes a secret (a private key) readable by its owner only, creating
 /// its folder, and makes it durable.
 pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
