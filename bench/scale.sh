@@ -59,7 +59,7 @@ bench_search() {
     echo "search" >&2
     start_ferry_hub search "$WORK/hub-search"
     "$BENCH" mkfiles "$WORK/offers" --count "$OFFERS" --size 0 --subdirs 100
-    start sharer ferry_as sharer share "$WORK/offers" --hub "127.0.0.1:$HUB_PORT" --name catalogue
+    start sharer ferry_daemon sharer share "$WORK/offers" --hub "127.0.0.1:$HUB_PORT" --name catalogue
     "$BENCH" search --hub "127.0.0.1:$HUB_PORT" --offers "$OFFERS" --count "$SEARCHES" \
         --ready-when "$(printf 'file-%06d' $((OFFERS - 1)))" \
         >>"$RAW" 2>>"$WORK/log/search.log"
@@ -78,10 +78,10 @@ bench_peers() {
     mkdir -p "$WORK/shared"
     ln "$DATA/big.bin" "$WORK/shared/big.bin"
     next_port
-    start alice ferry_as alice share "$WORK/shared" --peer-port "$PORT" \
+    start alice ferry_daemon alice share "$WORK/shared" --peer-port "$PORT" \
         --hub "127.0.0.1:$P_PEERS" --name alice
     next_port
-    start carol ferry_as carol share "$WORK/shared" --advertise-port "$PORT" \
+    start carol ferry_daemon carol share "$WORK/shared" --advertise-port "$PORT" \
         --hub "127.0.0.1:$P_PEERS" --name carol
     local i
     for i in $(seq 200); do

@@ -168,6 +168,15 @@ ferry_as() {
     FERRY_HOME="$WORK/$home" FERRY_PEER_BIND=127.0.0.1 "$FERRY" "$@"
 }
 
+# ferry_daemon HOME ARGS... — ferry_as for `start` only: it execs, so the
+# PID `start` remembers is ferry's own and stopping it stops ferry (not a
+# subshell that would leave ferry running).
+ferry_daemon() {
+    local home=$1
+    shift
+    exec env FERRY_HOME="$WORK/$home" FERRY_PEER_BIND=127.0.0.1 "$FERRY" "$@"
+}
+
 # nc_listen NAME SHELL_COMMAND — a one-shot netcat server; sets NC_PID.
 nc_listen() {
     next_port
