@@ -18,12 +18,15 @@ use crate::error::HubError;
 use crate::session::{Flow, Session};
 use crate::state::{Refusal, not_found};
 
-/// Most downloads served as one run (bounds the memory of blobs read ahead:
-/// at most this many times [`READ_WHOLE_MAX`]).
+/// Most downloads served as one run.
 const MAX_RUN: usize = 64;
 
-/// Blobs up to this size are read whole in the call that opens them.
+/// Blobs up to this size are read whole in the call that opens them...
 const READ_WHOLE_MAX: u64 = 64 << 10;
+
+/// ...while a run holds at most this much read ahead; the rest stream from
+/// disk as large blobs do.
+const RUN_MEMORY: u64 = 1 << 20;
 
 /// A blob to send: read whole, or opened to stream.
 enum Source {
@@ -74,9 +77,14 @@ impl Session {
             })
             .collect();
         let mut sources = tokio::task::spawn_blocking(move || {
+            let mut held = 0;
             blobs
                 .iter()
-                .map(|(blob, offset, len)| open_source(blob, *offset, *len))
+                .map(|(blob, offset, len)| {
+                    let whole = *len <= READ_WHOLE_MAX && held + len <= RUN_MEMORY;
+                    held += if whole { *len } else { 0 };
+                    open_source(blob, *offset, *len, whole)
+                })
                 .collect::<Vec<_>>()
         })
         .await
@@ -177,11 +185,11 @@ impl Session {
     }
 }
 
-/// Opens a blob at `offset`, reading it whole if `remaining` is small.
-fn open_source(path: &Path, offset: u64, remaining: u64) -> std::io::Result<Source> {
+/// Opens a blob at `offset`, reading its `remaining` bytes if `whole`.
+fn open_source(path: &Path, offset: u64, remaining: u64, whole: bool) -> std::io::Result<Source> {
     use std::io::Read;
     let file = open_from(path, offset)?;
-    if remaining > READ_WHOLE_MAX {
+    if !whole {
         return Ok(Source::File(file));
     }
     let mut bytes = vec![0; usize::try_from(remaining).unwrap_or(0)];
