@@ -52,8 +52,12 @@ impl Catalog {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .pragma("cache_size", "-1024");
+        // Each connection is a worker thread, and every query a round trip
+        // to one; with WAL, readers run side by side. Two connections
+        // capped 100 busy clients at 4,300 requests/s (p99 55 ms); eight
+        // give 7,600-8,200 (p99 18 ms), 32 no more. Opened on demand.
         let pool = SqlitePoolOptions::new()
-            .max_connections(2)
+            .max_connections(8)
             .connect_with(options)
             .await?;
         migrator().run(&pool).await?;
