@@ -4,7 +4,8 @@
 //! | module | what it holds |
 //! | --- | --- |
 //! | [`hub_client`] | [`HubClient`]: connect, log in, list, delete, subscribe |
-//! | [`transfer`] | pipelined uploads and resumable, verified downloads |
+//! | [`transfer`] | pipelined uploads; the result types of transfers |
+//! | [`download`] | pipelined, resumable, verified downloads |
 //! | [`scan`] | which local files an upload sends, hashed |
 //! | [`local`] | partial files and no-clobber placement on local disk |
 //! | [`tls`] | fingerprint pinning ([`KnownHubs`]) |
@@ -12,6 +13,7 @@
 //! | [`progress`] | hooks for progress display |
 //! | [`error`] | [`ClientError`] |
 
+pub mod download;
 pub mod error;
 pub mod hub_client;
 pub mod identity;

@@ -15,12 +15,13 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_rustls::TlsConnector;
 
+use crate::download::{Incoming, plan_download, receive_file};
 use crate::error::ClientError;
 use crate::hub_client::{HubClient, unexpected};
 use crate::identity::PeerIdentity;
 use crate::progress::Progress;
 use crate::tls::{PinningVerifier, client_config};
-use crate::transfer::{FileResult, Incoming, Transferred, plan_download, receive_file, report};
+use crate::transfer::{FileResult, Transferred, report};
 
 /// The entry a grant describes, as a download target.
 pub fn grant_entry(grant: &Grant) -> FileEntry {
