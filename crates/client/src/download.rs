@@ -53,7 +53,7 @@ impl HubClient {
             self.writer.queue(&request).await?;
         }
         self.writer.flush().await.map_err(FrameError::from)?;
-        let (mut batch, mut held, mut committing) = (Vec::new(), 0, None);
+        let mut groups = Groups::new(policy);
         for (index, plan) in plans {
             let left = plan.entry.size - plan.offset;
             let batched = left <= GROUP_COMMIT_BYTES;
@@ -64,25 +64,17 @@ impl HubClient {
             match result {
                 Err(e) if !e.connection_usable() => {
                     // Keep what arrived whole before the connection broke.
-                    finish_commit(committing.take(), progress, &mut results).await;
-                    let last = start_commit(&mut batch, policy);
-                    finish_commit(last, progress, &mut results).await;
+                    groups.finish(progress, &mut results).await;
                     return Err(e);
                 }
                 Ok((done, bytes)) if batched => {
-                    held += bytes.as_ref().map_or(0, Vec::len);
-                    batch.push(Unplaced {
+                    let unplaced = Unplaced {
                         index,
                         done,
                         plan,
                         bytes,
-                    });
-                    if batch.len() >= GROUP_COMMIT_FILES || held >= GROUP_COMMIT_MEMORY {
-                        // One batch is made durable while the next arrives.
-                        finish_commit(committing.take(), progress, &mut results).await;
-                        committing = start_commit(&mut batch, policy);
-                        held = 0;
-                    }
+                    };
+                    groups.push(unplaced, progress, &mut results).await;
                 }
                 Ok((done, _)) => {
                     let result = place(&plan, policy).await.map(|path| Transferred {
@@ -99,9 +91,7 @@ impl HubClient {
                 }
             }
         }
-        finish_commit(committing.take(), progress, &mut results).await;
-        let last = start_commit(&mut batch, policy);
-        finish_commit(last, progress, &mut results).await;
+        groups.finish(progress, &mut results).await;
         Ok(results
             .into_iter()
             .map(|r| r.expect("every entry gets a result"))
@@ -234,6 +224,54 @@ struct Unplaced {
 struct Committing {
     waiting: Vec<Unplaced>,
     task: tokio::task::JoinHandle<Vec<Result<PathBuf, ClientError>>>,
+}
+
+/// Small verified downloads on their way to disk: one group fills while
+/// the one before is made durable and placed.
+struct Groups {
+    policy: ConflictPolicy,
+    filling: Vec<Unplaced>,
+    /// Bytes of `filling` held in memory.
+    held: usize,
+    committing: Option<Committing>,
+}
+
+impl Groups {
+    fn new(policy: ConflictPolicy) -> Self {
+        Self {
+            policy,
+            filling: Vec::new(),
+            held: 0,
+            committing: None,
+        }
+    }
+
+    /// Adds a file; a full group starts its commit once the one before
+    /// has finished.
+    async fn push(
+        &mut self,
+        unplaced: Unplaced,
+        progress: &dyn Progress,
+        results: &mut [Option<FileResult>],
+    ) {
+        self.held += unplaced.bytes.as_ref().map_or(0, Vec::len);
+        self.filling.push(unplaced);
+        if self.filling.len() >= GROUP_COMMIT_FILES || self.held >= GROUP_COMMIT_MEMORY {
+            self.rotate(progress, results).await;
+        }
+    }
+
+    async fn rotate(&mut self, progress: &dyn Progress, results: &mut [Option<FileResult>]) {
+        finish_commit(self.committing.take(), progress, results).await;
+        self.committing = start_commit(&mut self.filling, self.policy);
+        self.held = 0;
+    }
+
+    /// Commits whatever is left and waits for it.
+    async fn finish(mut self, progress: &dyn Progress, results: &mut [Option<FileResult>]) {
+        self.rotate(progress, results).await;
+        finish_commit(self.committing.take(), progress, results).await;
+    }
 }
 
 /// Starts making every file in `batch` (emptied) durable and placing it

@@ -100,14 +100,16 @@ pub async fn prepare_uploads(
                 done.push((index, prepare(path.clone(), name.clone())));
             }
         };
+        // This thread hashes too; the others only join for a second file.
         let mut hashed: Vec<_> = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads.min(files.len()))
+            let helpers: Vec<_> = (1..threads.min(files.len()))
                 .map(|_| scope.spawn(hash_some))
                 .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().expect("hashing threads do not panic"))
-                .collect()
+            let mut hashed = hash_some();
+            for helper in helpers {
+                hashed.extend(helper.join().expect("hashing threads do not panic"));
+            }
+            hashed
         });
         hashed.sort_by_key(|(index, _)| *index);
         hashed.into_iter().map(|(_, item)| item).collect()

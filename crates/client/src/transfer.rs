@@ -7,17 +7,14 @@
 //! concurrently over the two halves of the connection, so replies never
 //! wait for the last request to leave, and no file costs a round trip.
 
-use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 
-use ferry_protocol::body::BodyError;
-use ferry_protocol::disk::{open_from, send_from_file};
+use ferry_protocol::disk::{Source, open_source, send_source};
 use ferry_protocol::{
-    ConflictPolicy, ContentHash, EAGER_UPLOAD_MAX, FileEntry, FileName, FrameError, FrameWriter,
-    Request, Response, UploadMode,
+    ConflictPolicy, ContentHash, EAGER_UPLOAD_MAX, FileEntry, FileName, FrameError, Request,
+    Response, UploadMode,
 };
 use tokio::sync::mpsc;
-use tokio::time::timeout;
 
 use crate::error::ClientError;
 use crate::hub_client::{HubClient, read_reply, unexpected};
@@ -59,14 +56,6 @@ const READ_WHOLE_MAX: u64 = 64 << 10;
 /// to keep the connection busy, at most 2 MiB of small files in memory.
 const READ_AHEAD: usize = 32;
 
-/// An upload's bytes as the read-ahead thread hands them over.
-enum Source {
-    /// A small file, read whole.
-    Bytes(Vec<u8>),
-    /// A larger one, opened, streamed from disk when its turn comes.
-    File(std::fs::File),
-}
-
 /// Opens every item in order on one blocking thread, reading small ones
 /// whole, a few items ahead of the sender: no thread hop per small file.
 /// A small file whose size changed since it was hashed is an error here,
@@ -76,55 +65,13 @@ fn read_ahead(items: &[UploadItem]) -> mpsc::Receiver<std::io::Result<Source>> {
     let (tx, rx) = mpsc::channel(READ_AHEAD);
     tokio::task::spawn_blocking(move || {
         for (path, size) in wanted {
-            let opened = open_from(&path, 0).and_then(|file| {
-                if size > READ_WHOLE_MAX {
-                    return Ok(Source::File(file));
-                }
-                let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-                file.take(READ_WHOLE_MAX + 1).read_to_end(&mut bytes)?;
-                if bytes.len() as u64 != size {
-                    let message = format!("changed size since it was hashed ({size} bytes then)");
-                    return Err(std::io::Error::other(message));
-                }
-                Ok(Source::Bytes(bytes))
-            });
+            let opened = open_source(&path, 0, size, size <= READ_WHOLE_MAX);
             if tx.blocking_send(opened).is_err() {
                 return; // the upload stopped
             }
         }
     });
     rx
-}
-
-/// Sends an upload's body from `offset` on.
-async fn send_source<W>(
-    source: Source,
-    item: &UploadItem,
-    offset: u64,
-    writer: &mut FrameWriter<W, Request>,
-    stall: std::time::Duration,
-    progress: &dyn Progress,
-) -> Result<(), ClientError>
-where
-    W: tokio::io::AsyncWrite + Unpin,
-{
-    let mut counted = |n| progress.event(TransferEvent::Bytes(n));
-    match source {
-        Source::Bytes(bytes) => {
-            let rest = &bytes[usize::try_from(offset).unwrap_or(bytes.len())..];
-            timeout(stall, writer.write_raw(rest))
-                .await
-                .map_err(|_| BodyError::Stalled(stall))?
-                .map_err(BodyError::Network)?;
-            counted(rest.len() as u64);
-        }
-        Source::File(mut file) => {
-            file.seek(SeekFrom::Start(offset))
-                .map_err(|e| ClientError::local("seeking", &item.path, e))?;
-            send_from_file(file, item.size - offset, writer, stall, &mut counted).await?;
-        }
-    }
-    Ok(())
 }
 
 /// What the writer tells the reader it put on the wire.
@@ -156,7 +103,7 @@ impl HubClient {
                     .recv()
                     .await
                     .unwrap_or_else(|| Err(std::io::Error::other("the read-ahead thread stopped")));
-                let source = match opened {
+                let mut source = match opened {
                     Ok(source) => source,
                     Err(e) => {
                         let result = Err(ClientError::local("reading", &item.path, e));
@@ -188,8 +135,12 @@ impl HubClient {
                         Some(None) => continue,
                         None => break,
                     }
+                    source
+                        .skip(offset)
+                        .map_err(|e| ClientError::local("seeking", &item.path, e))?;
                 }
-                send_source(source, item, offset, writer, stall, progress).await?;
+                let mut counted = |n| progress.event(TransferEvent::Bytes(n));
+                send_source(source, item.size - offset, writer, stall, &mut counted).await?;
             }
             drop(sent_tx);
             writer.flush().await.map_err(FrameError::from)?;

@@ -53,9 +53,10 @@ impl Catalog {
             .busy_timeout(Duration::from_secs(10))
             .pragma("cache_size", "-1024");
         // Each connection is a worker thread, and every query a round trip
-        // to one; with WAL, readers run side by side. Two connections
-        // capped 100 busy clients at 4,300 requests/s (p99 55 ms); eight
-        // give 7,600-8,200 (p99 18 ms), 32 no more. Opened on demand.
+        // to one; with WAL, readers run side by side. In the many-clients
+        // benchmark two connections gave 4,307 requests/s and eight 7,238
+        // (bench/results/20261122-223059 and -230227); 32 did no better in
+        // a shorter check. Connections open on demand.
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)

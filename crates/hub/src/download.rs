@@ -9,10 +9,9 @@
 
 use std::path::{Path, PathBuf};
 
-use ferry_protocol::body::{BodyError, flush_within};
-use ferry_protocol::disk::{open_from, send_from_file};
+use ferry_protocol::body::flush_within;
+use ferry_protocol::disk::{Source, open_source, send_source};
 use ferry_protocol::{ErrorCode, FileEntry, FileName, Request, Response};
-use tokio::time::timeout;
 
 use crate::error::HubError;
 use crate::session::{Flow, Session};
@@ -28,16 +27,11 @@ const READ_WHOLE_MAX: u64 = 64 << 10;
 /// disk as large blobs do.
 const RUN_MEMORY: u64 = 1 << 20;
 
-/// A blob to send: read whole, or opened to stream.
-enum Source {
-    Bytes(Vec<u8>),
-    File(std::fs::File),
-}
-
 /// One requested download, once looked up.
 enum Planned {
     Refused(Refusal),
     Send {
+        name: FileName,
         entry: FileEntry,
         offset: u64,
         blob: PathBuf,
@@ -72,6 +66,7 @@ impl Session {
                     entry,
                     offset,
                     blob,
+                    ..
                 } => Some((blob.clone(), *offset, entry.size - offset)),
                 Planned::Refused(_) => None,
             })
@@ -100,12 +95,13 @@ impl Session {
             match plan {
                 Planned::Refused(refusal) => self.refuse(refusal).await?,
                 Planned::Send {
+                    name,
                     entry,
                     offset,
                     blob,
                 } => {
                     let source = sources.next().expect("one source per file to send");
-                    self.send_blob(entry, offset, &blob, source).await?;
+                    self.send_blob(&name, entry, offset, &blob, source).await?;
                 }
             }
         }
@@ -115,14 +111,17 @@ impl Session {
 
     /// Looks every name up in one query and checks each request.
     async fn plan(&self, wanted: &[(String, u64)]) -> Result<Vec<Planned>, HubError> {
-        let valid: Vec<&str> = wanted
+        let parsed: Vec<_> = wanted
             .iter()
-            .map(|(name, _)| name.as_str())
-            .filter(|name| FileName::parse(name).is_ok())
+            .map(|(raw, offset)| (FileName::parse(raw), *offset))
+            .collect();
+        let valid: Vec<&str> = parsed
+            .iter()
+            .filter_map(|(name, _)| name.as_ref().ok().map(FileName::as_str))
             .collect();
         let entries = self.hub.catalog.get_many(&valid).await?;
-        let planned = wanted.iter().map(|(raw, offset)| {
-            let name = match FileName::parse(raw) {
+        let planned = parsed.into_iter().map(|(name, offset)| {
+            let name = match name {
                 Ok(name) => name,
                 Err(e) => {
                     return Planned::Refused(Refusal::new(ErrorCode::InvalidName, e.to_string()));
@@ -131,7 +130,7 @@ impl Session {
             let Some(entry) = entries.get(name.as_str()).cloned() else {
                 return Planned::Refused(not_found(&name));
             };
-            if *offset > entry.size {
+            if offset > entry.size {
                 let message = format!(
                     "offset {offset} is past the end of '{name}' ({} bytes)",
                     entry.size
@@ -140,8 +139,9 @@ impl Session {
             }
             let blob = self.hub.store.blob_path(&entry.hash);
             Planned::Send {
+                name,
                 entry,
-                offset: *offset,
+                offset,
                 blob,
             }
         });
@@ -151,6 +151,7 @@ impl Session {
     /// Sends one file from `offset` (not flushed).
     async fn send_blob(
         &mut self,
+        name: &FileName,
         entry: FileEntry,
         offset: u64,
         blob: &Path,
@@ -160,8 +161,7 @@ impl Session {
             Ok(source) => source,
             // Deleted between the lookup and the open.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let name = FileName::parse(&entry.name).expect("catalog names are valid");
-                return self.refuse(not_found(&name)).await;
+                return self.refuse(not_found(name)).await;
             }
             Err(e) => return Err(HubError::io("opening blob", blob, e)),
         };
@@ -170,29 +170,7 @@ impl Session {
             .queue(&Response::Sending { entry, offset })
             .await?;
         let stall = self.hub.config.stall_timeout;
-        match source {
-            Source::Bytes(bytes) => {
-                timeout(stall, self.writer.write_raw(&bytes))
-                    .await
-                    .map_err(|_| BodyError::Stalled(stall))?
-                    .map_err(BodyError::Network)?;
-            }
-            Source::File(file) => {
-                send_from_file(file, remaining, &mut self.writer, stall, &mut |_| {}).await?;
-            }
-        }
+        send_source(source, remaining, &mut self.writer, stall, &mut |_| {}).await?;
         Ok(())
     }
-}
-
-/// Opens a blob at `offset`, reading its `remaining` bytes if `whole`.
-fn open_source(path: &Path, offset: u64, remaining: u64, whole: bool) -> std::io::Result<Source> {
-    use std::io::Read;
-    let file = open_from(path, offset)?;
-    if !whole {
-        return Ok(Source::File(file));
-    }
-    let mut bytes = vec![0; usize::try_from(remaining).unwrap_or(0)];
-    (&file).read_exact(&mut bytes)?;
-    Ok(Source::Bytes(bytes))
 }

@@ -19,6 +19,7 @@ use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use crate::error::HubError;
 use crate::state::{Hub, Outcome, Placement, Publication, unix_now};
+use crate::store::remove_quietly;
 
 /// What a grouped publication ends as: the entry and whether the bytes were
 /// already stored, or a refusal.
@@ -306,12 +307,6 @@ fn write_out(job: &Option<(PathBuf, Vec<u8>, OwnedSemaphorePermit)>) -> std::io:
     match job {
         Some((path, data, _budget)) => std::fs::File::create_new(path)?.write_all(data),
         None => Ok(()),
-    }
-}
-
-async fn remove_quietly(path: &Path) {
-    if let Err(e) = tokio::fs::remove_file(path).await {
-        tracing::warn!(path = %path.display(), "could not remove refused upload: {e}");
     }
 }
 

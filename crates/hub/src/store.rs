@@ -132,6 +132,14 @@ fn move_into_place(from: &Path, target: &Path) -> io::Result<Option<PathBuf>> {
     Ok(Some(shard.to_owned()))
 }
 
+/// Removes an upload's temp or partial file that will not be stored (refused,
+/// failed its check); a failure is only logged.
+pub(crate) async fn remove_quietly(path: &Path) {
+    if let Err(e) = tokio::fs::remove_file(path).await {
+        tracing::warn!(path = %path.display(), "could not remove a rejected upload: {e}");
+    }
+}
+
 /// Makes a directory's entries (a rename, a new file) durable.
 pub async fn sync_dir(dir: &Path) -> Result<(), HubError> {
     let owned = dir.to_owned();

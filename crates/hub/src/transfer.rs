@@ -20,6 +20,7 @@ use crate::error::HubError;
 use crate::group::Received;
 use crate::session::{Flow, MAX_PENDING, Session};
 use crate::state::{Hub, Outcome, Placement, Publication, Refusal};
+use crate::store::remove_quietly;
 
 /// Small uploads up to this size wait for their commit in memory (within
 /// the hub's budget): no temp file to create, fill and reopen per upload.
@@ -282,10 +283,4 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(operation)
         .await
         .map_err(std::io::Error::other)?
-}
-
-async fn remove_quietly(path: &Path) {
-    if let Err(e) = tokio::fs::remove_file(path).await {
-        tracing::warn!(path = %path.display(), "could not remove rejected upload: {e}");
-    }
 }
