@@ -133,11 +133,14 @@ fn write_durably(files: &[Received], whole_filesystems: bool) -> Vec<Result<(), 
             .map_err(|e| ClientError::local("writing", &f.partial, e))
         })
         .collect();
-    let partials: Vec<&Path> = files.iter().map(|f| f.partial.as_path()).collect();
     if whole_filesystems {
-        flush_filesystems(partials.into_iter(), &mut results);
+        let folders = files
+            .iter()
+            .map(|f| f.partial.parent().unwrap_or(&f.partial));
+        flush_filesystems(folders, &mut results);
         return results;
     }
+    let partials: Vec<&Path> = files.iter().map(|f| f.partial.as_path()).collect();
     let synced = ferry_protocol::disk::sync_all_concurrently(&partials);
     for ((result, file), synced) in results.iter_mut().zip(files).zip(synced) {
         if let (Ok(()), Err(e)) = (&result, synced) {
@@ -175,32 +178,37 @@ fn sync_folders(placed: &mut [Result<PathBuf, ClientError>], whole_filesystems: 
     }
 }
 
-/// Flushes each filesystem holding one of `paths` once (see
-/// [`ferry_protocol::disk::sync_filesystem`]); a failure fails every path
-/// on that filesystem whose result is still `Ok`.
+/// Flushes once each filesystem holding one of `folders` (the folder of
+/// each result's file, or the folder itself; see
+/// [`ferry_protocol::disk::sync_filesystem`]). A failure fails every result
+/// on that filesystem that is still `Ok`. Each folder is looked at once.
 fn flush_filesystems<'a>(
-    paths: impl Iterator<Item = &'a Path>,
+    folders: impl Iterator<Item = &'a Path>,
     results: &mut [Result<(), ClientError>],
 ) {
+    use std::collections::HashMap;
     use std::os::unix::fs::MetadataExt;
-    let mut flushed: std::collections::HashMap<u64, Result<(), String>> = Default::default();
-    for (path, result) in paths.zip(results.iter_mut()) {
+    let mut by_folder: HashMap<&Path, Result<(), String>> = HashMap::new();
+    let mut by_device: HashMap<u64, Result<(), String>> = HashMap::new();
+    for (folder, result) in folders.zip(results.iter_mut()) {
         if result.is_err() {
             continue;
         }
-        let outcome = fs::metadata(path)
-            .map(|m| m.dev())
-            .map_err(|e| e.to_string())
-            .and_then(|dev| {
-                flushed
-                    .entry(dev)
-                    .or_insert_with(|| {
-                        ferry_protocol::disk::sync_filesystem(path).map_err(|e| e.to_string())
-                    })
-                    .clone()
-            });
+        let outcome = by_folder.entry(folder).or_insert_with(|| {
+            let device = fs::metadata(folder).map_err(|e| e.to_string())?.dev();
+            by_device
+                .entry(device)
+                .or_insert_with(|| {
+                    ferry_protocol::disk::sync_filesystem(folder).map_err(|e| e.to_string())
+                })
+                .clone()
+        });
         if let Err(e) = outcome {
-            *result = Err(ClientError::local("syncing", path, io::Error::other(e)));
+            *result = Err(ClientError::local(
+                "syncing",
+                folder,
+                io::Error::other(e.clone()),
+            ));
         }
     }
 }
