@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_protocol::{ContentHash, FileEntry, FileName, Handle};
@@ -23,6 +24,8 @@ macro_rules! select_file {
     };
 }
 
+mod reads;
+
 /// Result of a login attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginOutcome {
@@ -40,6 +43,7 @@ pub enum LoginOutcome {
 #[derive(Debug, Clone)]
 pub struct Catalog {
     pool: SqlitePool,
+    readers: Arc<reads::Readers>,
 }
 
 impl Catalog {
@@ -62,7 +66,8 @@ impl Catalog {
             .connect_with(options)
             .await?;
         migrator().run(&pool).await?;
-        Ok(Self { pool })
+        let readers = Arc::new(reads::Readers::open(path)?);
+        Ok(Self { pool, readers })
     }
 
     /// Logs `handle` in with a secret's hash, registering it if asked and free.
@@ -101,11 +106,7 @@ impl Catalog {
 
     /// The entry called `name`, if any.
     pub async fn get(&self, name: &FileName) -> Result<Option<FileEntry>, HubError> {
-        let row = sqlx::query(select_file!("WHERE name = $1"))
-            .bind(name.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|row| entry_from_row(&row)).transpose()
+        self.readers.get(name.as_str())
     }
 
     /// One page of entries in name order: those equal to or inside `prefix`,
@@ -116,18 +117,9 @@ impl Catalog {
         after: Option<&str>,
         limit: u32,
     ) -> Result<(Vec<FileEntry>, bool), HubError> {
-        // Names inside folder `p` sort between "p/" and "p0" ('0' follows '/').
-        let sql = select_file!(
-            "WHERE ($1 IS NULL OR name = $1 OR (name > $1 || '/' AND name < $1 || '0')) \
-             AND ($2 IS NULL OR name > $2) ORDER BY name LIMIT $3"
-        );
-        let rows = sqlx::query(sql)
-            .bind(prefix.map(FileName::as_str))
-            .bind(after)
-            .bind(i64::from(limit) + 1)
-            .fetch_all(&self.pool)
-            .await?;
-        page(&rows, limit)
+        let prefix = prefix.map(FileName::as_str);
+        let rows = self.readers.list(prefix, after, i64::from(limit) + 1)?;
+        Ok(page(rows, limit))
     }
 
     /// Entries whose lowercased name contains `term_lower` literally, up to
@@ -144,14 +136,10 @@ impl Catalog {
                 c => vec![c],
             })
             .collect();
-        let rows = sqlx::query(select_file!(
-            "WHERE lower(name) LIKE $1 ESCAPE '\\' ORDER BY name LIMIT $2"
-        ))
-        .bind(format!("%{escaped}%"))
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&self.pool)
-        .await?;
-        page(&rows, limit)
+        let rows = self
+            .readers
+            .search(&format!("%{escaped}%"), i64::from(limit) + 1)?;
+        Ok(page(rows, limit))
     }
 
     /// Inserts or replaces the entry with `entry.name`; returns the one replaced.
@@ -163,8 +151,7 @@ impl Catalog {
     /// The entries called any of `names`, by name: one query per few
     /// hundred names, so a group of uploads costs a handful of queries.
     pub async fn get_many(&self, names: &[&str]) -> Result<HashMap<String, FileEntry>, HubError> {
-        let mut connection = self.pool.acquire().await?;
-        entries_named(&mut connection, names).await
+        self.readers.get_many(names)
     }
 
     /// Inserts or replaces every entry in one transaction (one disk flush);
@@ -226,11 +213,7 @@ impl Catalog {
 
     /// Whether any entry still refers to the blob `hash`.
     pub async fn hash_in_use(&self, hash: &ContentHash) -> Result<bool, HubError> {
-        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM files WHERE hash = $1 LIMIT 1")
-            .bind(&hash.0[..])
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(found.is_some())
+        self.readers.hash_in_use(hash)
     }
 
     /// Closes the pool, checkpointing the WAL.
@@ -265,14 +248,10 @@ async fn entries_named(
 }
 
 /// Rows fetched with `LIMIT limit + 1` as one page, and whether more follow.
-fn page(rows: &[sqlx::sqlite::SqliteRow], limit: u32) -> Result<(Vec<FileEntry>, bool), HubError> {
-    let mut entries = rows
-        .iter()
-        .map(entry_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
+fn page(mut entries: Vec<FileEntry>, limit: u32) -> (Vec<FileEntry>, bool) {
     let more = entries.len() > limit as usize;
     entries.truncate(limit as usize);
-    Ok((entries, more))
+    (entries, more)
 }
 
 fn entry_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<FileEntry, HubError> {

@@ -23,6 +23,9 @@ pub enum HubError {
     /// The metadata database failed.
     #[error("catalog: {0}")]
     Catalog(#[from] sqlx::Error),
+    /// A read of the metadata database failed.
+    #[error("catalog read: {0}")]
+    CatalogRead(#[from] rusqlite::Error),
     /// The database schema could not be brought up to date.
     #[error("catalog migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
