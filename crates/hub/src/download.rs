@@ -2,15 +2,17 @@
 //!
 //! A client fetching a folder sends its `Download` requests back to back.
 //! The session takes every one already buffered behind the first (up to
-//! [`MAX_RUN`]) and serves them as a run: one catalog query for all the
-//! names and one blocking call that opens every blob and reads the small
-//! ones whole, instead of a query and a thread hop per file. Replies go out
+//! [`MAX_RUN`]) and serves them as a run: one catalog read for all the
+//! names; every blob opened, and the small ones read whole, on the session's
+//! thread when the page cache holds them and in one blocking call when not,
+//! instead of a query and a thread hop per file. Replies go out
 //! in request order, exactly as if each had been served alone.
 
+use std::io;
 use std::path::{Path, PathBuf};
 
 use ferry_protocol::body::flush_within;
-use ferry_protocol::disk::{Source, open_source, send_source};
+use ferry_protocol::source::{Source, open_source, open_source_cached, send_source};
 use ferry_protocol::{ErrorCode, FileEntry, FileName, Request, Response};
 
 use crate::error::HubError;
@@ -26,6 +28,9 @@ const READ_WHOLE_MAX: u64 = 64 << 10;
 /// ...while a run holds at most this much read ahead; the rest stream from
 /// disk as large blobs do.
 const RUN_MEMORY: u64 = 1 << 20;
+
+/// A blob to open: path, offset, bytes to send.
+type Wanted = (PathBuf, u64, u64);
 
 /// One requested download, once looked up.
 enum Planned {
@@ -59,7 +64,7 @@ impl Session {
             }
         }
         let planned = self.plan(&wanted).await?;
-        let blobs: Vec<(PathBuf, u64, u64)> = planned
+        let blobs: Vec<Wanted> = planned
             .iter()
             .filter_map(|p| match p {
                 Planned::Send {
@@ -71,26 +76,7 @@ impl Session {
                 Planned::Refused(_) => None,
             })
             .collect();
-        let mut sources = tokio::task::spawn_blocking(move || {
-            let mut held = 0;
-            blobs
-                .iter()
-                .map(|(blob, offset, len)| {
-                    let whole = *len <= READ_WHOLE_MAX && held + len <= RUN_MEMORY;
-                    held += if whole { *len } else { 0 };
-                    open_source(blob, *offset, *len, whole)
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .map_err(|e| {
-            HubError::io(
-                "opening blobs",
-                Path::new("store"),
-                std::io::Error::other(e),
-            )
-        })?
-        .into_iter();
+        let mut sources = open_sources(blobs).await?.into_iter();
         for plan in planned {
             match plan {
                 Planned::Refused(refusal) => self.refuse(refusal).await?,
@@ -155,12 +141,12 @@ impl Session {
         entry: FileEntry,
         offset: u64,
         blob: &Path,
-        source: std::io::Result<Source>,
+        source: io::Result<Source>,
     ) -> Result<(), HubError> {
         let source = match source {
             Ok(source) => source,
             // Deleted between the lookup and the open.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return self.refuse(not_found(name)).await;
             }
             Err(e) => return Err(HubError::io("opening blob", blob, e)),
@@ -173,4 +159,41 @@ impl Session {
         send_source(source, remaining, &mut self.writer, stall, &mut |_| {}).await?;
         Ok(())
     }
+}
+
+/// Opens every blob of a run, small ones read whole within the run's
+/// memory: on this thread where the page cache already holds them, and in
+/// one blocking call for the rest. One result per blob, in order.
+async fn open_sources(blobs: Vec<Wanted>) -> Result<Vec<io::Result<Source>>, HubError> {
+    let mut held = 0;
+    let wanted: Vec<(Wanted, bool)> = blobs
+        .into_iter()
+        .map(|(blob, offset, len)| {
+            let whole = len <= READ_WHOLE_MAX && held + len <= RUN_MEMORY;
+            held += if whole { len } else { 0 };
+            ((blob, offset, len), whole)
+        })
+        .collect();
+    let mut opened: Vec<_> = wanted
+        .iter()
+        .map(|((blob, offset, len), whole)| open_source_cached(blob, *offset, *len, *whole))
+        .collect();
+    let waiting: Vec<usize> = (0..opened.len()).filter(|&i| opened[i].is_none()).collect();
+    if !waiting.is_empty() {
+        let jobs: Vec<_> = waiting.iter().map(|&i| wanted[i].clone()).collect();
+        let results = tokio::task::spawn_blocking(move || {
+            jobs.iter()
+                .map(|((blob, offset, len), whole)| open_source(blob, *offset, *len, *whole))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| HubError::io("opening blobs", Path::new("store"), io::Error::other(e)))?;
+        for (i, result) in waiting.into_iter().zip(results) {
+            opened[i] = Some(result);
+        }
+    }
+    Ok(opened
+        .into_iter()
+        .map(|o| o.expect("every blob was opened one way or the other"))
+        .collect())
 }

@@ -296,84 +296,6 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
     }
 }
 
-/// A body to send: read whole (small), or an open file to stream.
-#[derive(Debug)]
-pub enum Source {
-    /// The bytes themselves.
-    Bytes(Vec<u8>),
-    /// A file positioned at the first byte to send.
-    File(File),
-}
-
-impl Source {
-    /// Skips the first `n` bytes (a resumed transfer).
-    pub fn skip(&mut self, n: u64) -> io::Result<()> {
-        match self {
-            Self::Bytes(bytes) => {
-                bytes.drain(..usize::try_from(n).map_or(bytes.len(), |n| n.min(bytes.len())));
-            }
-            Self::File(file) => {
-                let n = i64::try_from(n).map_err(io::Error::other)?;
-                file.seek(SeekFrom::Current(n))?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Opens `path` to send its `len` bytes from `offset`: read whole if
-/// `whole` (one blocking call instead of a read-ahead thread; the file must
-/// hold exactly that many), else left open to stream. Blocking.
-pub fn open_source(path: &Path, offset: u64, len: u64, whole: bool) -> io::Result<Source> {
-    let file = open_from(path, offset)?;
-    if !whole {
-        return Ok(Source::File(file));
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    file.take(len.saturating_add(1)).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 != len {
-        let message = format!(
-            "the file changed size: {} bytes to send where {len} were expected",
-            bytes.len()
-        );
-        return Err(io::Error::other(message));
-    }
-    Ok(Source::Bytes(bytes))
-}
-
-/// Sends the `len` bytes of `source` to `writer` (see [`send_from_file`]
-/// for a file). Does not flush.
-pub async fn send_source<W, E>(
-    source: Source,
-    len: u64,
-    writer: &mut FrameWriter<W, E>,
-    stall: Duration,
-    progress: &mut (dyn FnMut(u64) + Send),
-) -> Result<(), BodyError>
-where
-    W: AsyncWrite + Unpin,
-    E: Serialize,
-{
-    match source {
-        Source::File(file) => send_from_file(file, len, writer, stall, progress).await,
-        Source::Bytes(bytes) => {
-            if bytes.len() as u64 != len {
-                let sent = bytes.len() as u64;
-                return Err(BodyError::SourceChanged {
-                    expected: len,
-                    sent,
-                });
-            }
-            timeout(stall, writer.write_raw(&bytes))
-                .await
-                .map_err(|_| BodyError::Stalled(stall))?
-                .map_err(BodyError::Network)?;
-            progress(len);
-            Ok(())
-        }
-    }
-}
-
 /// Sends exactly `len` bytes of `file` (positioned where they start) to
 /// `writer`, read ahead on a blocking thread; `progress` gets each chunk's
 /// length. Does not flush.
@@ -617,34 +539,5 @@ mod tests {
             ),
             "{err}"
         );
-    }
-
-    #[tokio::test]
-    async fn a_source_read_whole_or_opened_sends_the_same_bytes_from_an_offset() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        std::fs::write(&path, b"0123456789").unwrap();
-        for whole in [true, false] {
-            let mut source = open_source(&path, 2, 8, whole).unwrap();
-            assert_eq!(matches!(source, Source::Bytes(_)), whole);
-            source.skip(3).unwrap();
-            let (a, mut b) = tokio::io::duplex(64);
-            let mut writer = FrameWriter::<_, Request>::new(a);
-            let mut sent = 0;
-            send_source(source, 5, &mut writer, Duration::from_secs(1), &mut |n| {
-                sent += n;
-            })
-            .await
-            .unwrap();
-            writer.flush().await.unwrap();
-            drop(writer);
-            let mut got = Vec::new();
-            tokio::io::AsyncReadExt::read_to_end(&mut b, &mut got)
-                .await
-                .unwrap();
-            assert_eq!((got.as_slice(), sent), (&b"56789"[..], 5), "whole: {whole}");
-        }
-        let err = open_source(&path, 0, 4, true).unwrap_err();
-        assert!(err.to_string().contains("changed size"), "{err}");
     }
 }

@@ -130,6 +130,7 @@ pub mod limits;
 pub mod message;
 pub mod name;
 pub mod peer;
+pub mod source;
 pub mod tls;
 
 pub use codec::{FrameError, MessageCodec};
