@@ -216,6 +216,14 @@ impl Catalog {
         self.readers.hash_in_use(hash)
     }
 
+    /// Which of `hashes` some entry refers to.
+    pub async fn referenced(
+        &self,
+        hashes: &[ContentHash],
+    ) -> Result<std::collections::HashSet<ContentHash>, HubError> {
+        self.readers.referenced(hashes)
+    }
+
     /// Closes the pool, checkpointing the WAL.
     pub async fn close(&self) {
         self.pool.close().await;

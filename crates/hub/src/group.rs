@@ -3,11 +3,16 @@
 //!
 //! An upload whose bytes are verified joins the waiting group. Whoever then
 //! gets the commit lock commits everything waiting: the members held in
-//! memory are written to temp files, one flush of the store's filesystem
-//! makes them all durable, they are renamed into the store, a second flush
-//! makes the renames durable, and all entries go into the catalog in one
-//! transaction. Three flushes per group, however many files. The others
-//! find their result ready when they get the lock.
+//! memory are written to temp files, all are renamed into the store, one
+//! flush of the store's filesystem makes the bytes and the renames durable,
+//! and all entries go into the catalog in one transaction. Two flushes per
+//! group (the catalog's is the second), however many files. The others find
+//! their result ready when they get the lock.
+//!
+//! The bytes reach their blob names before they are durable. That is safe
+//! because a blob is trusted only once an entry refers to it (see
+//! [`crate::store`]): a crash before the flush leaves blobs that nothing
+//! refers to, and the next upload of the same bytes replaces them.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -41,7 +46,7 @@ pub(crate) struct Waiting {
     done: oneshot::Sender<Result<Published, HubError>>,
 }
 
-/// A waiting upload whose bytes are durable in a temp file.
+/// A waiting upload whose bytes are in a temp file, not yet flushed.
 struct Durable {
     publication: Publication,
     path: PathBuf,
@@ -99,16 +104,16 @@ impl Hub {
             return; // an earlier holder of the lock committed ours
         }
         let (started, files) = (std::time::Instant::now(), group.len());
-        let mut ready = self.make_durable(group).await;
+        let mut ready = self.write_out(group).await;
         while !ready.is_empty() {
             ready = self.commit_round(ready).await;
         }
         tracing::debug!(files, elapsed = ?started.elapsed(), "group committed");
     }
 
-    /// Writes out the members held in memory and makes every member's temp
-    /// file durable with one flush; a member that fails is answered here.
-    async fn make_durable(self: &Arc<Self>, group: Vec<Waiting>) -> Vec<Durable> {
+    /// Writes the members held in memory to temp files (not flushed: the
+    /// round's one flush covers them); a member that fails is answered here.
+    async fn write_out(self: &Arc<Self>, group: Vec<Waiting>) -> Vec<Durable> {
         let mut members = Vec::with_capacity(group.len());
         let mut writes = Vec::with_capacity(group.len());
         for waiting in group {
@@ -129,20 +134,17 @@ impl Hub {
                 done: waiting.done,
             });
         }
-        let hub = Arc::clone(self);
-        let outcome = tokio::task::spawn_blocking(move || {
-            let written: Vec<_> = writes.iter().map(write_out).collect();
-            (written, hub.store.sync())
+        let written = tokio::task::spawn_blocking(move || {
+            writes.iter().map(write_member).collect::<Vec<_>>()
         })
         .await;
-        let (written, synced) = match outcome {
-            Ok(outcome) => outcome,
-            Err(e) => (Vec::new(), Err(std::io::Error::other(e))),
+        let written = match written {
+            Ok(written) => written,
+            Err(e) => {
+                fail_all(members, "storing uploads", &std::io::Error::other(e));
+                return Vec::new();
+            }
         };
-        if let Err(e) = synced {
-            fail_all(members, "storing uploads", &e);
-            return Vec::new();
-        }
         let mut ready = Vec::with_capacity(members.len());
         for (member, written) in members.into_iter().zip(written) {
             match written {
@@ -182,9 +184,25 @@ impl Hub {
                 Err(member) => later.push(*member),
             }
         }
+        let hashes: Vec<_> = placed.iter().map(|p| p.entry.hash).collect();
+        let referenced = match self.catalog.referenced(&hashes).await {
+            Ok(referenced) => referenced,
+            Err(e) => {
+                let e = std::io::Error::other(e.to_string());
+                fail_all(
+                    placed.into_iter().map(|p| p.member),
+                    "reading the catalog",
+                    &e,
+                );
+                return later;
+            }
+        };
         let moves = placed
             .iter()
-            .map(|p| (p.member.path.clone(), p.entry.hash))
+            .map(|p| {
+                let known = p.deduplicated || referenced.contains(&p.entry.hash);
+                (p.member.path.clone(), p.entry.hash, known)
+            })
             .collect::<Vec<_>>();
         let hub = Arc::clone(self);
         let moved = tokio::task::spawn_blocking(move || hub.store.commit_many(&moves))
@@ -303,7 +321,7 @@ fn fail_all(
 
 /// Writes a member held in memory to its temp file (`None`: it is in one
 /// already). Not synced: the group is, with one flush.
-fn write_out(job: &Option<(PathBuf, Vec<u8>, OwnedSemaphorePermit)>) -> std::io::Result<()> {
+fn write_member(job: &Option<(PathBuf, Vec<u8>, OwnedSemaphorePermit)>) -> std::io::Result<()> {
     match job {
         Some((path, data, _budget)) => std::fs::File::create_new(path)?.write_all(data),
         None => Ok(()),
@@ -377,5 +395,33 @@ mod tests {
                 .await;
             assert_eq!(listed.unwrap(), Some(entry));
         }
+    }
+
+    /// A blob file no entry refers to may be a crash's leftover, written
+    /// but never flushed: it neither stands in for the bytes nor survives
+    /// the next upload of them.
+    #[tokio::test]
+    async fn a_blob_nothing_refers_to_is_never_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = Hub::open(HubConfig::new(dir.path())).await.unwrap();
+        let alice = Handle::parse("alice").unwrap();
+        hub.catalog.login(&alice, &[7; 32], true, 0).await.unwrap();
+        let (publication, path) = upload(&hub, b"data", ConflictPolicy::Refuse);
+        let blob = hub.store.blob_path(&publication.hash);
+        std::fs::create_dir_all(blob.parent().unwrap()).unwrap();
+        std::fs::write(&blob, b"to").unwrap();
+
+        let asked = hub.publish(&publication, None).await.unwrap();
+        assert!(
+            matches!(asked, Outcome::Done(None)),
+            "the bytes must be sent"
+        );
+        let published = hub.publish_grouped(publication, Received::File(path));
+        let Outcome::Done((entry, false)) = published.await.unwrap() else {
+            panic!("stored, not deduplicated");
+        };
+        assert_eq!(std::fs::read(&blob).unwrap(), b"data");
+        let listed = hub.catalog.get(&FileName::parse("x.txt").unwrap()).await;
+        assert_eq!(listed.unwrap(), Some(entry));
     }
 }

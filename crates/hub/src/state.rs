@@ -3,9 +3,10 @@
 //!
 //! Invariants:
 //! - a catalog entry exists only if its blob is durable in the store;
-//! - a blob exists only while some entry refers to it (or an upload is
-//!   about to: blobs are placed and entries written under `commit_lock`, and
-//!   deletions check references under the same lock);
+//! - a blob is trusted only while some entry refers to it: one nothing
+//!   refers to may be a crash's leftover and is replaced, never reused.
+//!   Blobs are placed and entries written under `commit_lock`, and
+//!   deletions check references under the same lock;
 //! - at most one upload at a time writes a given partial file (`uploads`).
 
 use std::collections::HashSet;
@@ -225,9 +226,9 @@ impl Hub {
     }
 
     /// Makes a verified upload visible: moves the bytes at `bytes` (or, with
-    /// `None`, reuses a blob the store already has) and writes the entry.
-    /// Returns `Ok(Outcome::Done(None))` when `bytes` is `None` and the blob
-    /// is missing, so the caller must ask for the bytes after all.
+    /// `None`, reuses a blob an entry already refers to) and writes the
+    /// entry. Returns `Ok(Outcome::Done(None))` when `bytes` is `None` and no
+    /// entry refers to the blob, so the caller must ask for the bytes after all.
     pub async fn publish(
         &self,
         publication: &Publication,
@@ -238,18 +239,21 @@ impl Hub {
             Outcome::Refused(refusal) => return Ok(Outcome::Refused(refusal)),
             Outcome::Done(Placement::AlreadyThere(entry)) => {
                 if let Some(path) = bytes {
-                    self.store.commit(path, &entry.hash).await?;
+                    self.store.commit(path, &entry.hash, true).await?;
                 }
                 return Ok(Outcome::Done(Some((entry, true))));
             }
             Outcome::Done(Placement::Store(name)) => name,
         };
+        let referenced = self.catalog.hash_in_use(&publication.hash).await?;
         let deduplicated = match bytes {
             Some(path) => {
-                self.store.commit(path, &publication.hash).await?;
+                self.store
+                    .commit(path, &publication.hash, referenced)
+                    .await?;
                 false
             }
-            None if self.store.has(&publication.hash).await => true,
+            None if referenced => true,
             None => return Ok(Outcome::Done(None)),
         };
         let entry = FileEntry {

@@ -2,7 +2,12 @@
 //! (`blobs/ab/abcd…`), never under a user-supplied name. Incoming bytes go to
 //! `tmp/` (eager uploads, swept at every start) or `partial/` (resumable
 //! uploads, kept for a while), and reach `blobs/` only by an atomic rename
-//! after they were verified and fsynced.
+//! after they were verified.
+//!
+//! A blob is trusted only while a catalog entry refers to it, and entries
+//! are written only after their blob is durable. A blob nothing refers to
+//! may be left over from a crash before its flush, with any content, so it
+//! is never used to deduplicate: new bytes for it are renamed over it.
 
 use std::fs;
 use std::io;
@@ -49,13 +54,6 @@ impl Store {
         self.blobs.join(&hex[..2]).join(hex)
     }
 
-    /// Whether the blob is present.
-    pub async fn has(&self, hash: &ContentHash) -> bool {
-        tokio::fs::try_exists(self.blob_path(hash))
-            .await
-            .unwrap_or(false)
-    }
-
     /// Opens a blob for reading.
     pub async fn open_blob(&self, hash: &ContentHash) -> io::Result<File> {
         File::open(self.blob_path(hash)).await
@@ -74,15 +72,21 @@ impl Store {
     }
 
     /// Moves verified, fsynced bytes at `from` into place as blob `hash` and
-    /// makes the rename durable. If the blob already exists the bytes are
-    /// identical, so `from` is simply removed.
-    pub async fn commit(&self, from: &Path, hash: &ContentHash) -> Result<(), HubError> {
+    /// makes the rename durable. If an entry `referenced` the blob already,
+    /// the bytes are identical and `from` is simply removed.
+    pub async fn commit(
+        &self,
+        from: &Path,
+        hash: &ContentHash,
+        referenced: bool,
+    ) -> Result<(), HubError> {
         let (source, target) = (from.to_owned(), self.blob_path(hash));
-        let shard = tokio::task::spawn_blocking(move || move_into_place(&source, &target))
-            .await
-            .map_err(io::Error::other)
-            .and_then(|r| r)
-            .map_err(|e| HubError::io("moving upload into place", from, e))?;
+        let shard =
+            tokio::task::spawn_blocking(move || move_into_place(&source, &target, referenced))
+                .await
+                .map_err(io::Error::other)
+                .and_then(|r| r)
+                .map_err(|e| HubError::io("moving upload into place", from, e))?;
         match shard {
             Some(shard) => sync_dir(&shard).await,
             None => Ok(()),
@@ -95,13 +99,14 @@ impl Store {
         sync_filesystem(&self.blobs)
     }
 
-    /// Moves many verified uploads, already durable, into place, then
-    /// makes the moves durable with one [`Self::sync`]. Blocking. On an
-    /// error some may be in place, unreferenced until an upload of the same
-    /// bytes commits.
-    pub fn commit_many(&self, uploads: &[(PathBuf, ContentHash)]) -> io::Result<()> {
-        for (from, hash) in uploads {
-            move_into_place(from, &self.blob_path(hash))?;
+    /// Moves many verified uploads into place, then makes their bytes and
+    /// the moves durable with one [`Self::sync`]; each says whether an
+    /// entry already refers to its blob. Blocking. On an error some may be
+    /// in place, unreferenced and so untrusted, until an upload of the same
+    /// bytes replaces them.
+    pub fn commit_many(&self, uploads: &[(PathBuf, ContentHash, bool)]) -> io::Result<()> {
+        for (from, hash, referenced) in uploads {
+            move_into_place(from, &self.blob_path(hash), *referenced)?;
         }
         self.sync()
     }
@@ -118,17 +123,23 @@ impl Store {
     }
 }
 
-/// Moves verified, fsynced bytes at `from` to blob path `target` unless a
-/// blob is there already (the same bytes: `from` is removed). Returns the
-/// shard folder to sync, if it changed. Blocking.
-fn move_into_place(from: &Path, target: &Path) -> io::Result<Option<PathBuf>> {
+/// Moves verified bytes at `from` to blob path `target`, over whatever
+/// unreferenced file is there, unless an entry `referenced` the blob (the
+/// same bytes, durable: `from` is removed). Returns the shard folder to
+/// sync, if it changed. Blocking.
+fn move_into_place(from: &Path, target: &Path, referenced: bool) -> io::Result<Option<PathBuf>> {
     let shard = target.parent().expect("blob paths have a shard directory");
-    if target.try_exists()? {
+    if referenced {
         fs::remove_file(from)?;
         return Ok(None);
     }
-    fs::create_dir_all(shard)?;
-    fs::rename(from, target)?;
+    match fs::rename(from, target) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !shard.exists() => {
+            fs::create_dir_all(shard)?;
+            fs::rename(from, target)?;
+        }
+        moved => moved?,
+    }
     Ok(Some(shard.to_owned()))
 }
 
@@ -193,14 +204,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), Duration::from_secs(60)).unwrap();
         let hash = ContentHash::of(b"data");
-        for _ in 0..2 {
+        // A leftover nothing refers to (a crash before its flush) is replaced;
+        // a referenced blob is kept and the new copy dropped.
+        fs::create_dir_all(store.blob_path(&hash).parent().unwrap()).unwrap();
+        fs::write(store.blob_path(&hash), b"torn").unwrap();
+        for referenced in [false, true] {
             let temp = store.temp_path();
             fs::write(&temp, b"data").unwrap();
-            store.commit(&temp, &hash).await.unwrap();
+            store.commit(&temp, &hash, referenced).await.unwrap();
             assert!(!temp.exists());
+            assert_eq!(fs::read(store.blob_path(&hash)).unwrap(), b"data");
         }
-        assert_eq!(fs::read(store.blob_path(&hash)).unwrap(), b"data");
         store.remove_blob(&hash).await.unwrap();
-        assert!(!store.has(&hash).await);
+        assert!(!store.blob_path(&hash).exists());
     }
 }

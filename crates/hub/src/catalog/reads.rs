@@ -9,7 +9,7 @@
 //! read-only connections, which WAL lets run beside the writer. Writes stay
 //! on sqlx, whose transaction sees its own rows.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -104,11 +104,22 @@ impl Readers {
     }
 
     pub(super) fn hash_in_use(&self, hash: &ContentHash) -> Result<bool, HubError> {
+        self.with(|c| in_use(c, hash))
+    }
+
+    /// Which of `hashes` some entry refers to.
+    pub(super) fn referenced(
+        &self,
+        hashes: &[ContentHash],
+    ) -> Result<HashSet<ContentHash>, HubError> {
         self.with(|c| {
-            c.prepare_cached("SELECT 1 FROM files WHERE hash = ?1 LIMIT 1")?
-                .query_row([&hash.0[..]], |_| Ok(()))
-                .optional()
-                .map(|found| found.is_some())
+            let mut found = HashSet::new();
+            for hash in hashes {
+                if !found.contains(hash) && in_use(c, hash)? {
+                    found.insert(*hash);
+                }
+            }
+            Ok(found)
         })
     }
 }
@@ -126,6 +137,14 @@ fn connect(path: &Path) -> Result<Connection, HubError> {
     // statements again on every call: 19% of the hub's CPU under load.
     connection.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(connection)
+}
+
+fn in_use(connection: &Connection, hash: &ContentHash) -> rusqlite::Result<bool> {
+    connection
+        .prepare_cached("SELECT 1 FROM files WHERE hash = ?1 LIMIT 1")?
+        .query_row([&hash.0[..]], |_| Ok(()))
+        .optional()
+        .map(|found| found.is_some())
 }
 
 fn by_name(connection: &Connection, name: &str) -> rusqlite::Result<Option<FileEntry>> {
