@@ -118,16 +118,8 @@ impl HubClient {
             Response::Sending { entry, offset: 0 } if entry.name == name.as_str() => entry,
             other => return Err(unexpected(&other)),
         };
-        let mut hasher = blake3::Hasher::new();
-        receive_body(&mut self.reader, entry.size, sink, &mut hasher, self.stall).await?;
-        let actual = ContentHash::from(hasher.finalize());
-        if actual != entry.hash {
-            return Err(ClientError::Corrupt {
-                name: entry.name,
-                expected: entry.hash.short(),
-                actual: actual.short(),
-            });
-        }
+        let (size, hash) = (entry.size, entry.hash);
+        receive_checked(&mut self.reader, &entry.name, size, hash, sink, self.stall).await?;
         Ok(entry)
     }
 
@@ -155,8 +147,10 @@ impl HubClient {
             offset,
         };
         let bytes = if in_memory {
-            let bytes = receive_whole(&mut self.reader, plan, incoming, self.stall).await?;
-            progress.event(TransferEvent::Bytes(bytes.len() as u64));
+            let mut bytes = Vec::with_capacity(usize::try_from(entry.size).unwrap_or(0));
+            let (name, size, hash) = (&plan.entry.name, entry.size, entry.hash);
+            receive_checked(&mut self.reader, name, size, hash, &mut bytes, self.stall).await?;
+            progress.event(TransferEvent::Bytes(size));
             Some(bytes)
         } else {
             let sync = !batched;
@@ -173,29 +167,40 @@ impl HubClient {
     }
 }
 
-/// Receives a whole small file into memory and verifies it.
-async fn receive_whole<R, D>(
+/// Receives `size` body bytes into `sink` and checks them against `hash`.
+async fn receive_checked<R, D, W>(
     reader: &mut ferry_protocol::FrameReader<R, D>,
-    plan: &DownloadPlan,
-    incoming: Incoming,
+    name: &str,
+    size: u64,
+    hash: ContentHash,
+    sink: &mut W,
     stall: std::time::Duration,
-) -> Result<Vec<u8>, ClientError>
+) -> Result<(), ClientError>
 where
     R: tokio::io::AsyncRead + Unpin,
     D: serde::de::DeserializeOwned,
+    W: tokio::io::AsyncWrite + Unpin,
 {
-    let mut bytes = Vec::with_capacity(usize::try_from(incoming.size).unwrap_or(0));
     let mut hasher = blake3::Hasher::new();
-    receive_body(reader, incoming.size, &mut bytes, &mut hasher, stall).await?;
+    receive_body(reader, size, sink, &mut hasher, stall).await?;
+    check_hash(name, hash, &hasher)
+}
+
+/// [`ClientError::Corrupt`] unless what `hasher` saw hashes to `expected`.
+fn check_hash(
+    name: &str,
+    expected: ContentHash,
+    hasher: &blake3::Hasher,
+) -> Result<(), ClientError> {
     let actual = ContentHash::from(hasher.finalize());
-    if actual != incoming.hash {
-        return Err(ClientError::Corrupt {
-            name: plan.entry.name.clone(),
-            expected: incoming.hash.short(),
-            actual: actual.short(),
-        });
+    if actual == expected {
+        return Ok(());
     }
-    Ok(bytes)
+    Err(ClientError::Corrupt {
+        name: name.to_owned(),
+        expected: expected.short(),
+        actual: actual.short(),
+    })
 }
 
 /// Files up to this size are made durable in groups rather than one by one.
@@ -398,16 +403,11 @@ where
         &mut counted,
     )
     .await?;
-    let actual = ContentHash::from(hasher.finalize());
-    if actual != hash {
+    let checked = check_hash(&plan.entry.name, hash, &hasher);
+    if checked.is_err() {
         let _ = tokio::fs::remove_file(partial).await;
-        return Err(ClientError::Corrupt {
-            name: plan.entry.name.clone(),
-            expected: hash.short(),
-            actual: actual.short(),
-        });
     }
-    Ok(())
+    checked
 }
 
 /// Where a download goes and how much of it is already there.

@@ -148,8 +148,7 @@ impl Catalog {
         Ok(previous.pop().flatten())
     }
 
-    /// The entries called any of `names`, by name: one query per few
-    /// hundred names, so a group of uploads costs a handful of queries.
+    /// The entries called any of `names`, by name, in one catalog read.
     pub async fn get_many(&self, names: &[&str]) -> Result<HashMap<String, FileEntry>, HubError> {
         self.readers.get_many(names)
     }

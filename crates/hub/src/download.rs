@@ -29,8 +29,27 @@ const READ_WHOLE_MAX: u64 = 64 << 10;
 /// disk as large blobs do.
 const RUN_MEMORY: u64 = 1 << 20;
 
-/// A blob to open: path, offset, bytes to send.
-type Wanted = (PathBuf, u64, u64);
+/// One blob of a run to open: `len` bytes from `offset`, read whole or
+/// left open to stream.
+#[derive(Clone)]
+struct BlobRead {
+    path: PathBuf,
+    offset: u64,
+    len: u64,
+    whole: bool,
+}
+
+impl BlobRead {
+    /// Opens it without waiting for the disk, if the page cache allows.
+    fn cached(&self) -> Option<io::Result<Source>> {
+        open_source_cached(&self.path, self.offset, self.len, self.whole)
+    }
+
+    /// Opens it, waiting for the disk if need be. Blocking.
+    fn blocking(&self) -> io::Result<Source> {
+        open_source(&self.path, self.offset, self.len, self.whole)
+    }
+}
 
 /// One requested download, once looked up.
 enum Planned {
@@ -64,7 +83,8 @@ impl Session {
             }
         }
         let planned = self.plan(&wanted).await?;
-        let blobs: Vec<Wanted> = planned
+        let mut held = 0;
+        let reads: Vec<BlobRead> = planned
             .iter()
             .filter_map(|p| match p {
                 Planned::Send {
@@ -72,11 +92,21 @@ impl Session {
                     offset,
                     blob,
                     ..
-                } => Some((blob.clone(), *offset, entry.size - offset)),
+                } => {
+                    let len = entry.size - offset;
+                    let whole = len <= READ_WHOLE_MAX && held + len <= RUN_MEMORY;
+                    held += if whole { len } else { 0 };
+                    Some(BlobRead {
+                        path: blob.clone(),
+                        offset: *offset,
+                        len,
+                        whole,
+                    })
+                }
                 Planned::Refused(_) => None,
             })
             .collect();
-        let mut sources = open_sources(blobs).await?.into_iter();
+        let mut sources = open_sources(reads).await?.into_iter();
         for plan in planned {
             match plan {
                 Planned::Refused(refusal) => self.refuse(refusal).await?,
@@ -95,7 +125,7 @@ impl Session {
         Ok(Flow::Continue)
     }
 
-    /// Looks every name up in one query and checks each request.
+    /// Looks every name up in one catalog read and checks each request.
     async fn plan(&self, wanted: &[(String, u64)]) -> Result<Vec<Planned>, HubError> {
         let parsed: Vec<_> = wanted
             .iter()
@@ -161,30 +191,16 @@ impl Session {
     }
 }
 
-/// Opens every blob of a run, small ones read whole within the run's
-/// memory: on this thread where the page cache already holds them, and in
-/// one blocking call for the rest. One result per blob, in order.
-async fn open_sources(blobs: Vec<Wanted>) -> Result<Vec<io::Result<Source>>, HubError> {
-    let mut held = 0;
-    let wanted: Vec<(Wanted, bool)> = blobs
-        .into_iter()
-        .map(|(blob, offset, len)| {
-            let whole = len <= READ_WHOLE_MAX && held + len <= RUN_MEMORY;
-            held += if whole { len } else { 0 };
-            ((blob, offset, len), whole)
-        })
-        .collect();
-    let mut opened: Vec<_> = wanted
-        .iter()
-        .map(|((blob, offset, len), whole)| open_source_cached(blob, *offset, *len, *whole))
-        .collect();
+/// Opens every blob of a run: on this thread where the page cache already
+/// holds it, and in one blocking call for the rest. One result per blob,
+/// in order.
+async fn open_sources(reads: Vec<BlobRead>) -> Result<Vec<io::Result<Source>>, HubError> {
+    let mut opened: Vec<_> = reads.iter().map(BlobRead::cached).collect();
     let waiting: Vec<usize> = (0..opened.len()).filter(|&i| opened[i].is_none()).collect();
     if !waiting.is_empty() {
-        let jobs: Vec<_> = waiting.iter().map(|&i| wanted[i].clone()).collect();
+        let jobs: Vec<BlobRead> = waiting.iter().map(|&i| reads[i].clone()).collect();
         let results = tokio::task::spawn_blocking(move || {
-            jobs.iter()
-                .map(|((blob, offset, len), whole)| open_source(blob, *offset, *len, *whole))
-                .collect::<Vec<_>>()
+            jobs.iter().map(BlobRead::blocking).collect::<Vec<_>>()
         })
         .await
         .map_err(|e| HubError::io("opening blobs", Path::new("store"), io::Error::other(e)))?;

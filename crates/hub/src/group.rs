@@ -47,7 +47,7 @@ pub(crate) struct Waiting {
 }
 
 /// A waiting upload whose bytes are in a temp file, not yet flushed.
-struct Durable {
+struct Written {
     publication: Publication,
     path: PathBuf,
     done: oneshot::Sender<Result<Published, HubError>>,
@@ -55,7 +55,7 @@ struct Durable {
 
 /// A member with its target decided, before its entry is written.
 struct Placed {
-    member: Durable,
+    member: Written,
     entry: FileEntry,
     /// The name already held these bytes: no entry to write.
     deduplicated: bool,
@@ -113,7 +113,7 @@ impl Hub {
 
     /// Writes the members held in memory to temp files (not flushed: the
     /// round's one flush covers them); a member that fails is answered here.
-    async fn write_out(self: &Arc<Self>, group: Vec<Waiting>) -> Vec<Durable> {
+    async fn write_out(self: &Arc<Self>, group: Vec<Waiting>) -> Vec<Written> {
         let mut members = Vec::with_capacity(group.len());
         let mut writes = Vec::with_capacity(group.len());
         for waiting in group {
@@ -128,7 +128,7 @@ impl Hub {
                     path
                 }
             };
-            members.push(Durable {
+            members.push(Written {
                 publication: waiting.publication,
                 path,
                 done: waiting.done,
@@ -161,7 +161,7 @@ impl Hub {
     }
 
     /// Commits the members whose target names are distinct; returns the rest.
-    async fn commit_round(self: &Arc<Self>, members: Vec<Durable>) -> Vec<Durable> {
+    async fn commit_round(self: &Arc<Self>, members: Vec<Written>) -> Vec<Written> {
         let names: Vec<&str> = members
             .iter()
             .map(|m| m.publication.name.as_str())
@@ -200,7 +200,8 @@ impl Hub {
         let moves = placed
             .iter()
             .map(|p| {
-                let known = p.deduplicated || referenced.contains(&p.entry.hash);
+                // A deduplicated member's entry is among the references.
+                let known = referenced.contains(&p.entry.hash);
                 (p.member.path.clone(), p.entry.hash, known)
             })
             .collect::<Vec<_>>();
@@ -224,10 +225,10 @@ impl Hub {
     /// name is taken within this round; it goes in the next.
     async fn place_member(
         &self,
-        member: Durable,
+        member: Written,
         current: Option<FileEntry>,
         claimed: &mut HashSet<String>,
-    ) -> Result<Option<Placed>, Box<Durable>> {
+    ) -> Result<Option<Placed>, Box<Written>> {
         let placement = match self.place_given(&member.publication, current).await {
             Ok(Outcome::Done(placement)) => placement,
             Ok(Outcome::Refused(refusal)) => {
@@ -307,7 +308,7 @@ impl Hub {
 
 /// Fails every member with (a copy of) one error.
 fn fail_all(
-    members: impl IntoIterator<Item = Durable>,
+    members: impl IntoIterator<Item = Written>,
     what: &'static str,
     error: &std::io::Error,
 ) {
@@ -336,6 +337,14 @@ mod tests {
     use crate::HubConfig;
     use crate::state::UPLOAD_MEMORY;
 
+    /// A hub in `dir` where the handle "alice" is registered.
+    async fn hub_with_alice(dir: &Path) -> Arc<Hub> {
+        let hub = Hub::open(HubConfig::new(dir)).await.unwrap();
+        let alice = Handle::parse("alice").unwrap();
+        hub.catalog.login(&alice, &[7; 32], true, 0).await.unwrap();
+        hub
+    }
+
     /// Puts `bytes` in a temp file and announces it as `name`.
     fn upload(hub: &Hub, bytes: &[u8], policy: ConflictPolicy) -> (Publication, PathBuf) {
         let path = hub.store.temp_path();
@@ -353,9 +362,7 @@ mod tests {
     #[tokio::test]
     async fn one_group_resolves_clashing_names_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let hub = Hub::open(HubConfig::new(dir.path())).await.unwrap();
-        let alice = Handle::parse("alice").unwrap();
-        hub.catalog.login(&alice, &[7; 32], true, 0).await.unwrap();
+        let hub = hub_with_alice(dir.path()).await;
         // All three join before any is committed: one group, one name.
         // One waits in memory, two in temp files.
         let (a, _) = upload(&hub, b"first", ConflictPolicy::Refuse);
@@ -403,9 +410,7 @@ mod tests {
     #[tokio::test]
     async fn a_blob_nothing_refers_to_is_never_trusted() {
         let dir = tempfile::tempdir().unwrap();
-        let hub = Hub::open(HubConfig::new(dir.path())).await.unwrap();
-        let alice = Handle::parse("alice").unwrap();
-        hub.catalog.login(&alice, &[7; 32], true, 0).await.unwrap();
+        let hub = hub_with_alice(dir.path()).await;
         let (publication, path) = upload(&hub, b"data", ConflictPolicy::Refuse);
         let blob = hub.store.blob_path(&publication.hash);
         std::fs::create_dir_all(blob.parent().unwrap()).unwrap();

@@ -208,12 +208,20 @@ mod tests {
         // a referenced blob is kept and the new copy dropped.
         fs::create_dir_all(store.blob_path(&hash).parent().unwrap()).unwrap();
         fs::write(store.blob_path(&hash), b"torn").unwrap();
+        let inode = |path: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(path).unwrap());
         for referenced in [false, true] {
             let temp = store.temp_path();
             fs::write(&temp, b"data").unwrap();
+            let (before, incoming) = (inode(&store.blob_path(&hash)), inode(&temp));
             store.commit(&temp, &hash, referenced).await.unwrap();
             assert!(!temp.exists());
             assert_eq!(fs::read(store.blob_path(&hash)).unwrap(), b"data");
+            let kept = if referenced { before } else { incoming };
+            assert_eq!(
+                inode(&store.blob_path(&hash)),
+                kept,
+                "referenced: {referenced}"
+            );
         }
         store.remove_blob(&hash).await.unwrap();
         assert!(!store.blob_path(&hash).exists());

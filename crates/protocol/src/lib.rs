@@ -86,9 +86,10 @@
 //! An upload announces size and BLAKE3 hash; the hub hashes the bytes as they
 //! arrive (a small body in memory, a larger one while writing it to a
 //! temporary file) and lists the file only when both match and the bytes are
-//! on disk (flushed; small uploads in groups, so many share one flush). A `Negotiate` upload of the same name, size and hash by
-//! the same handle resumes from the bytes the hub kept from an interrupted
-//! attempt. A download sends from the client's `offset`; the client hashes
+//! on disk (flushed; small uploads in groups, so many share one flush). A
+//! `Negotiate` upload of the same name, size and hash by the same handle
+//! resumes from the bytes the hub kept from an interrupted attempt. A
+//! download sends from the client's `offset`; the client hashes
 //! its partial file plus the rest and checks the whole against the entry's
 //! hash before renaming it into place.
 //!

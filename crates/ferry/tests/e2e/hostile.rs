@@ -398,14 +398,13 @@ async fn a_subscribed_connection_takes_no_requests() {
 }
 
 /// Reads one body of `len` bytes after a `Sending` header.
-async fn body(raw: &mut Raw, len: usize) -> Vec<u8> {
-    let mut bytes = vec![0; len];
-    let mut filled = 0;
-    while filled < len {
-        let n = raw.reader.read_raw(&mut bytes[filled..]).await.unwrap();
-        assert!(n > 0, "the body ended early");
-        filled += n;
-    }
+async fn body(raw: &mut Raw, len: u64) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let mut hasher = blake3::Hasher::new();
+    let stall = Duration::from_secs(5);
+    ferry_protocol::body::receive_body(&mut raw.reader, len, &mut bytes, &mut hasher, stall)
+        .await
+        .expect("the whole body arrives");
     bytes
 }
 
