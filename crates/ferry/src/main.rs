@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod copies;
 mod output;
 mod peers;
 mod progress;
@@ -24,6 +25,7 @@ use crate::session::Session;
 use crate::settings::ClientSettings;
 
 fn main() -> ExitCode {
+    copies::prefer_vector_copies();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -172,6 +172,53 @@ async fn get_run_again_after_a_cut_resumes_and_says_so() {
     .await;
 }
 
+/// glibc reads its tunables only at start-up, so `ferry` re-executes itself
+/// (keeping its PID) to steer mid-sized copies away from `rep movsb`; a
+/// threshold the user chose is left alone. See `copies.rs`.
+#[cfg(all(target_os = "linux", target_arch = "x86_64", target_env = "gnu"))]
+#[tokio::test]
+async fn ferry_sets_the_copy_tunable_once_and_keeps_the_users_own() {
+    within(60, async {
+        let ours = serving_environment(None).await;
+        assert!(
+            ours.contains("glibc.cpu.x86_rep_movsb_threshold=4194304"),
+            "{ours}"
+        );
+        let users = "glibc.cpu.x86_rep_movsb_threshold=8192";
+        let theirs = serving_environment(Some(users)).await;
+        assert!(theirs.contains(users), "{theirs}");
+        assert!(!theirs.contains("4194304"), "{theirs}");
+    })
+    .await;
+}
+
+/// The environment of a running `ferry serve` as the kernel shows it for
+/// the PID that was spawned, read once the hub has said it is listening.
+#[cfg(all(target_os = "linux", target_arch = "x86_64", target_env = "gnu"))]
+async fn serving_environment(tunables: Option<&str>) -> String {
+    let data = tempfile::tempdir().unwrap();
+    let mut command = tokio::process::Command::new(ferry_bin());
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true);
+    match tunables {
+        Some(value) => command.env("GLIBC_TUNABLES", value),
+        None => command.env_remove("GLIBC_TUNABLES"),
+    };
+    let mut serve = command.spawn().unwrap();
+    let mut lines = BufReader::new(serve.stdout.take().unwrap()).lines();
+    let first = lines.next_line().await.unwrap().unwrap();
+    assert!(first.starts_with("Ferry hub listening on "), "{first}");
+    let pid = serve.id().unwrap();
+    // glibc may cut the variable into pieces in place; the pieces stay.
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    serve.kill().await.unwrap();
+    String::from_utf8_lossy(&environ).replace('\0', " ")
+}
+
 #[tokio::test]
 async fn ferry_serve_prints_how_to_reach_it_and_stops_on_sigterm() {
     within(60, async {
