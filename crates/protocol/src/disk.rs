@@ -2,9 +2,10 @@
 //! network task.
 //!
 //! Receiving: the network task only decrypts and fills buffers; a blocking
-//! thread hashes them and writes them out, asking the kernel to start
-//! writeback every few MiB so the final fsync waits for a short tail
-//! instead of the whole file. Sending: a blocking thread reads ahead while
+//! thread hashes them and writes them out: large bodies straight to the
+//! disk (`direct.rs`), whatever queued up in one system call; others
+//! through the page cache, asking the kernel to start writeback every few
+//! MiB so the final fsync waits for a short tail instead of the whole file. Sending: a blocking thread reads ahead while
 //! the network task encrypts and sends. Either way a handful of chunk
 //! buffers cycle between the two sides, so memory stays constant.
 
@@ -21,6 +22,7 @@ use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 use crate::body::BodyError;
+use crate::direct::{Chunk, FileSink};
 use crate::framed::{FrameReader, FrameWriter};
 use crate::limits::CHUNK_LEN;
 
@@ -32,8 +34,8 @@ const WRITEBACK_EVERY: u64 = 8 << 20;
 
 /// Hands buffers round between the network side and the disk thread.
 struct Pool {
-    free: mpsc::UnboundedReceiver<Vec<u8>>,
-    give_back: mpsc::UnboundedSender<Vec<u8>>,
+    free: mpsc::UnboundedReceiver<Chunk>,
+    give_back: mpsc::UnboundedSender<Chunk>,
     made: usize,
     size: usize,
 }
@@ -57,13 +59,13 @@ impl Pool {
     /// A buffer of `size` bytes: a returned one, a new one while fewer than
     /// `BUFFERS` exist, else the next to come back (`None`: the other side
     /// has stopped).
-    async fn take(&mut self) -> Option<Vec<u8>> {
+    async fn take(&mut self) -> Option<Chunk> {
         if let Ok(buf) = self.free.try_recv() {
             return Some(buf);
         }
         if self.made < BUFFERS {
             self.made += 1;
-            return Some(vec![0; self.size]);
+            return Some(Chunk::new(self.size));
         }
         self.free.recv().await
     }
@@ -87,10 +89,10 @@ where
     D: DeserializeOwned,
 {
     let mut pool = Pool::new(len);
-    let (full_tx, full_rx) = mpsc::channel::<Vec<u8>>(BUFFERS);
+    let (full_tx, full_rx) = mpsc::channel::<Chunk>(BUFFERS);
     let give_back = pool.give_back.clone();
     let disk =
-        tokio::task::spawn_blocking(move || write_out(file, hasher, full_rx, give_back, sync));
+        tokio::task::spawn_blocking(move || write_out(file, len, hasher, full_rx, give_back, sync));
     let mut received = 0u64;
     let network = async {
         while received < len {
@@ -257,30 +259,44 @@ where
 /// The disk thread of [`receive_to_file`].
 fn write_out(
     mut file: File,
+    len: u64,
     mut hasher: blake3::Hasher,
-    mut full: mpsc::Receiver<Vec<u8>>,
-    give_back: mpsc::UnboundedSender<Vec<u8>>,
+    mut full: mpsc::Receiver<Chunk>,
+    give_back: mpsc::UnboundedSender<Chunk>,
     sync: bool,
 ) -> io::Result<blake3::Hasher> {
     let start = file.stream_position()?;
+    let mut sink = FileSink::new(file, start, len);
     let (mut written, mut handed_to_writeback) = (0u64, 0u64);
-    while let Some(mut buf) = full.blocking_recv() {
-        hasher.update(&buf);
-        file.write_all(&buf)?;
-        written += buf.len() as u64;
-        if written - handed_to_writeback >= WRITEBACK_EVERY {
+    let mut batch = Vec::with_capacity(BUFFERS);
+    while let Some(first) = full.blocking_recv() {
+        batch.push(first);
+        while let Ok(more) = full.try_recv() {
+            batch.push(more);
+        }
+        let slices: Vec<&[u8]> = batch.iter().map(|c| &c[..]).collect();
+        for slice in &slices {
+            hasher.update(slice);
+        }
+        sink.write_batch(&slices)?;
+        written += slices.iter().map(|s| s.len() as u64).sum::<u64>();
+        if sink.is_direct() {
+            handed_to_writeback = written;
+        } else if written - handed_to_writeback >= WRITEBACK_EVERY {
             start_writeback(
-                &file,
+                sink.file(),
                 start + handed_to_writeback,
                 written - handed_to_writeback,
             );
             handed_to_writeback = written;
         }
-        buf.resize(buf.capacity(), 0);
-        let _ = give_back.send(buf);
+        for mut chunk in batch.drain(..) {
+            chunk.restore();
+            let _ = give_back.send(chunk);
+        }
     }
     if sync {
-        file.sync_all()?;
+        sink.file().sync_all()?;
     }
     Ok(hasher)
 }

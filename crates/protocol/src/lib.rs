@@ -124,6 +124,7 @@
 
 pub mod body;
 pub mod codec;
+mod direct;
 pub mod disk;
 pub mod framed;
 pub mod hash;
