@@ -15,6 +15,7 @@
 
 pub mod download;
 pub mod error;
+mod file_hash;
 pub mod hub_client;
 pub mod identity;
 pub mod local;

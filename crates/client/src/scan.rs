@@ -3,9 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ferry_protocol::{ContentHash, FileName};
+use ferry_protocol::FileName;
 
 use crate::error::ClientError;
+use crate::file_hash::hash_file;
 use crate::transfer::UploadItem;
 
 /// Expands files and folders into `(path, name)` pairs: a file is named by
@@ -120,7 +121,7 @@ pub async fn prepare_uploads(
 
 fn prepare(path: PathBuf, name: FileName) -> Result<UploadItem, ClientError> {
     let file = std::fs::File::open(&path).map_err(|e| ClientError::local("opening", &path, e))?;
-    let (size, hash) = hash_file(file).map_err(|e| ClientError::local("hashing", &path, e))?;
+    let (size, hash) = hash_file(&file).map_err(|e| ClientError::local("hashing", &path, e))?;
     Ok(UploadItem {
         path,
         name,
@@ -129,36 +130,10 @@ fn prepare(path: PathBuf, name: FileName) -> Result<UploadItem, ClientError> {
     })
 }
 
-/// Size and BLAKE3 of a whole file. Big files are hashed in blocks of a
-/// few MiB on every core (BLAKE3 is a tree, so the halves of a block hash
-/// independently): nothing else runs while an upload waits for its hash.
-fn hash_file(mut file: std::fs::File) -> std::io::Result<(u64, ContentHash)> {
-    use std::io::Read;
-    const BLOCK: u64 = 4 << 20;
-    let expected = file.metadata()?.len();
-    let mut buf = vec![0; usize::try_from(expected.clamp(1, BLOCK)).unwrap_or(1)];
-    let mut hasher = blake3::Hasher::new();
-    let mut size = 0u64;
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if n >= 1 << 20 {
-            hasher.update_rayon(&buf[..n]);
-        } else {
-            hasher.update(&buf[..n]);
-        }
-        size += n as u64;
-    }
-    Ok((size, hasher.finalize().into()))
-}
-
 #[cfg(test)]
 mod hash_tests {
     use super::*;
+    use ferry_protocol::ContentHash;
 
     #[tokio::test]
     async fn many_files_hash_in_order_and_a_missing_one_is_an_error() {
@@ -176,18 +151,5 @@ mod hash_tests {
         }
         files.push((dir.path().join("gone"), FileName::parse("gone").unwrap()));
         assert!(prepare_uploads(files).await.is_err());
-    }
-
-    #[test]
-    fn whole_file_hash_matches_blake3_across_block_boundaries() {
-        let dir = tempfile::tempdir().unwrap();
-        for len in [0, 1, 64 << 10, (64 << 10) + 1, (5 << 20) + 3, 9 << 20] {
-            let data: Vec<u8> = (0..len).map(|i| (i * 7 % 253) as u8).collect();
-            let path = dir.path().join(format!("f{len}"));
-            std::fs::write(&path, &data).unwrap();
-            let (size, hash) = hash_file(std::fs::File::open(&path).unwrap()).unwrap();
-            assert_eq!(size, len as u64);
-            assert_eq!(hash, ContentHash::of(&data), "len {len}");
-        }
     }
 }

@@ -240,13 +240,7 @@ fn list_files(dir: &Path) -> Result<Vec<(String, PathBuf, u64, u128)>, ClientErr
 async fn hash_file(path: &Path) -> Result<ContentHash, ClientError> {
     let owned = path.to_owned();
     tokio::task::spawn_blocking(move || {
-        let mut hasher = blake3::Hasher::new();
-        let file = std::fs::File::open(&owned)?;
-        std::io::copy(
-            &mut std::io::BufReader::with_capacity(1 << 20, file),
-            &mut hasher,
-        )?;
-        Ok::<_, std::io::Error>(hasher.finalize().into())
+        crate::file_hash::hash_file(&std::fs::File::open(&owned)?).map(|(_, hash)| hash)
     })
     .await
     .map_err(std::io::Error::other)
