@@ -26,8 +26,9 @@ use crate::direct::{Chunk, FileSink};
 use crate::framed::{FrameReader, FrameWriter};
 use crate::limits::CHUNK_LEN;
 
-/// Buffers in flight between the two sides of one transfer.
-const BUFFERS: usize = 4;
+/// Buffers in flight between the two sides of one transfer: 1 MiB, which is
+/// also the most one direct write takes at once.
+const BUFFERS: usize = 16;
 
 /// Writeback is started every this many bytes written.
 const WRITEBACK_EVERY: u64 = 8 << 20;

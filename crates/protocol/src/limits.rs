@@ -26,8 +26,11 @@ pub const MAX_TEXT_LEN: usize = 4096;
 /// Most entries the hub puts in one `Listing` page.
 pub const MAX_LIST_PAGE: u32 = 1000;
 
-/// Size of the buffers used to stream file bodies.
-pub const CHUNK_LEN: usize = 256 * 1024;
+/// Size of the buffers used to stream file bodies: small enough that bytes
+/// copied out of the page cache are still in the core's cache when they
+/// are encrypted or hashed (a 1 GiB put's client spent 1.0 s of system
+/// time with 256 KiB reads, 0.65 s with 64 KiB).
+pub const CHUNK_LEN: usize = 64 * 1024;
 
 /// Uploads at most this large are sent eagerly (header and bytes without
 /// waiting for the hub), so many small files pipeline with no round trip each.
