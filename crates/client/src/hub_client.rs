@@ -283,6 +283,11 @@ async fn handshake(
         reason: e.to_string(),
     })?;
     let server_name = ServerName::try_from("ferry-hub").expect("a valid DNS name");
+    // rustls reads the socket 4 KiB at a time; a read-ahead buffer under it
+    // makes that one system call per 64 KiB. Worth its memory in a client
+    // (one connection), not in the hub (a thousand). A/B, 1 GiB get, six
+    // paired rounds: 1.98 s mean against 2.03 s without, within the noise.
+    let stream = tokio::io::BufReader::with_capacity(64 * 1024, stream);
     let connected = TlsConnector::from(std::sync::Arc::new(config))
         .connect(server_name, stream)
         .await;
