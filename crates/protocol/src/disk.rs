@@ -272,7 +272,11 @@ fn write_out(
     let mut batch = Vec::with_capacity(BUFFERS);
     while let Some(first) = full.blocking_recv() {
         batch.push(first);
-        while let Ok(more) = full.try_recv() {
+        // At most half the buffers: the network side keeps the other half
+        // to fill while this batch waits for the disk.
+        while batch.len() < BUFFERS / 2
+            && let Ok(more) = full.try_recv()
+        {
             batch.push(more);
         }
         let slices: Vec<&[u8]> = batch.iter().map(|c| &c[..]).collect();
