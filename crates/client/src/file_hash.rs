@@ -66,7 +66,8 @@ fn subtree(file: &File, offset: u64, len: u64) -> io::Result<ChainingValue> {
 
 /// Feeds `len` bytes of `file` from `offset` to `hasher`.
 fn hash_range(file: &File, offset: u64, len: u64, hasher: &mut blake3::Hasher) -> io::Result<()> {
-    let mut buf = vec![0; READ_LEN];
+    // No bigger than the range: most files in a folder upload are small.
+    let mut buf = vec![0; usize::try_from(len).map_or(READ_LEN, |l| l.min(READ_LEN))];
     let mut done = 0u64;
     while done < len {
         let want = usize::try_from(len - done).map_or(READ_LEN, |l| l.min(READ_LEN));
