@@ -6,7 +6,8 @@
 //! (split where [`left_subtree_len`] says, recursively) hash on separate
 //! threads and merge into the same root hash `blake3::hash` gives. Each
 //! thread reads its part in 64 KiB blocks that stay in the core's cache
-//! between the kernel's copy and the hashing. Measured on a 1 GiB file
+//! between the kernel's copy and the hashing. Measured once, with a
+//! throwaway program on the benchmark machine, on a 1 GiB file
 //! (fresh process, page cache warm): 4 MiB reads hashed with
 //! `update_rayon` took 0.77 s, 256 KiB reads on one thread 0.86–1.05 s,
 //! 64 KiB reads on one thread 0.40–0.50 s.
@@ -36,12 +37,8 @@ pub(crate) fn hash_file(file: &File) -> io::Result<(u64, ContentHash)> {
         hash_range(file, 0, len, &mut hasher)?;
         hasher.finalize()
     } else {
-        let left = left_subtree_len(len);
-        let (l, r) = rayon_core::join(
-            || subtree(file, 0, left),
-            || subtree(file, left, len - left),
-        );
-        merge_subtrees_root(&l?, &r?, Mode::Hash)
+        let (left, right) = halves(file, 0, len)?;
+        merge_subtrees_root(&left, &right, Mode::Hash)
     };
     Ok((len, hash.into()))
 }
@@ -56,12 +53,19 @@ fn subtree(file: &File, offset: u64, len: u64) -> io::Result<ChainingValue> {
         hash_range(file, offset, len, &mut hasher)?;
         return Ok(hasher.finalize_non_root());
     }
+    let (left, right) = halves(file, offset, len)?;
+    Ok(merge_subtrees_non_root(&left, &right, Mode::Hash))
+}
+
+/// Chaining values of the two subtrees the `len` bytes at `offset` split
+/// into, hashed side by side.
+fn halves(file: &File, offset: u64, len: u64) -> io::Result<(ChainingValue, ChainingValue)> {
     let left = left_subtree_len(len);
     let (l, r) = rayon_core::join(
         || subtree(file, offset, left),
         || subtree(file, offset + left, len - left),
     );
-    Ok(merge_subtrees_non_root(&l?, &r?, Mode::Hash))
+    Ok((l?, r?))
 }
 
 /// Feeds `len` bytes of `file` from `offset` to `hasher`.

@@ -8,8 +8,8 @@
 //! 1 GiB TLS download: that one copy was 16% of the client's CPU, against 3%
 //! for a later copy of the same bytes. glibc reads the threshold only from
 //! the environment, at start-up, so the process sets it and re-executes
-//! itself, once, before anything else runs. Later glibc releases stopped
-//! using `rep movsb` this way on AMD; there the setting changes nothing.
+//! itself, once, before anything else runs. That costs about 2.7 ms per
+//! start (`ferry --version`: 5.8 ms against 3.1 ms with the variable set).
 
 /// Copies smaller than this use glibc's vector loop; larger ones still take
 /// its non-temporal path. Every copy Ferry makes is smaller.

@@ -141,7 +141,7 @@ impl Hub {
         let written = match written {
             Ok(written) => written,
             Err(e) => {
-                fail_all(members, "storing uploads", &std::io::Error::other(e));
+                fail_all(members, "storing uploads", &e);
                 return Vec::new();
             }
         };
@@ -169,7 +169,6 @@ impl Hub {
         let existing = match self.catalog.get_many(&names).await {
             Ok(existing) => existing,
             Err(e) => {
-                let e = std::io::Error::other(e.to_string());
                 fail_all(members, "reading the catalog", &e);
                 return Vec::new();
             }
@@ -188,12 +187,7 @@ impl Hub {
         let referenced = match self.catalog.referenced(&hashes).await {
             Ok(referenced) => referenced,
             Err(e) => {
-                let e = std::io::Error::other(e.to_string());
-                fail_all(
-                    placed.into_iter().map(|p| p.member),
-                    "reading the catalog",
-                    &e,
-                );
+                fail_all(placed, "reading the catalog", &e);
                 return later;
             }
         };
@@ -211,11 +205,7 @@ impl Hub {
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         match moved {
             Ok(()) => self.write_entries(placed).await,
-            Err(e) => fail_all(
-                placed.into_iter().map(|p| p.member),
-                "moving uploads into the store",
-                &e,
-            ),
+            Err(e) => fail_all(placed, "moving uploads into the store", &e),
         }
         later
     }
@@ -276,12 +266,7 @@ impl Hub {
         let replaced = match self.catalog.put_many(&entries).await {
             Ok(replaced) => replaced,
             Err(e) => {
-                let e = std::io::Error::other(e.to_string());
-                fail_all(
-                    placed.into_iter().map(|p| p.member),
-                    "writing the catalog",
-                    &e,
-                );
+                fail_all(placed, "writing the catalog", &e);
                 return;
             }
         };
@@ -306,14 +291,22 @@ impl Hub {
     }
 }
 
-/// Fails every member with (a copy of) one error.
+impl From<Placed> for Written {
+    fn from(placed: Placed) -> Self {
+        placed.member
+    }
+}
+
+/// Fails every member (written or placed) with one error, as each one's
+/// own I/O error (clients are told "internal" whatever the cause).
 fn fail_all(
-    members: impl IntoIterator<Item = Written>,
+    members: impl IntoIterator<Item = impl Into<Written>>,
     what: &'static str,
-    error: &std::io::Error,
+    error: &dyn std::fmt::Display,
 ) {
     for member in members {
-        let copy = std::io::Error::new(error.kind(), error.to_string());
+        let member: Written = member.into();
+        let copy = std::io::Error::other(error.to_string());
         let _ = member
             .done
             .send(Err(HubError::io(what, &member.path, copy)));

@@ -295,10 +295,7 @@ impl Session {
                 hasher.update(&chunk);
             }
             copy.write(&chunk).await;
-            timeout(stall, self.writer.write_raw(&chunk))
-                .await
-                .map_err(|_| ferry_protocol::body::BodyError::Stalled(stall))?
-                .map_err(ferry_protocol::body::BodyError::Network)?;
+            ferry_protocol::body::write_within(&mut self.writer, &chunk, stall).await?;
             remaining -= chunk.len() as u64;
         }
         ferry_protocol::body::flush_within(&mut self.writer, stall).await?;

@@ -103,6 +103,22 @@ where
     receive_body(reader, len, &mut sink, &mut blake3::Hasher::new(), stall).await
 }
 
+/// Writes raw body bytes within the stall deadline (not flushed).
+pub async fn write_within<W, E>(
+    writer: &mut FrameWriter<W, E>,
+    bytes: &[u8],
+    stall: Duration,
+) -> Result<(), BodyError>
+where
+    W: AsyncWrite + Unpin,
+    E: Serialize,
+{
+    timeout(stall, writer.write_raw(bytes))
+        .await
+        .map_err(|_| BodyError::Stalled(stall))?
+        .map_err(BodyError::Network)
+}
+
 /// Flushes a frame writer within the stall deadline.
 pub async fn flush_within<W, E>(
     writer: &mut FrameWriter<W, E>,

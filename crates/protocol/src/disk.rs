@@ -2,36 +2,31 @@
 //! network task.
 //!
 //! Receiving: the network task only decrypts and fills buffers; a blocking
-//! thread hashes them and writes them out: large bodies straight to the
-//! disk (`direct.rs`), whatever queued up in one system call; others
-//! through the page cache, asking the kernel to start writeback every few
-//! MiB so the final fsync waits for a short tail instead of the whole file. Sending: a blocking thread reads ahead while
-//! the network task encrypts and sends. Either way a handful of chunk
-//! buffers cycle between the two sides, so memory stays constant.
+//! thread hashes them and hands whatever queued up to a `FileSink`, which
+//! writes large bodies straight to the disk. Sending: a blocking thread
+//! reads ahead while the network task encrypts and sends. Either way a
+//! handful of chunk buffers cycle between the two sides, so memory stays
+//! constant.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use rustix::fs::{Advice, fadvise};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
-use crate::body::BodyError;
-use crate::direct::{Chunk, FileSink};
+use crate::body::{BodyError, write_within};
 use crate::framed::{FrameReader, FrameWriter};
 use crate::limits::CHUNK_LEN;
+use crate::sink::{Chunk, FileSink};
 
 /// Buffers in flight between the two sides of one transfer: 1 MiB, which is
 /// also the most one direct write takes at once.
 const BUFFERS: usize = 16;
-
-/// Writeback is started every this many bytes written.
-const WRITEBACK_EVERY: u64 = 8 << 20;
 
 /// Hands buffers round between the network side and the disk thread.
 struct Pool {
@@ -268,7 +263,6 @@ fn write_out(
 ) -> io::Result<blake3::Hasher> {
     let start = file.stream_position()?;
     let mut sink = FileSink::new(file, start, len);
-    let (mut written, mut handed_to_writeback) = (0u64, 0u64);
     let mut batch = Vec::with_capacity(BUFFERS);
     while let Some(first) = full.blocking_recv() {
         batch.push(first);
@@ -284,37 +278,13 @@ fn write_out(
             hasher.update(slice);
         }
         sink.write_batch(&slices)?;
-        written += slices.iter().map(|s| s.len() as u64).sum::<u64>();
-        if sink.is_direct() {
-            handed_to_writeback = written;
-        } else if written - handed_to_writeback >= WRITEBACK_EVERY {
-            start_writeback(
-                sink.file(),
-                start + handed_to_writeback,
-                written - handed_to_writeback,
-            );
-            handed_to_writeback = written;
-        }
         for mut chunk in batch.drain(..) {
             chunk.restore();
             let _ = give_back.send(chunk);
         }
     }
-    if sync {
-        sink.file().sync_all()?;
-    }
+    sink.finish(sync)?;
     Ok(hasher)
-}
-
-/// Asks the kernel to start writing a just-written range to disk now, without
-/// waiting for it: on Linux, `POSIX_FADV_DONTNEED` starts writeback of dirty
-/// pages (and drops only pages already clean, which these are not yet).
-/// Without it, a gigabyte sits dirty in memory until the final fsync, which
-/// then stalls for the time the disk needs to write all of it.
-fn start_writeback(file: &File, offset: u64, len: u64) {
-    if let Some(len) = std::num::NonZeroU64::new(len) {
-        let _ = fadvise(file, offset, Some(len), Advice::DontNeed);
-    }
 }
 
 /// Sends exactly `len` bytes of `file` (positioned where they start) to
@@ -350,10 +320,7 @@ where
                     });
                 }
             };
-            timeout(stall, writer.write_raw(&buf))
-                .await
-                .map_err(|_| BodyError::Stalled(stall))?
-                .map_err(BodyError::Network)?;
+            write_within(writer, &buf, stall).await?;
             sent += buf.len() as u64;
             progress(buf.len() as u64);
             let _ = empty_tx.send(buf).await;

@@ -124,7 +124,6 @@
 
 pub mod body;
 pub mod codec;
-mod direct;
 pub mod disk;
 pub mod framed;
 pub mod hash;
@@ -132,6 +131,7 @@ pub mod limits;
 pub mod message;
 pub mod name;
 pub mod peer;
+mod sink;
 pub mod source;
 pub mod tls;
 

@@ -16,9 +16,8 @@ use rustix::fs::{CWD, Mode, OFlags, ResolveFlags, openat2};
 use rustix::io::{Errno, ReadWriteFlags, preadv2};
 use serde::Serialize;
 use tokio::io::AsyncWrite;
-use tokio::time::timeout;
 
-use crate::body::BodyError;
+use crate::body::{BodyError, write_within};
 use crate::disk::{open_from, send_from_file};
 use crate::framed::FrameWriter;
 
@@ -83,10 +82,7 @@ where
                     sent,
                 });
             }
-            timeout(stall, writer.write_raw(&bytes))
-                .await
-                .map_err(|_| BodyError::Stalled(stall))?
-                .map_err(BodyError::Network)?;
+            write_within(writer, &bytes, stall).await?;
             progress(len);
             Ok(())
         }

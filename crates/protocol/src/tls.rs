@@ -3,15 +3,14 @@
 use rustls::crypto::CryptoProvider;
 use rustls::crypto::{aws_lc_rs, ring};
 
-/// aws-lc-rs for the handshake (as for rcgen's keys; it can also offer the
-/// post-quantum hybrid X25519MLKEM768, which ring lacks), and ring for the
-/// record layer:
-/// ring 0.17.14 encrypts AES-GCM with VAES/AVX2 where the CPU has it, and
-/// seals 16 KiB records twice as fast as aws-lc-sys 0.47 here (7.3 against
-/// 3.8 GB/s on this AMD EPYC), which is most of TLS's cost on a bulk
-/// transfer. AES-128 first: ten rounds to AES-256's fourteen, both AEADs
-/// with 128-bit or better security; ChaCha20 last, as it is slower on CPUs
-/// with AES instructions.
+/// aws-lc-rs for the handshake (as for rcgen's keys; it also offers the
+/// post-quantum hybrid X25519MLKEM768, which ring lacks) and ring for the
+/// record layer. ring 0.17.14 encrypts AES-GCM with VAES/AVX2 where the CPU
+/// has it; in a one-off test on the benchmark machine (AMD EPYC) it sealed
+/// 16 KiB records at 7.3 GB/s against aws-lc-sys 0.47's 3.8, and AES is
+/// most of TLS's cost in a bulk transfer. AES-128 first: ten rounds to
+/// AES-256's fourteen, both AEADs with 128-bit or better security; ChaCha20
+/// last, as it is slower on CPUs with AES instructions.
 pub fn crypto_provider() -> CryptoProvider {
     let mut provider = aws_lc_rs::default_provider();
     provider.cipher_suites = vec![

@@ -1,4 +1,4 @@
-//! Writing received bodies to disk with direct I/O.
+//! Writing received bodies to disk.
 //!
 //! A buffered write copies every byte into freshly allocated page-cache
 //! pages and leaves the kernel to write them back; on the machines Ferry is
@@ -8,13 +8,14 @@
 //! `O_DIRECT` the disk reads the bytes straight from our buffer. It asks
 //! for aligned buffers, lengths and file offsets; whatever is not aligned
 //! (the tail of a body, a resume point mid-block, a filesystem without
-//! direct I/O) goes through the page cache as before.
+//! direct I/O) goes through the page cache, with writeback started early.
 
 use std::fs::File;
 use std::io::{self, IoSlice, Write};
+use std::num::NonZeroU64;
 use std::ops::{Deref, DerefMut};
 
-use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
+use rustix::fs::{Advice, OFlags, fadvise, fcntl_getfl, fcntl_setfl};
 
 /// Alignment direct I/O needs for buffers, lengths and offsets: the largest
 /// logical block size in common use, so it also covers 512-byte devices.
@@ -23,6 +24,9 @@ pub(crate) const DIRECT_ALIGN: usize = 4096;
 /// Bodies smaller than this stay buffered: the page cache absorbs them at
 /// memory speed, while each direct write waits for the device.
 const DIRECT_MIN: u64 = 8 << 20;
+
+/// Buffered writes start writeback every this many bytes.
+const WRITEBACK_EVERY: u64 = 8 << 20;
 
 /// A body buffer whose bytes start on a [`DIRECT_ALIGN`] boundary.
 #[derive(Debug)]
@@ -73,93 +77,90 @@ impl DerefMut for Chunk {
 pub(crate) struct FileSink {
     file: File,
     direct: bool,
+    /// File offset of the first byte written.
+    start: u64,
+    written: u64,
+    /// Bytes (from `start`) already handed to writeback or written direct.
+    handed: u64,
 }
 
 impl FileSink {
-    /// Writes go direct if the body is large, `offset` (where writing
-    /// starts) is aligned, and the filesystem accepts `O_DIRECT`.
-    pub(crate) fn new(file: File, offset: u64, len: u64) -> Self {
-        let wanted = len >= DIRECT_MIN && offset.is_multiple_of(DIRECT_ALIGN as u64);
+    /// Writes go direct if the body of `len` bytes is large, `start` (the
+    /// file's position) is aligned, and the filesystem accepts `O_DIRECT`.
+    pub(crate) fn new(file: File, start: u64, len: u64) -> Self {
+        let wanted = len >= DIRECT_MIN && start.is_multiple_of(DIRECT_ALIGN as u64);
         let direct = wanted && set_direct(&file, true).is_ok();
-        Self { file, direct }
+        Self {
+            file,
+            direct,
+            start,
+            written: 0,
+            handed: 0,
+        }
     }
 
-    /// Whether the bytes bypass the page cache (so no writeback to start).
-    pub(crate) fn is_direct(&self) -> bool {
+    /// Whether the bytes still bypass the page cache.
+    #[cfg(test)]
+    fn is_direct(&self) -> bool {
         self.direct
     }
 
-    /// Writes all of `bytes`, which start on an aligned boundary in memory
-    /// (a [`Chunk`]) and in the file while direct. The aligned part goes
-    /// direct; an unaligned rest turns direct I/O off for good, since the
-    /// file offset is then unaligned for every later write.
-    pub(crate) fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let mut done = 0;
-        if self.direct {
-            let aligned = bytes.len() - bytes.len() % DIRECT_ALIGN;
-            done = self.write_direct(&bytes[..aligned])?;
-        }
-        if done < bytes.len() {
-            if self.direct {
-                set_direct(&self.file, false)?;
-                self.direct = false;
-            }
-            self.file.write_all(&bytes[done..])?;
-        }
-        Ok(())
-    }
-
-    /// Writes several chunks in order, with one system call for as many
-    /// whole aligned ones as lead the batch: a direct write waits for the
-    /// device, and one of 1 MiB costs about what one of 256 KiB does.
+    /// Writes chunks in order, which start on an aligned boundary in memory.
+    /// While direct, everything up to the first unaligned byte goes in one
+    /// system call (a direct write waits for the device, and one of 1 MiB
+    /// costs about what one of 64 KiB does); the rest turns direct I/O off
+    /// for good, since the file offset is then unaligned for every later
+    /// write.
     pub(crate) fn write_batch(&mut self, chunks: &[&[u8]]) -> io::Result<()> {
-        let whole = if self.direct {
-            chunks
-                .iter()
-                .take_while(|c| c.len() % DIRECT_ALIGN == 0)
-                .count()
+        let mut skip = if self.direct {
+            self.write_direct(chunks)?
         } else {
             0
         };
-        let (vectored, rest) = chunks.split_at(whole);
-        let mut slices: Vec<IoSlice<'_>> = vectored.iter().map(|c| IoSlice::new(c)).collect();
-        let mut slices = &mut slices[..];
-        while !slices.is_empty() {
-            match self.file.write_vectored(slices) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) if n % DIRECT_ALIGN == 0 => IoSlice::advance_slices(&mut slices, n),
-                Ok(n) => {
-                    // A short, unaligned write: the rest goes buffered.
-                    IoSlice::advance_slices(&mut slices, n);
-                    break;
+        for chunk in chunks {
+            let from = skip.min(chunk.len());
+            skip -= from;
+            if from < chunk.len() {
+                if self.direct {
+                    set_direct(&self.file, false)?;
+                    self.direct = false;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
-                    break;
-                }
-                Err(e) => return Err(e),
+                self.file.write_all(&chunk[from..])?;
             }
+            self.written += chunk.len() as u64;
         }
-        for leftover in slices.iter().map(|s| &s[..]).chain(rest.iter().copied()) {
-            self.write_all(leftover)?;
-        }
+        self.start_writeback();
         Ok(())
     }
 
-    /// Writes `bytes` direct; returns how many were written, fewer than
-    /// all only if the kernel refused direct I/O (then the rest goes
-    /// buffered).
-    fn write_direct(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        let mut done = 0;
-        while done < bytes.len() {
-            match self.file.write(&bytes[done..]) {
+    /// Writes the aligned head of `chunks` direct; returns how many bytes
+    /// went, fewer than that head only if the kernel refused direct I/O or
+    /// wrote short.
+    fn write_direct(&mut self, chunks: &[&[u8]]) -> io::Result<usize> {
+        let mut slices = Vec::with_capacity(chunks.len());
+        for chunk in chunks {
+            let aligned = chunk.len() - chunk.len() % DIRECT_ALIGN;
+            if aligned > 0 {
+                slices.push(IoSlice::new(&chunk[..aligned]));
+            }
+            if aligned < chunk.len() {
+                break;
+            }
+        }
+        let (mut slices, mut done) = (&mut slices[..], 0);
+        while !slices.is_empty() {
+            match self.file.write_vectored(slices) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) if n % DIRECT_ALIGN == 0 => done += n,
-                // A short, unaligned write: finish the rest buffered.
-                Ok(n) => return Ok(done + n),
+                Ok(n) => {
+                    done += n;
+                    IoSlice::advance_slices(&mut slices, n);
+                    if n % DIRECT_ALIGN != 0 {
+                        break; // short and unaligned: the rest goes buffered
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
-                    return Ok(done);
+                    break;
                 }
                 Err(e) => return Err(e),
             }
@@ -167,8 +168,36 @@ impl FileSink {
         Ok(done)
     }
 
-    pub(crate) fn file(&self) -> &File {
-        &self.file
+    /// Asks the kernel to start writing what was written buffered since the
+    /// last time, every [`WRITEBACK_EVERY`] bytes, without waiting for it:
+    /// on Linux, `POSIX_FADV_DONTNEED` starts writeback of dirty pages (and
+    /// drops only pages already clean, which these are not yet). Without
+    /// it, a gigabyte sits dirty in memory until the final fsync, which then
+    /// stalls for the time the disk needs to write all of it. Direct writes
+    /// have nothing to hand over.
+    fn start_writeback(&mut self) {
+        if self.direct {
+            self.handed = self.written;
+            return;
+        }
+        let pending = self.written - self.handed;
+        if let Some(len) = NonZeroU64::new(pending).filter(|l| l.get() >= WRITEBACK_EVERY) {
+            let _ = fadvise(
+                &self.file,
+                self.start + self.handed,
+                Some(len),
+                Advice::DontNeed,
+            );
+            self.handed = self.written;
+        }
+    }
+
+    /// Flushes the file to disk if `sync`.
+    pub(crate) fn finish(self, sync: bool) -> io::Result<()> {
+        if sync {
+            self.file.sync_all()?;
+        }
+        Ok(())
     }
 }
 
@@ -252,7 +281,7 @@ mod tests {
         assert!(!sink.is_direct());
         let mut chunk = Chunk::new(DIRECT_ALIGN * 2);
         chunk.copy_from_slice(&data(DIRECT_ALIGN * 2, 3));
-        sink.write_all(&chunk).unwrap();
+        sink.write_batch(&[&chunk]).unwrap();
         let mut expected = data(100, 2);
         expected.extend(data(DIRECT_ALIGN * 2, 3));
         assert_eq!(std::fs::read(&path).unwrap(), expected);
