@@ -15,7 +15,7 @@
 //! refers to, and the next upload of the same bytes replaces them.
 
 use std::collections::HashSet;
-use std::io::Write;
+use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -24,7 +24,7 @@ use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use crate::error::HubError;
 use crate::state::{Hub, Outcome, Placement, Publication, unix_now};
-use crate::store::remove_quietly;
+use crate::store::{Incoming, remove_quietly};
 
 /// What a grouped publication ends as: the entry and whether the bytes were
 /// already stored, or a refusal.
@@ -33,29 +33,46 @@ pub(crate) type Published = Outcome<(FileEntry, bool)>;
 /// Where a verified upload's bytes are until the commit.
 pub(crate) enum Received {
     /// In memory, counted against the hub's budget for small uploads; the
-    /// commit writes them out with the rest of the group.
-    Memory(Vec<u8>, OwnedSemaphorePermit),
+    /// commit writes them straight to their blob file.
+    Memory {
+        bytes: Vec<u8>,
+        /// Held until the bytes are written.
+        _budget: OwnedSemaphorePermit,
+    },
     /// In a temp file, written but not yet fsynced.
     File(PathBuf),
 }
+
+impl Received {
+    /// The bytes as the store takes them.
+    fn incoming(&self) -> Incoming<'_> {
+        match self {
+            Self::Memory { bytes, .. } => Incoming::Bytes(bytes),
+            Self::File(path) => Incoming::File(path),
+        }
+    }
+
+    /// Lets go of bytes that will not be stored.
+    async fn discard(self) {
+        if let Self::File(path) = self {
+            remove_quietly(&path).await;
+        }
+    }
+}
+
+/// Where a member's result goes.
+type Answer = oneshot::Sender<Result<Published, HubError>>;
 
 /// An upload waiting to be committed.
 pub(crate) struct Waiting {
     publication: Publication,
     bytes: Received,
-    done: oneshot::Sender<Result<Published, HubError>>,
-}
-
-/// A waiting upload whose bytes are in a temp file, not yet flushed.
-struct Written {
-    publication: Publication,
-    path: PathBuf,
-    done: oneshot::Sender<Result<Published, HubError>>,
+    done: Answer,
 }
 
 /// A member with its target decided, before its entry is written.
 struct Placed {
-    member: Written,
+    done: Answer,
     entry: FileEntry,
     /// The name already held these bytes: no entry to write.
     deduplicated: bool,
@@ -104,64 +121,15 @@ impl Hub {
             return; // an earlier holder of the lock committed ours
         }
         let (started, files) = (std::time::Instant::now(), group.len());
-        let mut ready = self.write_out(group).await;
+        let mut ready = group;
         while !ready.is_empty() {
             ready = self.commit_round(ready).await;
         }
         tracing::debug!(files, elapsed = ?started.elapsed(), "group committed");
     }
 
-    /// Writes the members held in memory to temp files (not flushed: the
-    /// round's one flush covers them); a member that fails is answered here.
-    async fn write_out(self: &Arc<Self>, group: Vec<Waiting>) -> Vec<Written> {
-        let mut members = Vec::with_capacity(group.len());
-        let mut writes = Vec::with_capacity(group.len());
-        for waiting in group {
-            let path = match waiting.bytes {
-                Received::Memory(data, permit) => {
-                    let path = self.store.temp_path();
-                    writes.push(Some((path.clone(), data, permit)));
-                    path
-                }
-                Received::File(path) => {
-                    writes.push(None);
-                    path
-                }
-            };
-            members.push(Written {
-                publication: waiting.publication,
-                path,
-                done: waiting.done,
-            });
-        }
-        let written = tokio::task::spawn_blocking(move || {
-            writes.iter().map(write_member).collect::<Vec<_>>()
-        })
-        .await;
-        let written = match written {
-            Ok(written) => written,
-            Err(e) => {
-                fail_all(members, "storing uploads", &e);
-                return Vec::new();
-            }
-        };
-        let mut ready = Vec::with_capacity(members.len());
-        for (member, written) in members.into_iter().zip(written) {
-            match written {
-                Ok(()) => ready.push(member),
-                Err(e) => {
-                    remove_quietly(&member.path).await;
-                    let _ = member
-                        .done
-                        .send(Err(HubError::io("storing upload", &member.path, e)));
-                }
-            }
-        }
-        ready
-    }
-
     /// Commits the members whose target names are distinct; returns the rest.
-    async fn commit_round(self: &Arc<Self>, members: Vec<Written>) -> Vec<Written> {
+    async fn commit_round(self: &Arc<Self>, members: Vec<Waiting>) -> Vec<Waiting> {
         let names: Vec<&str> = members
             .iter()
             .map(|m| m.publication.name.as_str())
@@ -169,16 +137,24 @@ impl Hub {
         let existing = match self.catalog.get_many(&names).await {
             Ok(existing) => existing,
             Err(e) => {
-                fail_all(members, "reading the catalog", &e);
+                fail_all(
+                    members.into_iter().map(|m| m.done),
+                    "reading the catalog",
+                    &e,
+                );
                 return Vec::new();
             }
         };
-        let (mut later, mut claimed, mut placed) = (Vec::new(), HashSet::new(), Vec::new());
+        let (mut later, mut claimed, mut placed, mut bytes) =
+            (Vec::new(), HashSet::new(), Vec::new(), Vec::new());
         for member in members {
             // Not `remove`: members later in the round may ask for the name too.
             let current = existing.get(member.publication.name.as_str()).cloned();
             match self.place_member(member, current, &mut claimed).await {
-                Ok(Some(member)) => placed.push(member),
+                Ok(Some((member, received))) => {
+                    placed.push(member);
+                    bytes.push(received);
+                }
                 Ok(None) => {}
                 Err(member) => later.push(*member),
             }
@@ -187,25 +163,34 @@ impl Hub {
         let referenced = match self.catalog.referenced(&hashes).await {
             Ok(referenced) => referenced,
             Err(e) => {
-                fail_all(placed, "reading the catalog", &e);
+                fail_all(
+                    placed.into_iter().map(|p| p.done),
+                    "reading the catalog",
+                    &e,
+                );
                 return later;
             }
         };
-        let moves = placed
-            .iter()
-            .map(|p| {
-                // A deduplicated member's entry is among the references.
-                let known = referenced.contains(&p.entry.hash);
-                (p.member.path.clone(), p.entry.hash, known)
-            })
-            .collect::<Vec<_>>();
+        // A deduplicated member's entry is among the references.
+        let known = hashes.iter().map(|hash| referenced.contains(hash));
+        let uploads: Vec<_> = bytes
+            .into_iter()
+            .zip(hashes.iter().copied())
+            .zip(known)
+            .collect();
         let hub = Arc::clone(self);
-        let moved = tokio::task::spawn_blocking(move || hub.store.commit_many(&moves))
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        match moved {
+        let stored = tokio::task::spawn_blocking(move || {
+            let incoming: Vec<_> = uploads
+                .iter()
+                .map(|((bytes, hash), known)| (bytes.incoming(), *hash, *known))
+                .collect();
+            hub.store.commit_many(&incoming)
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        match stored {
             Ok(()) => self.write_entries(placed).await,
-            Err(e) => fail_all(placed, "moving uploads into the store", &e),
+            Err(e) => fail_all(placed.into_iter().map(|p| p.done), "storing uploads", &e),
         }
         later
     }
@@ -215,19 +200,19 @@ impl Hub {
     /// name is taken within this round; it goes in the next.
     async fn place_member(
         &self,
-        member: Written,
+        member: Waiting,
         current: Option<FileEntry>,
         claimed: &mut HashSet<String>,
-    ) -> Result<Option<Placed>, Box<Written>> {
+    ) -> Result<Option<(Placed, Received)>, Box<Waiting>> {
         let placement = match self.place_given(&member.publication, current).await {
             Ok(Outcome::Done(placement)) => placement,
             Ok(Outcome::Refused(refusal)) => {
-                remove_quietly(&member.path).await;
+                member.bytes.discard().await;
                 let _ = member.done.send(Ok(Outcome::Refused(refusal)));
                 return Ok(None);
             }
             Err(e) => {
-                remove_quietly(&member.path).await;
+                member.bytes.discard().await;
                 let _ = member.done.send(Err(e));
                 return Ok(None);
             }
@@ -248,11 +233,12 @@ impl Hub {
             owner: publication.owner.to_string(),
             modified: unix_now(),
         });
-        Ok(Some(Placed {
-            member,
+        let placed = Placed {
+            done: member.done,
             entry,
             deduplicated,
-        }))
+        };
+        Ok(Some((placed, member.bytes)))
     }
 
     /// Writes the new entries in one transaction, frees replaced blobs,
@@ -266,7 +252,11 @@ impl Hub {
         let replaced = match self.catalog.put_many(&entries).await {
             Ok(replaced) => replaced,
             Err(e) => {
-                fail_all(placed, "writing the catalog", &e);
+                fail_all(
+                    placed.into_iter().map(|p| p.done),
+                    "writing the catalog",
+                    &e,
+                );
                 return;
             }
         };
@@ -283,42 +273,17 @@ impl Hub {
                     at: p.entry.modified,
                 });
             }
-            let _ = p
-                .member
-                .done
-                .send(Ok(Outcome::Done((p.entry, p.deduplicated))));
+            let _ = p.done.send(Ok(Outcome::Done((p.entry, p.deduplicated))));
         }
     }
 }
 
-impl From<Placed> for Written {
-    fn from(placed: Placed) -> Self {
-        placed.member
-    }
-}
-
-/// Fails every member (written or placed) with one error, as each one's
-/// own I/O error (clients are told "internal" whatever the cause).
-fn fail_all(
-    members: impl IntoIterator<Item = impl Into<Written>>,
-    what: &'static str,
-    error: &dyn std::fmt::Display,
-) {
-    for member in members {
-        let member: Written = member.into();
+/// Fails every member with one error, as each one's own I/O error
+/// (clients are told "internal" whatever the cause).
+fn fail_all(members: impl IntoIterator<Item = Answer>, what: &'static str, error: &dyn Display) {
+    for done in members {
         let copy = std::io::Error::other(error.to_string());
-        let _ = member
-            .done
-            .send(Err(HubError::io(what, &member.path, copy)));
-    }
-}
-
-/// Writes a member held in memory to its temp file (`None`: it is in one
-/// already). Not synced: the group is, with one flush.
-fn write_member(job: &Option<(PathBuf, Vec<u8>, OwnedSemaphorePermit)>) -> std::io::Result<()> {
-    match job {
-        Some((path, data, _budget)) => std::fs::File::create_new(path)?.write_all(data),
-        None => Ok(()),
+        let _ = done.send(Err(HubError::io(what, Path::new("store"), copy)));
     }
 }
 
@@ -362,7 +327,10 @@ mod tests {
         let permit = Arc::clone(&hub.upload_memory)
             .try_acquire_many_owned(5)
             .unwrap();
-        let a_bytes = Received::Memory(b"first".to_vec(), permit);
+        let a_bytes = Received::Memory {
+            bytes: b"first".to_vec(),
+            _budget: permit,
+        };
         let (b, b_path) = upload(&hub, b"second", ConflictPolicy::Rename);
         let (c, c_path) = upload(&hub, b"third", ConflictPolicy::Refuse);
         let pending = [
@@ -421,5 +389,41 @@ mod tests {
         assert_eq!(std::fs::read(&blob).unwrap(), b"data");
         let listed = hub.catalog.get(&FileName::parse("x.txt").unwrap()).await;
         assert_eq!(listed.unwrap(), Some(entry));
+    }
+
+    /// Bytes held in memory go straight to a new blob file, but a file
+    /// already at that name is replaced, not written into: whoever has it
+    /// open keeps what they had.
+    #[tokio::test]
+    async fn bytes_in_memory_never_write_into_an_existing_blob_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = hub_with_alice(dir.path()).await;
+        let (publication, path) = upload(&hub, b"data", ConflictPolicy::Refuse);
+        std::fs::remove_file(path).unwrap();
+        let blob = hub.store.blob_path(&publication.hash);
+        std::fs::create_dir_all(blob.parent().unwrap()).unwrap();
+        std::fs::write(&blob, b"leftover").unwrap();
+        let mut reader = std::fs::File::open(&blob).unwrap();
+
+        let budget = Arc::clone(&hub.upload_memory)
+            .try_acquire_many_owned(4)
+            .unwrap();
+        let bytes = Received::Memory {
+            bytes: b"data".to_vec(),
+            _budget: budget,
+        };
+        let Outcome::Done((_, false)) = hub.publish_grouped(publication, bytes).await.unwrap()
+        else {
+            panic!("stored, not deduplicated");
+        };
+        assert_eq!(std::fs::read(&blob).unwrap(), b"data");
+        let mut before = Vec::new();
+        std::io::Read::read_to_end(&mut reader, &mut before).unwrap();
+        assert_eq!(before, b"leftover");
+        assert_eq!(hub.upload_memory.available_permits(), UPLOAD_MEMORY);
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("store/tmp"))
+            .unwrap()
+            .collect();
+        assert!(left.is_empty(), "no temp file left behind");
     }
 }

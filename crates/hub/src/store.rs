@@ -1,16 +1,18 @@
 //! File bytes on disk. Blobs live under their verified BLAKE3 hash
 //! (`blobs/ab/abcd…`), never under a user-supplied name. Incoming bytes go to
 //! `tmp/` (eager uploads, swept at every start) or `partial/` (resumable
-//! uploads, kept for a while), and reach `blobs/` only by an atomic rename
-//! after they were verified.
+//! uploads, kept for a while), and reach `blobs/` by an atomic rename after
+//! they were verified. Small uploads verified in memory are written straight
+//! to a new blob file instead, saving a rename each.
 //!
 //! A blob is trusted only while a catalog entry refers to it, and entries
 //! are written only after their blob is durable. A blob nothing refers to
 //! may be left over from a crash before its flush, with any content, so it
-//! is never used to deduplicate: new bytes for it are renamed over it.
+//! is never used to deduplicate: new bytes for it are renamed over it (never
+//! written into it, as someone may still be reading the file it was).
 
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -99,16 +101,38 @@ impl Store {
         sync_filesystem(&self.blobs)
     }
 
-    /// Moves many verified uploads into place, then makes their bytes and
-    /// the moves durable with one [`Self::sync`]; each says whether an
-    /// entry already refers to its blob. Blocking. On an error some may be
-    /// in place, unreferenced and so untrusted, until an upload of the same
+    /// Puts many verified uploads in place, then makes their bytes and the
+    /// moves durable with one [`Self::sync`]; each says whether an entry
+    /// already refers to its blob. Blocking. On an error some may be in
+    /// place, unreferenced and so untrusted, until an upload of the same
     /// bytes replaces them.
-    pub fn commit_many(&self, uploads: &[(PathBuf, ContentHash, bool)]) -> io::Result<()> {
-        for (from, hash, referenced) in uploads {
-            move_into_place(from, &self.blob_path(hash), *referenced)?;
+    pub fn commit_many(&self, uploads: &[(Incoming<'_>, ContentHash, bool)]) -> io::Result<()> {
+        for (incoming, hash, referenced) in uploads {
+            let target = self.blob_path(hash);
+            match incoming {
+                Incoming::File(from) => {
+                    move_into_place(from, &target, *referenced)?;
+                }
+                Incoming::Bytes(_) if *referenced => {}
+                Incoming::Bytes(bytes) => self.write_blob(bytes, &target)?,
+            }
         }
         self.sync()
+    }
+
+    /// Writes verified bytes as a new blob file at `target`, or, if a file
+    /// nothing refers to is there, into a temp file renamed over it.
+    fn write_blob(&self, bytes: &[u8], target: &Path) -> io::Result<()> {
+        let created = create_new_in_shard(target);
+        match created {
+            Ok(mut file) => file.write_all(bytes),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let temp = self.temp_path();
+                fs::File::create_new(&temp)?.write_all(bytes)?;
+                move_into_place(&temp, target, false).map(drop)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Deletes a blob no entry refers to any more.
@@ -141,6 +165,25 @@ fn move_into_place(from: &Path, target: &Path, referenced: bool) -> io::Result<O
         moved => moved?,
     }
     Ok(Some(shard.to_owned()))
+}
+
+/// Verified bytes on their way into a blob.
+pub enum Incoming<'a> {
+    /// Held in memory: written to a new blob file.
+    Bytes(&'a [u8]),
+    /// Written to a temp file: renamed into place.
+    File(&'a Path),
+}
+
+/// Creates the new file `target`, and its shard folder if need be.
+fn create_new_in_shard(target: &Path) -> io::Result<fs::File> {
+    match fs::File::create_new(target) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::create_dir_all(target.parent().expect("blob paths have a shard directory"))?;
+            fs::File::create_new(target)
+        }
+        created => created,
+    }
 }
 
 /// Removes an upload's temp or partial file that will not be stored (refused,

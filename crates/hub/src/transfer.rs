@@ -124,7 +124,11 @@ impl Session {
             let stall = self.hub.config.stall_timeout;
             receive_body(&mut self.reader, size, &mut data, &mut hasher, stall).await?;
             let verified = self.verified(None, publication, hasher.finalize()).await?;
-            return Ok(verified.then_some(Received::Memory(data, permit)));
+            let received = Received::Memory {
+                bytes: data,
+                _budget: permit,
+            };
+            return Ok(verified.then_some(received));
         }
         let path = self.hub.store.temp_path();
         let received = self.receive_into(&path, 0, publication, false).await;
