@@ -24,6 +24,7 @@ macro_rules! select_file {
     };
 }
 
+mod answers;
 mod reads;
 
 /// Result of a login attempt.
@@ -192,7 +193,9 @@ impl Catalog {
             );
             insert.build().execute(&mut *tx).await?;
         }
-        tx.commit().await?;
+        let committed = tx.commit().await;
+        self.readers.changed();
+        committed?;
         Ok(entries
             .iter()
             .map(|entry| previous.remove(&entry.name))
@@ -206,8 +209,9 @@ impl Catalog {
         )
         .bind(name.as_str())
         .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| entry_from_row(&row)).transpose()
+        .await;
+        self.readers.changed();
+        row?.map(|row| entry_from_row(&row)).transpose()
     }
 
     /// Whether any entry still refers to the blob `hash`.
@@ -327,5 +331,39 @@ mod tests {
         let found = catalog.get_many(&wanted).await.unwrap();
         assert_eq!(found.len(), names.len());
         assert!(found.values().all(|e| e.hash == ContentHash([2; 32])));
+    }
+
+    /// Listings, searches and lookups asked before a write answer anew
+    /// after it, though their earlier answers were kept.
+    #[tokio::test]
+    async fn reads_see_every_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(&dir.path().join("c.db")).await.unwrap();
+        let alice = Handle::parse("alice").unwrap();
+        catalog.login(&alice, &[1; 32], true, 0).await.unwrap();
+        let name = FileName::parse("docs/a.txt").unwrap();
+        let folder = FileName::parse("docs").unwrap();
+        let reads = async || {
+            let got = catalog.get(&name).await.unwrap();
+            let (listed, _) = catalog.list(Some(&folder), None, 10).await.unwrap();
+            let (found, _) = catalog.search("a.t", 10).await.unwrap();
+            (got, listed, found)
+        };
+        for _ in 0..2 {
+            assert_eq!(reads().await, (None, vec![], vec![]));
+        }
+
+        let first = entry(name.to_string(), 1);
+        catalog.put(&first).await.unwrap();
+        let one = vec![first.clone()];
+        assert_eq!(reads().await, (Some(first.clone()), one.clone(), one));
+
+        let second = entry(name.to_string(), 2);
+        catalog.put(&second).await.unwrap();
+        let one = vec![second.clone()];
+        assert_eq!(reads().await, (Some(second), one.clone(), one));
+
+        catalog.delete(&name).await.unwrap();
+        assert_eq!(reads().await, (None, vec![], vec![]));
     }
 }

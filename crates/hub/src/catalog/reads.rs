@@ -18,17 +18,20 @@ use ferry_protocol::{ContentHash, FileEntry};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
+use super::answers::{Answers, Query};
 use crate::error::HubError;
 
 /// Idle connections kept for reuse; more open when needed (blocking
 /// threads can read too) and the surplus closes after use.
 const MAX_IDLE: usize = 4;
 
-/// A small pool of read-only connections to the catalog file.
+/// A small pool of read-only connections to the catalog file, and the
+/// answers to repeated listings, searches and name lookups.
 #[derive(Debug)]
 pub(super) struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    answers: Answers,
 }
 
 impl Readers {
@@ -38,6 +41,7 @@ impl Readers {
         Ok(Self {
             path: path.to_owned(),
             idle: Mutex::new(vec![first]),
+            answers: Answers::default(),
         })
     }
 
@@ -64,7 +68,16 @@ impl Readers {
     }
 
     pub(super) fn get(&self, name: &str) -> Result<Option<FileEntry>, HubError> {
-        self.with(|c| by_name(c, name))
+        let query = Query::Named(name.to_owned());
+        let found = self.answers.answer(query, || {
+            self.with(|c| by_name(c, name).map(Vec::from_iter))
+        })?;
+        Ok(found.into_iter().next())
+    }
+
+    /// Forgets the answers kept: the files table changed.
+    pub(super) fn changed(&self) {
+        self.answers.forget();
     }
 
     /// The entries called any of `names`, by name.
@@ -94,13 +107,26 @@ impl Readers {
             "WHERE (?1 IS NULL OR name = ?1 OR (name > ?1 || '/' AND name < ?1 || '0')) \
              AND (?2 IS NULL OR name > ?2) ORDER BY name LIMIT ?3"
         );
-        self.with(|c| collect(c, sql, params![prefix, after, limit]))
+        let query = Query::List {
+            prefix: prefix.map(str::to_owned),
+            after: after.map(str::to_owned),
+            limit,
+        };
+        self.answers.answer(query, || {
+            self.with(|c| collect(c, sql, params![prefix, after, limit]))
+        })
     }
 
     /// Entries whose lowercased name is `LIKE` the escaped `pattern`.
     pub(super) fn search(&self, pattern: &str, limit: i64) -> Result<Vec<FileEntry>, HubError> {
         let sql = select_file!("WHERE lower(name) LIKE ?1 ESCAPE '\\' ORDER BY name LIMIT ?2");
-        self.with(|c| collect(c, sql, params![pattern, limit]))
+        let query = Query::Search {
+            pattern: pattern.to_owned(),
+            limit,
+        };
+        self.answers.answer(query, || {
+            self.with(|c| collect(c, sql, params![pattern, limit]))
+        })
     }
 
     pub(super) fn hash_in_use(&self, hash: &ContentHash) -> Result<bool, HubError> {
