@@ -2,12 +2,13 @@
 //! a few disk flushes, and none acknowledged before it is durable.
 //!
 //! An upload whose bytes are verified joins the waiting group. Whoever then
-//! gets the commit lock commits everything waiting: the members held in
-//! memory are written to temp files, all are renamed into the store, one
-//! flush of the store's filesystem makes the bytes and the renames durable,
-//! and all entries go into the catalog in one transaction. Two flushes per
-//! group (the catalog's is the second), however many files. The others find
-//! their result ready when they get the lock.
+//! gets the commit lock commits everything waiting: each member's target is
+//! decided, the members held in memory are written straight to their blob
+//! files and those in temp files renamed there, one flush of the store's
+//! filesystem makes the bytes and the names durable, and all entries go
+//! into the catalog in one transaction. Two flushes per group (the
+//! catalog's is the second), however many files. The others find their
+//! result ready when they get the lock.
 //!
 //! The bytes reach their blob names before they are durable. That is safe
 //! because a blob is trusted only once an entry refers to it (see
