@@ -49,7 +49,12 @@ pub(crate) struct Session {
 }
 
 /// Grouped uploads a session may have waiting before it stops reading.
-pub(crate) const MAX_PENDING: usize = 256;
+/// Each costs a reply slot and a task; their bytes are bounded by the
+/// hub's budget for small uploads (past it they wait in temp files). At
+/// 256, a pipelined upload of 16 KiB files stopped reading during most
+/// commits, and the commit after each stall found only a file or two: one
+/// disk flush for almost nothing.
+pub(crate) const MAX_PENDING: usize = 1024;
 
 /// What the session loop woke up for.
 enum Wake {
