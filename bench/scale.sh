@@ -49,7 +49,7 @@ bench_many_clients() {
     "$BENCH" mkfiles "$WORK/load/load" --count 10 --size "$SMALL_SIZE" --seed 4
     ferry_as client --hub "127.0.0.1:$HUB_PORT" --name bench put "$WORK/load/load" >/dev/null
     "$BENCH" load --hub "127.0.0.1:$HUB_PORT" --clients "$CLIENTS" --active "$ACTIVE" \
-        --seconds "$LOAD_SECONDS" --file load/file-000000 --term load \
+        --seconds "$LOAD_SECONDS" --rounds "$LOAD_ROUNDS" --file load/file-000000 --term load \
         >>"$RAW" 2>>"$WORK/log/load.log"
     metric "many clients" "hub peak RSS" "$(peak_rss_mib "$PID_load")" MiB
     stop load

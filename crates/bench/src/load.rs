@@ -1,8 +1,11 @@
 //! Many clients on one hub: `clients` connections are opened and held;
 //! `active` of them issue `ls`, `search` and a small `get` in turn, each
 //! waiting for its answer before the next request, until the time is up.
-//! Prints requests per second, latency quantiles, and how many of the idle
-//! connections were still served at the end.
+//! That is one round; the same connections work several rounds, and the
+//! medians over rounds are printed (requests per second, latency
+//! quantiles), with each round's p99, since one stall of this shared
+//! machine moves a single round's tail. Also prints how many connections
+//! were still served at the end.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +17,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::client::{Target, connect};
-use crate::stats::{millis, quantile};
+use crate::stats::{median, millis, quantile};
 
 /// Arguments of `ferry-bench load`.
 #[derive(clap::Args)]
@@ -27,9 +30,12 @@ pub(crate) struct Args {
     /// How many of them send requests.
     #[arg(long, default_value_t = 100)]
     active: usize,
-    /// How long the active clients work.
+    /// How long the active clients work in each round.
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
+    /// Rounds, on the same connections.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// A small file in the store, for the `get` requests.
     #[arg(long)]
     file: String,
@@ -46,8 +52,6 @@ const KINDS: [&str; 3] = ["ls", "search", "get"];
 struct Tally {
     latencies: [Vec<Duration>; 3],
     errors: u64,
-    /// The connection still worked when the time was up.
-    alive: bool,
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
@@ -65,26 +69,73 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     );
     let idle = clients.split_off(args.active.min(clients.len()));
     let file = FileName::parse(&args.file).context("--file")?;
-    let deadline = Instant::now() + Duration::from_secs_f64(args.seconds);
+    let mut active: Vec<Option<HubClient>> = clients.into_iter().map(Some).collect();
+    let mut rounds = Vec::with_capacity(args.rounds);
+    for _ in 0..args.rounds.max(1) {
+        let seconds = Duration::from_secs_f64(args.seconds);
+        rounds.push(run_round(&mut active, &file, &args.term, seconds).await?);
+    }
+    let active_held = active.iter().flatten().count();
+    for client in active.into_iter().flatten() {
+        client.close().await;
+    }
+    let held = still_served(idle).await + active_held;
+    print_results(&args, &rounds, held);
+    Ok(())
+}
+
+/// What one round measured, over all active clients.
+struct Round {
+    rate: f64,
+    errors: u64,
+    /// p50 and p99 over all requests, in milliseconds.
+    p50: f64,
+    p99: f64,
+    /// p99 of each request kind, in the order of [`KINDS`].
+    kind_p99: [f64; 3],
+}
+
+/// Lets every client still working send requests for `seconds`; a client
+/// whose connection broke is left out of later rounds.
+async fn run_round(
+    active: &mut [Option<HubClient>],
+    file: &FileName,
+    term: &str,
+    seconds: Duration,
+) -> anyhow::Result<Round> {
+    let deadline = Instant::now() + seconds;
     let started = Instant::now();
     let mut workers = JoinSet::new();
-    for (i, client) in clients.into_iter().enumerate() {
-        workers.spawn(work(client, i, file.clone(), args.term.clone(), deadline));
+    for (i, slot) in active.iter_mut().enumerate() {
+        if let Some(client) = slot.take() {
+            workers.spawn(work(client, i, file.clone(), term.to_owned(), deadline));
+        }
     }
     let mut total = Tally::default();
-    let mut active_held = 0;
-    while let Some(tally) = workers.join_next().await {
-        let tally = tally?;
-        active_held += usize::from(tally.alive);
+    while let Some(done) = workers.join_next().await {
+        let (index, client, tally) = done?;
+        active[index] = client;
         total.errors += tally.errors;
         for (all, mine) in total.latencies.iter_mut().zip(tally.latencies) {
             all.extend(mine);
         }
     }
     let elapsed = started.elapsed();
-    let held = still_served(idle).await + active_held;
-    print_results(&args, &mut total, elapsed, held);
-    Ok(())
+    let ms = |sorted: &[Duration], p| quantile(sorted, p).map_or(f64::NAN, millis);
+    let mut kind_p99 = [f64::NAN; 3];
+    for (p99, latencies) in kind_p99.iter_mut().zip(total.latencies.iter_mut()) {
+        latencies.sort();
+        *p99 = ms(latencies, 0.99);
+    }
+    let mut all: Vec<Duration> = total.latencies.iter().flatten().copied().collect();
+    all.sort();
+    Ok(Round {
+        rate: all.len() as f64 / elapsed.as_secs_f64(),
+        errors: total.errors,
+        p50: ms(&all, 0.5),
+        p99: ms(&all, 0.99),
+        kind_p99,
+    })
 }
 
 /// Opens `count` connections, a few dozen handshakes at a time.
@@ -105,17 +156,16 @@ async fn connect_all(options: &ConnectOptions, count: usize) -> anyhow::Result<V
     Ok(clients)
 }
 
+/// One client's requests until `deadline`; gives the client back unless
+/// its connection broke.
 async fn work(
     mut client: HubClient,
     index: usize,
     file: FileName,
     term: String,
     deadline: Instant,
-) -> Tally {
-    let mut tally = Tally {
-        alive: true,
-        ..Tally::default()
-    };
+) -> (usize, Option<HubClient>, Tally) {
+    let mut tally = Tally::default();
     let mut sink = tokio::io::sink();
     let mut turn = index;
     while Instant::now() < deadline {
@@ -133,14 +183,12 @@ async fn work(
                 tally.errors += 1;
                 eprintln!("client {index}: {e}");
                 if !e.connection_usable() {
-                    tally.alive = false;
-                    break;
+                    return (index, None, tally);
                 }
             }
         }
     }
-    client.close().await;
-    tally
+    (index, Some(client), tally)
 }
 
 /// How many of the held connections still answer a request.
@@ -157,24 +205,37 @@ async fn still_served(idle: Vec<HubClient>) -> usize {
 }
 
 /// `held`: connections, idle or active, that still worked at the end.
-fn print_results(args: &Args, total: &mut Tally, elapsed: Duration, held: usize) {
+fn print_results(args: &Args, rounds: &[Round], held: usize) {
     let section = "many clients";
-    let mut all: Vec<Duration> = total.latencies.iter().flatten().copied().collect();
-    all.sort();
-    let rate = all.len() as f64 / elapsed.as_secs_f64();
+    let middle = |value: fn(&Round) -> f64| {
+        let values: Vec<f64> = rounds.iter().map(value).collect();
+        median(&values).unwrap_or(f64::NAN)
+    };
     println!(
         "metric\t{section}\tclients held\t{held}\tof {}",
         args.clients
     );
-    println!("metric\t{section}\trequests per second\t{rate:.0}\treq/s");
-    println!("metric\t{section}\terrors\t{}\trequests", total.errors);
-    for (name, p) in [("p50", 0.5), ("p99", 0.99)] {
-        let value = quantile(&all, p).map_or(f64::NAN, millis);
-        println!("metric\t{section}\tlatency {name}\t{value:.2}\tms");
-    }
-    for (kind, latencies) in KINDS.iter().zip(total.latencies.iter_mut()) {
-        latencies.sort();
-        let p99 = quantile(latencies, 0.99).map_or(f64::NAN, millis);
-        println!("metric\t{section}\t{kind} p99\t{p99:.2}\tms");
+    let rate = middle(|r| r.rate);
+    let n = rounds.len();
+    println!("metric\t{section}\trequests per second, median of {n}\t{rate:.0}\treq/s");
+    let errors: u64 = rounds.iter().map(|r| r.errors).sum();
+    println!("metric\t{section}\terrors\t{errors}\trequests");
+    println!(
+        "metric\t{section}\tlatency p50\t{:.2}\tms",
+        middle(|r| r.p50)
+    );
+    println!(
+        "metric\t{section}\tlatency p99\t{:.2}\tms",
+        middle(|r| r.p99)
+    );
+    let each: Vec<String> = rounds.iter().map(|r| format!("{:.2}", r.p99)).collect();
+    println!(
+        "metric\t{section}\tlatency p99 of each round\t{}\tms",
+        each.join(" / ")
+    );
+    let per_kind: [fn(&Round) -> f64; 3] =
+        [|r| r.kind_p99[0], |r| r.kind_p99[1], |r| r.kind_p99[2]];
+    for (kind, value) in KINDS.iter().zip(per_kind) {
+        println!("metric\t{section}\t{kind} p99\t{:.2}\tms", middle(value));
     }
 }
