@@ -207,7 +207,7 @@ async fn still_served(idle: Vec<HubClient>) -> usize {
 /// `held`: connections, idle or active, that still worked at the end.
 fn print_results(args: &Args, rounds: &[Round], held: usize) {
     let section = "many clients";
-    let middle = |value: fn(&Round) -> f64| {
+    let middle = |value: &dyn Fn(&Round) -> f64| {
         let values: Vec<f64> = rounds.iter().map(value).collect();
         median(&values).unwrap_or(f64::NAN)
     };
@@ -215,27 +215,26 @@ fn print_results(args: &Args, rounds: &[Round], held: usize) {
         "metric\t{section}\tclients held\t{held}\tof {}",
         args.clients
     );
-    let rate = middle(|r| r.rate);
+    let rate = middle(&|r| r.rate);
     let n = rounds.len();
     println!("metric\t{section}\trequests per second, median of {n}\t{rate:.0}\treq/s");
     let errors: u64 = rounds.iter().map(|r| r.errors).sum();
     println!("metric\t{section}\terrors\t{errors}\trequests");
     println!(
         "metric\t{section}\tlatency p50\t{:.2}\tms",
-        middle(|r| r.p50)
+        middle(&|r| r.p50)
     );
     println!(
         "metric\t{section}\tlatency p99\t{:.2}\tms",
-        middle(|r| r.p99)
+        middle(&|r| r.p99)
     );
     let each: Vec<String> = rounds.iter().map(|r| format!("{:.2}", r.p99)).collect();
     println!(
         "metric\t{section}\tlatency p99 of each round\t{}\tms",
         each.join(" / ")
     );
-    let per_kind: [fn(&Round) -> f64; 3] =
-        [|r| r.kind_p99[0], |r| r.kind_p99[1], |r| r.kind_p99[2]];
-    for (kind, value) in KINDS.iter().zip(per_kind) {
-        println!("metric\t{section}\t{kind} p99\t{:.2}\tms", middle(value));
+    for (i, kind) in KINDS.iter().enumerate() {
+        let p99 = middle(&|r| r.kind_p99[i]);
+        println!("metric\t{section}\t{kind} p99\t{p99:.2}\tms");
     }
 }

@@ -304,13 +304,19 @@ mod tests {
         }
     }
 
+    /// A new catalog in `dir` where the handle "alice" is registered.
+    async fn catalog_with_alice(dir: &std::path::Path) -> Catalog {
+        let catalog = Catalog::open(&dir.join("c.db")).await.unwrap();
+        let alice = Handle::parse("alice").unwrap();
+        catalog.login(&alice, &[1; 32], true, 0).await.unwrap();
+        catalog
+    }
+
     /// More entries than one statement takes, half of them replacing.
     #[tokio::test]
     async fn batches_span_statements_and_report_what_they_replace() {
         let dir = tempfile::tempdir().unwrap();
-        let catalog = Catalog::open(&dir.path().join("c.db")).await.unwrap();
-        let alice = Handle::parse("alice").unwrap();
-        catalog.login(&alice, &[1; 32], true, 0).await.unwrap();
+        let catalog = catalog_with_alice(dir.path()).await;
         let names: Vec<String> = (0..BATCH * 2 + 7).map(|i| format!("f{i:04}")).collect();
         let first: Vec<_> = names
             .iter()
@@ -338,9 +344,7 @@ mod tests {
     #[tokio::test]
     async fn reads_see_every_write() {
         let dir = tempfile::tempdir().unwrap();
-        let catalog = Catalog::open(&dir.path().join("c.db")).await.unwrap();
-        let alice = Handle::parse("alice").unwrap();
-        catalog.login(&alice, &[1; 32], true, 0).await.unwrap();
+        let catalog = catalog_with_alice(dir.path()).await;
         let name = FileName::parse("docs/a.txt").unwrap();
         let folder = FileName::parse("docs").unwrap();
         let reads = async || {

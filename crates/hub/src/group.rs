@@ -173,17 +173,16 @@ impl Hub {
             }
         };
         // A deduplicated member's entry is among the references.
-        let known = hashes.iter().map(|hash| referenced.contains(hash));
         let uploads: Vec<_> = bytes
             .into_iter()
-            .zip(hashes.iter().copied())
-            .zip(known)
+            .zip(hashes)
+            .map(|(bytes, hash)| (bytes, hash, referenced.contains(&hash)))
             .collect();
         let hub = Arc::clone(self);
         let stored = tokio::task::spawn_blocking(move || {
             let incoming: Vec<_> = uploads
                 .iter()
-                .map(|((bytes, hash), known)| (bytes.incoming(), *hash, *known))
+                .map(|(bytes, hash, known)| (bytes.incoming(), *hash, *known))
                 .collect();
             hub.store.commit_many(&incoming)
         })
@@ -318,6 +317,17 @@ mod tests {
         (publication, path)
     }
 
+    /// `bytes` held in memory, counted against the hub's budget.
+    fn held(hub: &Arc<Hub>, bytes: &[u8]) -> Received {
+        let budget = Arc::clone(&hub.upload_memory)
+            .try_acquire_many_owned(bytes.len() as u32)
+            .unwrap();
+        Received::Memory {
+            bytes: bytes.to_vec(),
+            _budget: budget,
+        }
+    }
+
     #[tokio::test]
     async fn one_group_resolves_clashing_names_in_order() {
         let dir = tempfile::tempdir().unwrap();
@@ -325,13 +335,7 @@ mod tests {
         // All three join before any is committed: one group, one name.
         // One waits in memory, two in temp files.
         let (a, _) = upload(&hub, b"first", ConflictPolicy::Refuse);
-        let permit = Arc::clone(&hub.upload_memory)
-            .try_acquire_many_owned(5)
-            .unwrap();
-        let a_bytes = Received::Memory {
-            bytes: b"first".to_vec(),
-            _budget: permit,
-        };
+        let a_bytes = held(&hub, b"first");
         let (b, b_path) = upload(&hub, b"second", ConflictPolicy::Rename);
         let (c, c_path) = upload(&hub, b"third", ConflictPolicy::Refuse);
         let pending = [
@@ -406,13 +410,7 @@ mod tests {
         std::fs::write(&blob, b"leftover").unwrap();
         let mut reader = std::fs::File::open(&blob).unwrap();
 
-        let budget = Arc::clone(&hub.upload_memory)
-            .try_acquire_many_owned(4)
-            .unwrap();
-        let bytes = Received::Memory {
-            bytes: b"data".to_vec(),
-            _budget: budget,
-        };
+        let bytes = held(&hub, b"data");
         let Outcome::Done((_, false)) = hub.publish_grouped(publication, bytes).await.unwrap()
         else {
             panic!("stored, not deduplicated");

@@ -123,8 +123,7 @@ impl Store {
     /// Writes verified bytes as a new blob file at `target`, or, if a file
     /// nothing refers to is there, into a temp file renamed over it.
     fn write_blob(&self, bytes: &[u8], target: &Path) -> io::Result<()> {
-        let created = create_new_in_shard(target);
-        match created {
+        match in_shard(target, || fs::File::create_new(target)) {
             Ok(mut file) => file.write_all(bytes),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 let temp = self.temp_path();
@@ -152,19 +151,25 @@ impl Store {
 /// same bytes, durable: `from` is removed). Returns the shard folder to
 /// sync, if it changed. Blocking.
 fn move_into_place(from: &Path, target: &Path, referenced: bool) -> io::Result<Option<PathBuf>> {
-    let shard = target.parent().expect("blob paths have a shard directory");
     if referenced {
         fs::remove_file(from)?;
         return Ok(None);
     }
-    match fs::rename(from, target) {
+    in_shard(target, || fs::rename(from, target))?;
+    Ok(target.parent().map(Path::to_owned))
+}
+
+/// Runs `op`, which puts a file at blob path `target`, creating the shard
+/// folder and trying again if it is missing.
+fn in_shard<T>(target: &Path, op: impl Fn() -> io::Result<T>) -> io::Result<T> {
+    let shard = target.parent().expect("blob paths have a shard directory");
+    match op() {
         Err(e) if e.kind() == io::ErrorKind::NotFound && !shard.exists() => {
             fs::create_dir_all(shard)?;
-            fs::rename(from, target)?;
+            op()
         }
-        moved => moved?,
+        done => done,
     }
-    Ok(Some(shard.to_owned()))
 }
 
 /// Verified bytes on their way into a blob.
@@ -173,17 +178,6 @@ pub enum Incoming<'a> {
     Bytes(&'a [u8]),
     /// Written to a temp file: renamed into place.
     File(&'a Path),
-}
-
-/// Creates the new file `target`, and its shard folder if need be.
-fn create_new_in_shard(target: &Path) -> io::Result<fs::File> {
-    match fs::File::create_new(target) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::create_dir_all(target.parent().expect("blob paths have a shard directory"))?;
-            fs::File::create_new(target)
-        }
-        created => created,
-    }
 }
 
 /// Removes an upload's temp or partial file that will not be stored (refused,

@@ -16,7 +16,7 @@
 //! caller is not told of its write before `forget` either.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use ferry_protocol::FileEntry;
 
@@ -55,7 +55,7 @@ pub(super) struct Answers {
 struct State {
     /// Moves on at every write to the files table.
     generation: u64,
-    kept: HashMap<Query, Arc<[FileEntry]>>,
+    kept: HashMap<Query, Vec<FileEntry>>,
     bytes: usize,
 }
 
@@ -70,7 +70,7 @@ impl Answers {
         let generation = {
             let state = self.lock();
             if let Some(kept) = state.kept.get(&query) {
-                return Ok(kept.to_vec());
+                return Ok(kept.clone());
             }
             state.generation
         };
@@ -100,7 +100,7 @@ impl Answers {
             state.bytes = 0;
         }
         state.bytes += cost;
-        state.kept.insert(query, entries.into());
+        state.kept.insert(query, entries.to_vec());
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
