@@ -32,6 +32,7 @@ pub mod grants;
 mod group;
 pub mod index;
 mod peer;
+mod relay_copy;
 pub mod server;
 mod session;
 pub mod state;

@@ -7,10 +7,9 @@ use std::net::SocketAddr;
 
 use bytes::BytesMut;
 use ferry_protocol::{
-    CHUNK_LEN, ConflictPolicy, ErrorCode, Event, FileEntry, Fingerprint, Grant, Handle, Hit,
-    MAX_SEARCH_HITS, MAX_SEARCH_TERM, Request, Response, Source, Token,
+    CHUNK_LEN, ErrorCode, Event, FileEntry, Fingerprint, Grant, Handle, Hit, MAX_SEARCH_HITS,
+    MAX_SEARCH_TERM, Request, Response, Source, Token,
 };
-use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
@@ -18,8 +17,9 @@ use tokio_util::sync::CancellationToken;
 use crate::error::HubError;
 use crate::grants::{Issued, RelayChunks};
 use crate::index::PeerInfo;
+use crate::relay_copy::RelayCopy;
 use crate::session::{Flow, Session};
-use crate::state::{Outcome, Publication, Refusal, unix_now};
+use crate::state::{Refusal, unix_now};
 
 /// Chunks buffered between a pushing owner and a relaying requester.
 const RELAY_CHUNKS: usize = 4;
@@ -262,7 +262,7 @@ impl Session {
         &mut self,
         grant: Issued,
         offset: u64,
-        mut chunks: RelayChunks,
+        chunks: RelayChunks,
     ) -> Result<Flow, HubError> {
         let entry = FileEntry {
             name: grant.file.name.clone(),
@@ -274,42 +274,45 @@ impl Session {
         self.writer
             .queue(&Response::Sending { entry, offset })
             .await?;
-        let mut copy = RelayCopy::start(self, offset == 0).await;
+        let mut copy = RelayCopy::start(self, grant.file.size, offset).await;
+        match self.relay_bytes(&grant, offset, chunks, &mut copy).await {
+            Ok(()) => {
+                copy.finish(self, &grant).await;
+                Ok(Flow::Continue)
+            }
+            Err(e) => {
+                copy.discard().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Forwards the owner's bytes from `offset` on to the requester, and to
+    /// `copy`.
+    async fn relay_bytes(
+        &mut self,
+        grant: &Issued,
+        offset: u64,
+        mut chunks: RelayChunks,
+        copy: &mut RelayCopy,
+    ) -> Result<(), HubError> {
         let stall = self.hub.config.stall_timeout;
-        // Only a relay from byte 0 sees the whole file, so only it can be checked.
-        let mut hasher = (offset == 0).then(blake3::Hasher::new);
         let mut remaining = grant.file.size - offset;
         while remaining > 0 {
             let Ok(Some(chunk)) = timeout(stall, chunks.recv()).await else {
-                copy.discard().await;
                 return Err(HubError::Relay(format!(
                     "'{}' stopped sending '{}'",
                     grant.owner, grant.file.name
                 )));
             };
             if chunk.len() as u64 > remaining {
-                copy.discard().await;
                 return Err(HubError::Relay("the owner sent more than announced".into()));
-            }
-            if let Some(hasher) = &mut hasher {
-                hasher.update(&chunk);
             }
             copy.write(&chunk).await;
             ferry_protocol::body::write_within(&mut self.writer, &chunk, stall).await?;
             remaining -= chunk.len() as u64;
         }
-        ferry_protocol::body::flush_within(&mut self.writer, stall).await?;
-        let verified =
-            hasher.map(|h| ferry_protocol::ContentHash::from(h.finalize()) == grant.file.hash);
-        if verified == Some(false) {
-            tracing::warn!(
-                owner = grant.owner,
-                name = grant.file.name,
-                "relayed bytes do not match the offered hash"
-            );
-        }
-        copy.finish(self, &grant, verified == Some(true)).await;
-        Ok(Flow::Continue)
+        Ok(ferry_protocol::body::flush_within(&mut self.writer, stall).await?)
     }
 
     /// The owner's side of a relay: its bytes, handed to the waiting requester.
@@ -355,69 +358,6 @@ impl Session {
         }
         self.writer.send(&Response::Pushed).await?;
         Ok(Flow::Continue)
-    }
-}
-
-/// The copy of a relayed file the hub keeps in its store (when configured
-/// and the relay started at byte 0). Failures only cost the copy.
-struct RelayCopy {
-    file: Option<(std::path::PathBuf, tokio::fs::File)>,
-}
-
-impl RelayCopy {
-    async fn start(session: &Session, from_start: bool) -> Self {
-        if !(from_start && session.hub.config.keep_relayed) {
-            return Self { file: None };
-        }
-        let path = session.hub.store.temp_path();
-        let file = tokio::fs::File::create(&path).await.ok().map(|f| (path, f));
-        Self { file }
-    }
-
-    async fn write(&mut self, chunk: &[u8]) {
-        if let Some((_, file)) = &mut self.file
-            && file.write_all(chunk).await.is_err()
-        {
-            self.discard().await;
-        }
-    }
-
-    async fn discard(&mut self) {
-        if let Some((path, _)) = self.file.take() {
-            let _ = tokio::fs::remove_file(path).await;
-        }
-    }
-
-    async fn finish(mut self, session: &Session, grant: &Issued, verified: bool) {
-        let Some((path, mut file)) = self.file.take() else {
-            return;
-        };
-        let synced = file.flush().await.is_ok() && file.sync_all().await.is_ok();
-        let owner = Handle::parse(&grant.owner);
-        let name = ferry_protocol::FileName::parse(&grant.file.name);
-        let (true, true, Ok(owner), Ok(name)) = (verified, synced, owner, name) else {
-            let _ = tokio::fs::remove_file(&path).await;
-            return;
-        };
-        let publication = Publication {
-            name,
-            size: grant.file.size,
-            hash: grant.file.hash,
-            owner,
-            policy: ConflictPolicy::Refuse,
-        };
-        match session.hub.publish(&publication, Some(&path)).await {
-            Ok(Outcome::Done(_)) => {}
-            Ok(Outcome::Refused(refusal)) => {
-                tracing::info!(
-                    "not keeping relayed '{}': {}",
-                    grant.file.name,
-                    refusal.message
-                );
-                let _ = tokio::fs::remove_file(&path).await;
-            }
-            Err(e) => tracing::warn!("keeping relayed '{}' failed: {e}", grant.file.name),
-        }
     }
 }
 

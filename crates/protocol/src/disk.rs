@@ -26,12 +26,11 @@ use crate::sink::{Chunk, FileSink};
 
 /// Buffers in flight between the two sides of one transfer: 1 MiB, which is
 /// also the most one direct write takes at once.
-const BUFFERS: usize = 16;
+pub(crate) const BUFFERS: usize = 16;
 
 /// Hands buffers round between the network side and the disk thread.
-struct Pool {
+pub(crate) struct Pool {
     free: mpsc::UnboundedReceiver<Chunk>,
-    give_back: mpsc::UnboundedSender<Chunk>,
     made: usize,
     size: usize,
 }
@@ -42,20 +41,23 @@ fn buffer_len(len: u64) -> usize {
 }
 
 impl Pool {
-    fn new(len: u64) -> Self {
+    /// A pool for a body of `len` bytes, and the way back into it for the
+    /// other side (the only one: when it is dropped, [`Self::take`] stops
+    /// waiting).
+    pub(crate) fn new(len: u64) -> (Self, mpsc::UnboundedSender<Chunk>) {
         let (give_back, free) = mpsc::unbounded_channel();
-        Self {
+        let pool = Self {
             free,
-            give_back,
             made: 0,
             size: buffer_len(len),
-        }
+        };
+        (pool, give_back)
     }
 
     /// A buffer of `size` bytes: a returned one, a new one while fewer than
     /// `BUFFERS` exist, else the next to come back (`None`: the other side
     /// has stopped).
-    async fn take(&mut self) -> Option<Chunk> {
+    pub(crate) async fn take(&mut self) -> Option<Chunk> {
         if let Ok(buf) = self.free.try_recv() {
             return Some(buf);
         }
@@ -84,9 +86,8 @@ where
     R: AsyncRead + Unpin,
     D: DeserializeOwned,
 {
-    let mut pool = Pool::new(len);
+    let (mut pool, give_back) = Pool::new(len);
     let (full_tx, full_rx) = mpsc::channel::<Chunk>(BUFFERS);
-    let give_back = pool.give_back.clone();
     let disk =
         tokio::task::spawn_blocking(move || write_out(file, len, hasher, full_rx, give_back, sync));
     let mut received = 0u64;
@@ -252,8 +253,9 @@ where
     Ok(filled)
 }
 
-/// The disk thread of [`receive_to_file`].
-fn write_out(
+/// The disk thread of [`receive_to_file`] and of a
+/// [`DiskWriter`](crate::disk_writer::DiskWriter).
+pub(crate) fn write_out(
     mut file: File,
     len: u64,
     mut hasher: blake3::Hasher,

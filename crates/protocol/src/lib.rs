@@ -125,6 +125,7 @@
 pub mod body;
 pub mod codec;
 pub mod disk;
+pub mod disk_writer;
 pub mod framed;
 pub mod hash;
 pub mod limits;

@@ -255,6 +255,7 @@ async fn a_peer_that_sends_other_bytes_or_stalls_leaves_nothing_behind() {
             check.list(None).await.unwrap().is_empty(),
             "the hub kept no copy of bad bytes"
         );
+        assert_eq!(hub.leftovers(), 0, "nor any temp file");
         hub.stop().await;
     })
     .await;

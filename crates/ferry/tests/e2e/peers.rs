@@ -100,7 +100,9 @@ async fn an_unreachable_peer_is_relayed_through_the_hub_which_keeps_a_copy() {
     within(60, async {
         let hub = TestHub::start().await;
         let closed_port = closed_port();
-        let data = pattern(2 << 20, 9);
+        // Large enough for the hub to write its copy direct, with a tail
+        // that goes through the page cache.
+        let data = pattern((9 << 20) + 3, 9);
         let bob =
             TestPeer::start_advertising(&hub, "bob", &[("far.bin", &data)], Some(closed_port))
                 .await;
@@ -129,6 +131,12 @@ async fn an_unreachable_peer_is_relayed_through_the_hub_which_keeps_a_copy() {
             ("far.bin", "bob"),
             "the relayed copy stays in the store"
         );
+        let blob = hub.hub.store.blob_path(&stored[0].hash);
+        assert!(
+            std::fs::read(blob).unwrap() == data,
+            "the copy has the same bytes"
+        );
+        assert_eq!(hub.leftovers(), 0, "no temp file left behind");
         bob.stop().await;
         hub.stop().await;
     })

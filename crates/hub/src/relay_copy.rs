@@ -1,0 +1,135 @@
+//! What the hub does with the bytes it relays besides forwarding them:
+//! checks them against the offered hash, and keeps a copy in its store
+//! (when configured). Only a relay from byte 0 sees the whole file, so only
+//! it can do either.
+//!
+//! The copy is hashed and written on a disk thread, direct to the disk like
+//! an upload (see [`DiskWriter`]), while the session's task forwards: no
+//! thread hop per chunk, and no fresh page-cache pages to fill. Failures
+//! only cost the copy, never the relay.
+
+use std::path::PathBuf;
+
+use ferry_protocol::disk_writer::DiskWriter;
+use ferry_protocol::{ConflictPolicy, ContentHash, FileName, Handle};
+
+use crate::grants::Issued;
+use crate::session::Session;
+use crate::state::{Outcome, Publication};
+use crate::store::remove_quietly;
+
+/// The relay's checking and copying, by what it can do.
+pub(crate) enum RelayCopy {
+    /// The relay started past byte 0, or the copy failed.
+    Nothing,
+    /// Checked only: this hub keeps no relayed files.
+    Checked(Box<blake3::Hasher>),
+    /// Checked and written to a temp file in the store.
+    Kept { path: PathBuf, writer: DiskWriter },
+}
+
+impl RelayCopy {
+    /// What a relay of `size` bytes from `offset` can do on this hub.
+    pub(crate) async fn start(session: &Session, size: u64, offset: u64) -> Self {
+        if offset > 0 {
+            return Self::Nothing;
+        }
+        if !session.hub.config.keep_relayed {
+            return Self::Checked(Box::default());
+        }
+        let path = session.hub.store.temp_path();
+        let create = path.clone();
+        match tokio::task::spawn_blocking(move || std::fs::File::create(create)).await {
+            Ok(Ok(file)) => Self::Kept {
+                path,
+                writer: DiskWriter::start(file, size, blake3::Hasher::new(), true),
+            },
+            _ => Self::Checked(Box::default()),
+        }
+    }
+
+    /// Takes the next relayed bytes.
+    pub(crate) async fn write(&mut self, chunk: &[u8]) {
+        match self {
+            Self::Nothing => {}
+            Self::Checked(hasher) => {
+                hasher.update(chunk);
+            }
+            Self::Kept { writer, .. } => {
+                if let Err(e) = writer.write(chunk).await {
+                    tracing::warn!("could not keep a copy of a relayed file: {e}");
+                    self.discard().await;
+                }
+            }
+        }
+    }
+
+    /// Drops the copy (the relay failed).
+    pub(crate) async fn discard(&mut self) {
+        if let Self::Kept { path, .. } = std::mem::replace(self, Self::Nothing) {
+            remove_quietly(&path).await;
+        }
+    }
+
+    /// The relay is complete: checks the bytes against the grant's hash,
+    /// and stores the copy if they match.
+    pub(crate) async fn finish(self, session: &Session, grant: &Issued) {
+        let (hasher, path) = match self {
+            Self::Nothing => return,
+            Self::Checked(hasher) => (*hasher, None),
+            Self::Kept { path, writer } => match writer.finish().await {
+                Ok(hasher) => (hasher, Some(path)),
+                Err(e) => {
+                    tracing::warn!("could not keep a copy of a relayed file: {e}");
+                    remove_quietly(&path).await;
+                    return;
+                }
+            },
+        };
+        if ContentHash::from(hasher.finalize()) != grant.file.hash {
+            tracing::warn!(
+                owner = grant.owner,
+                name = grant.file.name,
+                "relayed bytes do not match the offered hash"
+            );
+            if let Some(path) = path {
+                remove_quietly(&path).await;
+            }
+            return;
+        }
+        if let Some(path) = path {
+            keep(session, grant, path).await;
+        }
+    }
+}
+
+/// Publishes a verified, fsynced copy under the owner's name, unless the
+/// name is taken.
+async fn keep(session: &Session, grant: &Issued, path: PathBuf) {
+    let (Ok(owner), Ok(name)) = (
+        Handle::parse(&grant.owner),
+        FileName::parse(&grant.file.name),
+    ) else {
+        remove_quietly(&path).await;
+        return;
+    };
+    let publication = Publication {
+        name,
+        size: grant.file.size,
+        hash: grant.file.hash,
+        owner,
+        policy: ConflictPolicy::Refuse,
+    };
+    match session.hub.publish(&publication, Some(&path)).await {
+        Ok(Outcome::Done(_)) => {}
+        Ok(Outcome::Refused(refusal)) => {
+            tracing::info!(
+                "not keeping relayed '{}': {}",
+                grant.file.name,
+                refusal.message
+            );
+            remove_quietly(&path).await;
+        }
+        Err(e) => tracing::warn!("keeping relayed '{}' failed: {e}", grant.file.name),
+    }
+}
