@@ -4,7 +4,7 @@
 //!
 //! The bytes are copied into the same aligned, pooled chunks an upload
 //! uses, each filled whole before it goes, so a large file is written
-//! direct (see [`crate::sink`]) instead of into fresh page-cache pages,
+//! direct (see the `sink` module) instead of into fresh page-cache pages,
 //! which costs more CPU than anything else on the way on the machines
 //! Ferry is measured on.
 //!
