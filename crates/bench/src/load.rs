@@ -70,9 +70,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let idle = clients.split_off(args.active.min(clients.len()));
     let file = FileName::parse(&args.file).context("--file")?;
     let mut active: Vec<Option<HubClient>> = clients.into_iter().map(Some).collect();
-    let mut rounds = Vec::with_capacity(args.rounds);
+    let seconds = Duration::from_secs_f64(args.seconds);
+    let mut rounds = Vec::with_capacity(args.rounds.max(1));
     for _ in 0..args.rounds.max(1) {
-        let seconds = Duration::from_secs_f64(args.seconds);
         rounds.push(run_round(&mut active, &file, &args.term, seconds).await?);
     }
     let active_held = active.iter().flatten().count();

@@ -149,7 +149,7 @@ impl Catalog {
         Ok(previous.pop().flatten())
     }
 
-    /// The entries called any of `names`, by name, in one catalog read.
+    /// The entries called any of `names`, by name (kept answers first).
     pub async fn get_many(&self, names: &[&str]) -> Result<HashMap<String, FileEntry>, HubError> {
         self.readers.get_many(names)
     }

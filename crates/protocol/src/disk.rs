@@ -1,9 +1,8 @@
 //! Bodies between the network and a file, with the disk work off the
 //! network task.
 //!
-//! Receiving: the network task only decrypts and fills buffers; a blocking
-//! thread hashes them and hands whatever queued up to a `FileSink`, which
-//! writes large bodies straight to the disk. Sending: a blocking thread
+//! Receiving: the network task only decrypts and fills buffers; a
+//! [`DiskWriter`] hashes them and writes large bodies straight to the disk. Sending: a blocking thread
 //! reads ahead while the network task encrypts and sends. Either way a
 //! handful of chunk buffers cycle between the two sides, so memory stays
 //! constant.
@@ -20,53 +19,17 @@ use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 use crate::body::{BodyError, write_within};
+use crate::disk_writer::DiskWriter;
 use crate::framed::{FrameReader, FrameWriter};
 use crate::limits::CHUNK_LEN;
-use crate::sink::{Chunk, FileSink};
 
 /// Buffers in flight between the two sides of one transfer: 1 MiB, which is
 /// also the most one direct write takes at once.
 pub(crate) const BUFFERS: usize = 16;
 
-/// Hands buffers round between the network side and the disk thread.
-pub(crate) struct Pool {
-    free: mpsc::UnboundedReceiver<Chunk>,
-    made: usize,
-    size: usize,
-}
-
 /// Buffer size for a body of `len` bytes: a chunk, or less for a small body.
-fn buffer_len(len: u64) -> usize {
+pub(crate) fn buffer_len(len: u64) -> usize {
     usize::try_from(len).map_or(CHUNK_LEN, |l| l.clamp(1, CHUNK_LEN))
-}
-
-impl Pool {
-    /// A pool for a body of `len` bytes, and the way back into it for the
-    /// other side (the only one: when it is dropped, [`Self::take`] stops
-    /// waiting).
-    pub(crate) fn new(len: u64) -> (Self, mpsc::UnboundedSender<Chunk>) {
-        let (give_back, free) = mpsc::unbounded_channel();
-        let pool = Self {
-            free,
-            made: 0,
-            size: buffer_len(len),
-        };
-        (pool, give_back)
-    }
-
-    /// A buffer of `size` bytes: a returned one, a new one while fewer than
-    /// `BUFFERS` exist, else the next to come back (`None`: the other side
-    /// has stopped).
-    pub(crate) async fn take(&mut self) -> Option<Chunk> {
-        if let Ok(buf) = self.free.try_recv() {
-            return Some(buf);
-        }
-        if self.made < BUFFERS {
-            self.made += 1;
-            return Some(Chunk::new(self.size));
-        }
-        self.free.recv().await
-    }
 }
 
 /// Receives exactly `len` body bytes into `file` (positioned where they
@@ -86,21 +49,18 @@ where
     R: AsyncRead + Unpin,
     D: DeserializeOwned,
 {
-    let (mut pool, give_back) = Pool::new(len);
-    let (full_tx, full_rx) = mpsc::channel::<Chunk>(BUFFERS);
-    let disk =
-        tokio::task::spawn_blocking(move || write_out(file, len, hasher, full_rx, give_back, sync));
+    let mut disk = DiskWriter::start(file, len, hasher, sync);
     let mut received = 0u64;
     let network = async {
         while received < len {
-            let Some(mut buf) = pool.take().await else {
+            let Some(mut buf) = disk.free_chunk().await else {
                 break; // the disk side failed; its error is reported below
             };
             let want = usize::try_from(len - received).map_or(buf.len(), |l| l.min(buf.len()));
             let n = fill(reader, &mut buf[..want], stall).await?;
             buf.truncate(n);
             // What arrived before an early end is still written, for a resume.
-            if full_tx.send(buf).await.is_err() {
+            if !disk.hand_over(buf).await {
                 break;
             }
             received += n as u64;
@@ -113,13 +73,9 @@ where
             }
         }
         Ok(())
-    };
-    let network = network.await;
-    drop(full_tx);
-    let written = disk
-        .await
-        .map_err(|e| BodyError::Disk(io::Error::other(e)))?;
-    let hasher = written.map_err(BodyError::Disk)?;
+    }
+    .await;
+    let hasher = disk.finish().await.map_err(BodyError::Disk)?;
     network.map(|()| hasher)
 }
 
@@ -251,42 +207,6 @@ where
         filled += n;
     }
     Ok(filled)
-}
-
-/// The disk thread of [`receive_to_file`] and of a
-/// [`DiskWriter`](crate::disk_writer::DiskWriter).
-pub(crate) fn write_out(
-    mut file: File,
-    len: u64,
-    mut hasher: blake3::Hasher,
-    mut full: mpsc::Receiver<Chunk>,
-    give_back: mpsc::UnboundedSender<Chunk>,
-    sync: bool,
-) -> io::Result<blake3::Hasher> {
-    let start = file.stream_position()?;
-    let mut sink = FileSink::new(file, start, len);
-    let mut batch = Vec::with_capacity(BUFFERS);
-    while let Some(first) = full.blocking_recv() {
-        batch.push(first);
-        // At most half the buffers: the network side keeps the other half
-        // to fill while this batch waits for the disk.
-        while batch.len() < BUFFERS / 2
-            && let Ok(more) = full.try_recv()
-        {
-            batch.push(more);
-        }
-        let slices: Vec<&[u8]> = batch.iter().map(|c| &c[..]).collect();
-        for slice in &slices {
-            hasher.update(slice);
-        }
-        sink.write_batch(&slices)?;
-        for mut chunk in batch.drain(..) {
-            chunk.restore();
-            let _ = give_back.send(chunk);
-        }
-    }
-    sink.finish(sync)?;
-    Ok(hasher)
 }
 
 /// Sends exactly `len` bytes of `file` (positioned where they start) to

@@ -1,23 +1,23 @@
-//! A file written and hashed on a blocking thread from bytes handed over
-//! piecemeal: the disk half of [`receive_to_file`], for bytes that arrive
-//! some other way than from one reader (the hub's copy of a relayed file).
+//! A file written and hashed on a blocking thread from chunks the caller
+//! fills: the disk half of [`receive_to_file`], and of the hub's copy of a
+//! relayed file, whose bytes come piecemeal from another connection.
 //!
-//! The bytes are copied into the same aligned, pooled chunks an upload
-//! uses, each filled whole before it goes, so a large file is written
-//! direct (see the `sink` module) instead of into fresh page-cache pages,
-//! which costs more CPU than anything else on the way on the machines
-//! Ferry is measured on.
+//! A handful of aligned chunks cycle between the caller and the disk
+//! thread, so memory stays constant, and a large file is written direct
+//! (see the `sink` module) instead of into fresh page-cache pages, which
+//! costs more CPU than anything else on the way on the machines Ferry is
+//! measured on.
 //!
 //! [`receive_to_file`]: crate::disk::receive_to_file
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Seek};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::disk::{BUFFERS, Pool, write_out};
-use crate::sink::Chunk;
+use crate::disk::{BUFFERS, buffer_len};
+use crate::sink::{Chunk, FileSink};
 
 /// Writes `len` bytes to a file, in order, off the calling task.
 pub struct DiskWriter {
@@ -46,20 +46,32 @@ impl DiskWriter {
         }
     }
 
-    /// Hands `bytes` over; waits only when every chunk is in use. An error
-    /// means the disk side failed: see [`Self::finish`] for why.
+    /// A free chunk to fill (`None`: the disk side has stopped). Waits
+    /// only when every chunk is in use.
+    pub(crate) async fn free_chunk(&mut self) -> Option<Chunk> {
+        self.pool.take().await
+    }
+
+    /// Queues a filled chunk (truncated to its bytes) for the disk; `false`
+    /// if the disk side has stopped.
+    pub(crate) async fn hand_over(&mut self, chunk: Chunk) -> bool {
+        self.full.send(chunk).await.is_ok()
+    }
+
+    /// Hands `bytes` over, filling each chunk whole before it goes. An
+    /// error means the disk side failed: see [`Self::finish`] for why.
     pub async fn write(&mut self, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {
             let (mut chunk, filled) = match self.filling.take() {
                 Some(filling) => filling,
-                None => (self.pool.take().await.ok_or_else(stopped)?, 0),
+                None => (self.free_chunk().await.ok_or_else(stopped)?, 0),
             };
             let n = bytes.len().min(chunk.len() - filled);
             chunk[filled..filled + n].copy_from_slice(&bytes[..n]);
             bytes = &bytes[n..];
             if filled + n < chunk.len() {
                 self.filling = Some((chunk, filled + n));
-            } else if self.full.send(chunk).await.is_err() {
+            } else if !self.hand_over(chunk).await {
                 return Err(stopped());
             }
         }
@@ -71,7 +83,7 @@ impl DiskWriter {
     pub async fn finish(mut self) -> io::Result<blake3::Hasher> {
         if let Some((mut chunk, filled)) = self.filling.take() {
             chunk.truncate(filled);
-            let _ = self.full.send(chunk).await;
+            self.hand_over(chunk).await;
         }
         drop(self.full);
         self.disk.await.map_err(io::Error::other)?
@@ -80,6 +92,78 @@ impl DiskWriter {
 
 fn stopped() -> io::Error {
     io::Error::other("the disk writer stopped")
+}
+
+/// Hands chunks round between whoever fills them and the disk thread.
+struct Pool {
+    free: mpsc::UnboundedReceiver<Chunk>,
+    made: usize,
+    size: usize,
+}
+
+impl Pool {
+    /// A pool for a body of `len` bytes, and the way back into it for the
+    /// other side (the only one: when it is dropped, [`Self::take`] stops
+    /// waiting).
+    fn new(len: u64) -> (Self, mpsc::UnboundedSender<Chunk>) {
+        let (give_back, free) = mpsc::unbounded_channel();
+        let pool = Self {
+            free,
+            made: 0,
+            size: buffer_len(len),
+        };
+        (pool, give_back)
+    }
+
+    /// A buffer of `size` bytes: a returned one, a new one while fewer than
+    /// `BUFFERS` exist, else the next to come back (`None`: the other side
+    /// has stopped).
+    async fn take(&mut self) -> Option<Chunk> {
+        if let Ok(buf) = self.free.try_recv() {
+            return Some(buf);
+        }
+        if self.made < BUFFERS {
+            self.made += 1;
+            return Some(Chunk::new(self.size));
+        }
+        self.free.recv().await
+    }
+}
+
+/// The disk thread of a [`DiskWriter`]: hashes and writes whatever queued
+/// up, in order, and hands each chunk back.
+fn write_out(
+    mut file: File,
+    len: u64,
+    mut hasher: blake3::Hasher,
+    mut full: mpsc::Receiver<Chunk>,
+    give_back: mpsc::UnboundedSender<Chunk>,
+    sync: bool,
+) -> io::Result<blake3::Hasher> {
+    let start = file.stream_position()?;
+    let mut sink = FileSink::new(file, start, len);
+    let mut batch = Vec::with_capacity(BUFFERS);
+    while let Some(first) = full.blocking_recv() {
+        batch.push(first);
+        // At most half the buffers: the network side keeps the other half
+        // to fill while this batch waits for the disk.
+        while batch.len() < BUFFERS / 2
+            && let Ok(more) = full.try_recv()
+        {
+            batch.push(more);
+        }
+        let slices: Vec<&[u8]> = batch.iter().map(|c| &c[..]).collect();
+        for slice in &slices {
+            hasher.update(slice);
+        }
+        sink.write_batch(&slices)?;
+        for mut chunk in batch.drain(..) {
+            chunk.restore();
+            let _ = give_back.send(chunk);
+        }
+    }
+    sink.finish(sync)?;
+    Ok(hasher)
 }
 
 #[cfg(test)]
@@ -134,5 +218,21 @@ mod tests {
             }
         }
         assert!(writer.finish().await.is_err());
+    }
+
+    /// A taker waiting for a chunk stops once the way back is gone (the
+    /// disk thread ended, say on an error, with every chunk in flight)
+    /// instead of waiting forever.
+    #[tokio::test]
+    async fn a_pool_stops_waiting_once_nothing_can_come_back() {
+        let (mut pool, give_back) = Pool::new(u64::MAX);
+        let mut in_flight = Vec::new();
+        for _ in 0..BUFFERS {
+            in_flight.push(pool.take().await.unwrap());
+        }
+        let waiting = tokio::spawn(async move { pool.take().await.is_none() });
+        drop((give_back, in_flight));
+        let stopped = tokio::time::timeout(std::time::Duration::from_secs(5), waiting).await;
+        assert!(stopped.expect("take() must not wait forever").unwrap());
     }
 }
