@@ -9,8 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
-use ferry_protocol::body::receive_body;
-use ferry_protocol::disk::{open_for_resume, receive_to_file};
+use ferry_io::body::receive_body;
+use ferry_io::disk::{open_for_resume, receive_to_file};
 use ferry_protocol::{
     ConflictPolicy, ContentHash, FileEntry, FileName, FrameError, Request, Response,
 };
@@ -169,7 +169,7 @@ impl HubClient {
 
 /// Receives `size` body bytes into `sink` and checks them against `hash`.
 async fn receive_checked<R, D, W>(
-    reader: &mut ferry_protocol::FrameReader<R, D>,
+    reader: &mut ferry_io::FrameReader<R, D>,
     name: &str,
     size: u64,
     hash: ContentHash,
@@ -347,7 +347,7 @@ pub(crate) struct Incoming {
 /// `offset`), verifies the whole against the announced hash, fsyncs, and
 /// places it under `policy`. Returns where it landed.
 pub(crate) async fn receive_file<R, D>(
-    reader: &mut ferry_protocol::FrameReader<R, D>,
+    reader: &mut ferry_io::FrameReader<R, D>,
     plan: &DownloadPlan,
     incoming: Incoming,
     policy: ConflictPolicy,
@@ -366,7 +366,7 @@ where
 /// `offset`) and verifies the whole against the announced hash; a file
 /// that fails the check is removed. Fsyncs if `sync`.
 async fn receive_verified<R, D>(
-    reader: &mut ferry_protocol::FrameReader<R, D>,
+    reader: &mut ferry_io::FrameReader<R, D>,
     plan: &DownloadPlan,
     incoming: Incoming,
     progress: &dyn Progress,

@@ -3,7 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use ferry_protocol::body::BodyError;
+use ferry_io::body::BodyError;
 use ferry_protocol::{ErrorCode, Fingerprint, FrameError, NameError};
 
 /// What went wrong on the client side, or what the hub refused.

@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
+use ferry_io::{FrameReader, FrameWriter, Transport};
 use ferry_protocol::{
-    Event, FileEntry, FileName, Fingerprint, FrameReader, FrameWriter, Grant, Hit, MAX_LIST_PAGE,
-    PROTOCOL_VERSION, Request, Response, Secret, Transport,
+    Event, FileEntry, FileName, Fingerprint, Grant, Hit, MAX_LIST_PAGE, PROTOCOL_VERSION, Request,
+    Response, Secret,
 };
 use rustls::pki_types::ServerName;
 use tokio::io::{ReadHalf, WriteHalf};

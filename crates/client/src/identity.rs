@@ -96,7 +96,7 @@ impl PeerIdentity {
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
-    ferry_protocol::disk::write_private(path, bytes)
+    ferry_io::disk::write_private(path, bytes)
         .map_err(|e| ClientError::local("writing private key", path, e))
 }
 

@@ -103,7 +103,7 @@ pub fn place_batch(
     files: &[Received],
     policy: ConflictPolicy,
 ) -> Vec<Result<PathBuf, ClientError>> {
-    let whole_filesystems = ferry_protocol::disk::little_dirty_data();
+    let whole_filesystems = ferry_io::disk::little_dirty_data();
     place_batch_flushing(files, policy, whole_filesystems)
 }
 
@@ -141,7 +141,7 @@ fn write_durably(files: &[Received], whole_filesystems: bool) -> Vec<Result<(), 
         return results;
     }
     let partials: Vec<&Path> = files.iter().map(|f| f.partial.as_path()).collect();
-    let synced = ferry_protocol::disk::sync_all_concurrently(&partials);
+    let synced = ferry_io::disk::sync_all_concurrently(&partials);
     for ((result, file), synced) in results.iter_mut().zip(files).zip(synced) {
         if let (Ok(()), Err(e)) = (&result, synced) {
             *result = Err(ClientError::local("syncing", &file.partial, e));
@@ -180,7 +180,7 @@ fn sync_folders(placed: &mut [Result<PathBuf, ClientError>], whole_filesystems: 
 
 /// Flushes once each filesystem holding one of `folders` (the folder of
 /// each result's file, or the folder itself; see
-/// [`ferry_protocol::disk::sync_filesystem`]). A failure fails every result
+/// [`ferry_io::disk::sync_filesystem`]). A failure fails every result
 /// on that filesystem that is still `Ok`. Each folder is looked at once.
 fn flush_filesystems<'a>(
     folders: impl Iterator<Item = &'a Path>,
@@ -199,7 +199,7 @@ fn flush_filesystems<'a>(
             by_device
                 .entry(device)
                 .or_insert_with(|| {
-                    ferry_protocol::disk::sync_filesystem(folder).map_err(|e| e.to_string())
+                    ferry_io::disk::sync_filesystem(folder).map_err(|e| e.to_string())
                 })
                 .clone()
         });

@@ -87,7 +87,7 @@ pub(crate) struct PinningVerifier {
 
 impl PinningVerifier {
     pub(crate) fn new(pinned: Option<Fingerprint>) -> Arc<Self> {
-        let provider = ferry_protocol::tls::crypto_provider();
+        let provider = ferry_io::tls::crypto_provider();
         Arc::new(Self {
             pinned,
             seen: Mutex::new(None),
@@ -155,7 +155,7 @@ pub(crate) fn client_config(
     verifier: Arc<PinningVerifier>,
     identity: Option<&crate::identity::PeerIdentity>,
 ) -> Result<rustls::ClientConfig, rustls::Error> {
-    let provider = Arc::new(ferry_protocol::tls::crypto_provider());
+    let provider = Arc::new(ferry_io::tls::crypto_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
@@ -217,7 +217,7 @@ impl rustls::server::danger::ClientCertVerifier for AnyClientCertificate {
 pub(crate) fn peer_server_config(
     identity: &crate::identity::PeerIdentity,
 ) -> Result<rustls::ServerConfig, rustls::Error> {
-    let provider = ferry_protocol::tls::crypto_provider();
+    let provider = ferry_io::tls::crypto_provider();
     let verifier = Arc::new(AnyClientCertificate {
         algorithms: provider.signature_verification_algorithms,
     });

@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 
-use ferry_protocol::source::{Source, open_source, send_source};
+use ferry_io::source::{Source, open_source, send_source};
 use ferry_protocol::{
     ConflictPolicy, ContentHash, EAGER_UPLOAD_MAX, FileEntry, FileName, FrameError, Request,
     Response, UploadMode,

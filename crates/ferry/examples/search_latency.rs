@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use ferry_client::{ConnectOptions, HubClient, KnownHubs};
 use ferry_hub::{Hub, HubConfig};
+use ferry_io::{FrameReader, FrameWriter};
 use ferry_protocol::{
-    ContentHash, Fingerprint, FrameReader, FrameWriter, MAX_OFFERS_PER_FRAME, Offered,
-    PROTOCOL_VERSION, Request, Response, Secret,
+    ContentHash, Fingerprint, MAX_OFFERS_PER_FRAME, Offered, PROTOCOL_VERSION, Request, Response,
+    Secret,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;

@@ -11,8 +11,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use ferry_protocol::body::flush_within;
-use ferry_protocol::source::{Source, open_source, open_source_cached, send_source};
+use ferry_io::body::flush_within;
+use ferry_io::source::{Source, open_source, open_source_cached, send_source};
 use ferry_protocol::{ErrorCode, FileEntry, FileName, Request, Response};
 
 use crate::error::HubError;

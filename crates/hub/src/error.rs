@@ -3,7 +3,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use ferry_protocol::body::BodyError;
+use ferry_io::body::BodyError;
 use ferry_protocol::{ErrorCode, FrameError};
 
 /// Failures inside the hub. Only [`HubError::code`] and a short message

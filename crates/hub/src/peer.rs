@@ -75,7 +75,7 @@ impl Session {
                 () = shutdown.cancelled() => return Ok(Flow::Close),
                 Some(command) = inbox.recv() => {
                     let sent = timeout(stall, self.writer.send(&command)).await;
-                    sent.map_err(|_| ferry_protocol::body::BodyError::Stalled(stall))??;
+                    sent.map_err(|_| ferry_io::body::BodyError::Stalled(stall))??;
                 }
                 next = timeout(silence, self.reader.recv()) => match next {
                     Err(_) => {
@@ -309,10 +309,10 @@ impl Session {
                 return Err(HubError::Relay("the owner sent more than announced".into()));
             }
             copy.write(&chunk).await;
-            ferry_protocol::body::write_within(&mut self.writer, &chunk, stall).await?;
+            ferry_io::body::write_within(&mut self.writer, &chunk, stall).await?;
             remaining -= chunk.len() as u64;
         }
-        Ok(ferry_protocol::body::flush_within(&mut self.writer, stall).await?)
+        Ok(ferry_io::body::flush_within(&mut self.writer, stall).await?)
     }
 
     /// The owner's side of a relay: its bytes, handed to the waiting requester.
@@ -343,8 +343,8 @@ impl Session {
                 BytesMut::zeroed(CHUNK_LEN.min(usize::try_from(remaining).unwrap_or(CHUNK_LEN)));
             let n = timeout(stall, self.reader.read_raw(&mut chunk))
                 .await
-                .map_err(|_| ferry_protocol::body::BodyError::Stalled(stall))?
-                .map_err(ferry_protocol::body::BodyError::Network)?;
+                .map_err(|_| ferry_io::body::BodyError::Stalled(stall))?
+                .map_err(ferry_io::body::BodyError::Network)?;
             if n == 0 {
                 return Err(HubError::Relay(
                     "the owner closed the connection mid-push".into(),

@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 
-use ferry_protocol::disk_writer::DiskWriter;
+use ferry_io::disk_writer::DiskWriter;
 use ferry_protocol::{ConflictPolicy, ContentHash, FileName, Handle};
 
 use crate::grants::Issued;

@@ -6,9 +6,10 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use ferry_io::{FrameReader, FrameWriter, Transport};
 use ferry_protocol::{
-    ErrorCode, FileName, FrameError, FrameReader, FrameWriter, Handle, MAX_LIST_PAGE, MAX_NAME_LEN,
-    PROTOCOL_VERSION, Request, Response, Transport, UploadMode,
+    ErrorCode, FileName, FrameError, Handle, MAX_LIST_PAGE, MAX_NAME_LEN, PROTOCOL_VERSION,
+    Request, Response, UploadMode,
 };
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
@@ -463,7 +464,7 @@ impl Session {
                 event = events.recv() => match event {
                     Ok(event) => {
                         let sent = timeout(stall, self.writer.send(&Response::Event(event))).await;
-                        sent.map_err(|_| ferry_protocol::body::BodyError::Stalled(stall))??;
+                        sent.map_err(|_| ferry_io::body::BodyError::Stalled(stall))??;
                     }
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::info!(missed, "slow subscriber missed events");

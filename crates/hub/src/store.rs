@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+use ferry_io::disk::sync_filesystem;
 use ferry_protocol::ContentHash;
-use ferry_protocol::disk::sync_filesystem;
 use tokio::fs::File;
 
 use crate::error::HubError;

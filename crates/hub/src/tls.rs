@@ -35,7 +35,7 @@ pub fn load_or_create(dir: &Path) -> Result<TlsIdentity, HubError> {
     let cert = CertificateDer::from(read(&cert_path)?);
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(read(&key_path)?));
     let fingerprint = Fingerprint::of_certificate(&cert);
-    let provider = Arc::new(ferry_protocol::tls::crypto_provider());
+    let provider = Arc::new(ferry_io::tls::crypto_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .and_then(|builder| {
@@ -61,6 +61,6 @@ fn create(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<(), HubError>
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), HubError> {
-    ferry_protocol::disk::write_private(path, bytes)
+    ferry_io::disk::write_private(path, bytes)
         .map_err(|e| HubError::io("writing private key", path, e))
 }

@@ -9,8 +9,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use ferry_protocol::body::{discard_body, receive_body};
-use ferry_protocol::disk::{open_for_resume, receive_to_file};
+use ferry_io::body::{discard_body, receive_body};
+use ferry_io::disk::{open_for_resume, receive_to_file};
 use ferry_protocol::{
     ConflictPolicy, ContentHash, EAGER_UPLOAD_MAX, ErrorCode, FileEntry, FileName, Handle,
     Response, UploadMode,

@@ -12,8 +12,10 @@
 //! | [`message`] | [`Request`], [`Response`], [`Event`], [`ErrorCode`] |
 //! | [`peer`] | offers, search hits, grants, and the peer-port protocol |
 //! | [`codec`] | length-prefixed postcard framing |
-//! | [`framed`] | [`FrameReader`] / [`FrameWriter`]: frames plus raw body bytes |
-//! | [`body`] | streaming bodies with hashing and stall deadlines |
+//!
+//! It touches no files and opens no sockets. Moving the bytes (framed
+//! streams, bodies with deadlines, disk threads) is the `ferry-io` crate's
+//! job.
 //!
 //! ## Participants and goals
 //!
@@ -122,22 +124,14 @@
 //! assert_eq!(decoded, Some(hello));
 //! ```
 
-pub mod body;
 pub mod codec;
-pub mod disk;
-pub mod disk_writer;
-pub mod framed;
 pub mod hash;
 pub mod limits;
 pub mod message;
 pub mod name;
 pub mod peer;
-mod sink;
-pub mod source;
-pub mod tls;
 
 pub use codec::{FrameError, MessageCodec};
-pub use framed::{FrameReader, FrameWriter, Transport};
 pub use hash::{ContentHash, Fingerprint};
 pub use limits::*;
 pub use message::{

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_protocol::body::flush_within;
-use ferry_protocol::disk::send_from_file;
+use ferry_io::body::flush_within;
+use ferry_io::disk::send_from_file;
 use ferry_protocol::{
     HEARTBEAT_INTERVAL, MAX_OFFERS_PER_FRAME, Offered, Request, Response, Secret, Token,
 };

@@ -6,9 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferry_io::{FrameReader, FrameWriter};
 use ferry_protocol::{
-    ConflictPolicy, FileEntry, FrameReader, FrameWriter, Grant, PROTOCOL_VERSION, PeerRequest,
-    PeerResponse, Request, Response,
+    ConflictPolicy, FileEntry, Grant, PROTOCOL_VERSION, PeerRequest, PeerResponse, Request,
+    Response,
 };
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;

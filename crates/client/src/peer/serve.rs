@@ -5,11 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_protocol::body::flush_within;
-use ferry_protocol::disk::send_from_file;
-use ferry_protocol::{
-    ErrorCode, Fingerprint, FrameReader, FrameWriter, PROTOCOL_VERSION, PeerRequest, PeerResponse,
-};
+use ferry_io::body::flush_within;
+use ferry_io::disk::send_from_file;
+use ferry_io::{FrameReader, FrameWriter};
+use ferry_protocol::{ErrorCode, Fingerprint, PROTOCOL_VERSION, PeerRequest, PeerResponse};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;

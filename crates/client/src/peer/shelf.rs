@@ -30,7 +30,7 @@ impl ShelfFile {
     /// Opens the file positioned at `offset`, ready to send the rest.
     pub async fn open_at(&self, offset: u64) -> Result<std::fs::File, ClientError> {
         let path = self.path.clone();
-        tokio::task::spawn_blocking(move || ferry_protocol::disk::open_from(&path, offset))
+        tokio::task::spawn_blocking(move || ferry_io::disk::open_from(&path, offset))
             .await
             .map_err(std::io::Error::other)
             .and_then(|r| r)

@@ -402,7 +402,7 @@ async fn body(raw: &mut Raw, len: u64) -> Vec<u8> {
     let mut bytes = Vec::new();
     let mut hasher = blake3::Hasher::new();
     let stall = Duration::from_secs(5);
-    ferry_protocol::body::receive_body(&mut raw.reader, len, &mut bytes, &mut hasher, stall)
+    ferry_io::body::receive_body(&mut raw.reader, len, &mut bytes, &mut hasher, stall)
         .await
         .expect("the whole body arrives");
     bytes

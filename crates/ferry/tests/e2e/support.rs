@@ -10,9 +10,8 @@ use std::time::Duration;
 
 use ferry_client::{ConnectOptions, HubClient, KnownHubs, UploadItem, prepare_upload};
 use ferry_hub::{Hub, HubConfig};
-use ferry_protocol::{
-    FileName, FrameReader, FrameWriter, PROTOCOL_VERSION, Request, Response, Secret,
-};
+use ferry_io::{FrameReader, FrameWriter};
+use ferry_protocol::{FileName, PROTOCOL_VERSION, Request, Response, Secret};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

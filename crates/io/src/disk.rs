@@ -21,7 +21,7 @@ use tokio::time::timeout;
 use crate::body::{BodyError, write_within};
 use crate::disk_writer::DiskWriter;
 use crate::framed::{FrameReader, FrameWriter};
-use crate::limits::CHUNK_LEN;
+use ferry_protocol::limits::CHUNK_LEN;
 
 /// Buffers in flight between the two sides of one transfer: 1 MiB, which is
 /// also the most one direct write takes at once.
@@ -302,7 +302,7 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::Request;
+    use ferry_protocol::Request;
 
     fn data(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i * 31 % 251) as u8).collect()

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::codec::{FrameError, MessageCodec};
+use ferry_protocol::{FrameError, MessageCodec};
 
 /// How much the reader asks the stream for at a time when hunting frames.
 const READ_AHEAD: usize = 16 * 1024;
@@ -132,7 +132,7 @@ impl<W: AsyncWrite + Unpin, E: Serialize> FrameWriter<W, E> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::Request;
+    use ferry_protocol::Request;
 
     #[tokio::test]
     async fn frames_and_raw_bytes_interleave() {

@@ -169,7 +169,7 @@ fn write_out(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::limits::CHUNK_LEN;
+    use ferry_protocol::limits::CHUNK_LEN;
 
     fn data(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i * 13 % 247) as u8).collect()

@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
 
 use crate::framed::{FrameReader, FrameWriter};
-use crate::limits::CHUNK_LEN;
+use ferry_protocol::limits::CHUNK_LEN;
 
 /// Why a body transfer stopped.
 #[derive(Debug, thiserror::Error)]
@@ -137,7 +137,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::Request;
+    use ferry_protocol::Request;
 
     async fn pipe_body(len: usize) -> (Vec<u8>, blake3::Hash) {
         let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();

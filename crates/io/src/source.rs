@@ -155,7 +155,7 @@ fn whole_read(bytes: Vec<u8>, len: u64) -> io::Result<Source> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::Request;
+    use ferry_protocol::Request;
 
     #[tokio::test]
     async fn a_source_read_whole_or_opened_sends_the_same_bytes_from_an_offset() {
