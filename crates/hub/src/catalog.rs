@@ -166,7 +166,11 @@ impl Catalog {
             names.len(),
             "put_many takes distinct names"
         );
-        let mut tx = self.pool.begin().await?;
+        // IMMEDIATE takes the write lock before the first read. A deferred
+        // transaction reads on a snapshot and then fails outright
+        // (SQLITE_BUSY_SNAPSHOT, which no busy timeout retries) when
+        // another writer, a registration say, committed in between.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut previous = entries_named(&mut tx, &names).await?;
         for chunk in entries.chunks(BATCH) {
             let mut insert = QueryBuilder::<Sqlite>::new(
