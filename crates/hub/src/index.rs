@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Mutex;
 
-use ferry_protocol::{FileName, Fingerprint, Hit, Offered, Response, Source};
+use ferry_protocol::{FileName, Fingerprint, Hit, MAX_REFUSALS_LISTED, Offered, Response, Source};
 use tokio::sync::mpsc;
 
 /// Messages queued for a peer's connection (`Expect`, `PushRequest`).
@@ -154,6 +154,11 @@ impl Index {
                 continue;
             }
             peer.files.insert(file.name.clone(), file);
+        }
+        if refused.len() > MAX_REFUSALS_LISTED {
+            let rest = refused.len() - MAX_REFUSALS_LISTED;
+            refused.truncate(MAX_REFUSALS_LISTED);
+            refused.push(format!("and {rest} more refused"));
         }
         (count(peer.files.len()), refused)
     }

@@ -174,13 +174,11 @@ impl Agent {
             changes.offered
         };
         self.offer(offered, everything).await?;
-        if !changes.withdrawn.is_empty() && !everything {
-            self.hub
-                .writer
-                .send(&Request::Withdraw {
-                    names: changes.withdrawn,
-                })
-                .await?;
+        if !everything {
+            for names in changes.withdrawn.chunks(MAX_OFFERS_PER_FRAME) {
+                let names = names.to_vec();
+                self.hub.writer.send(&Request::Withdraw { names }).await?;
+            }
         }
         Ok(())
     }

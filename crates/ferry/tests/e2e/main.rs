@@ -6,6 +6,7 @@ mod cli;
 mod handles;
 mod hostile;
 mod hostile_peers;
+mod pages;
 mod peers;
 mod peers_cli;
 mod resume;
