@@ -85,6 +85,7 @@ fn exit_code(error: &anyhow::Error) -> u8 {
             | ErrorCode::LoginRequired => 5,
             ErrorCode::HashMismatch | ErrorCode::SizeMismatch => 7,
             ErrorCode::Timeout | ErrorCode::Busy => 6,
+            ErrorCode::StorageFull => 9,
             _ => 1,
         },
         ClientError::LocalConflict { .. } => 4,

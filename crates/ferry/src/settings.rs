@@ -137,6 +137,7 @@ struct HubFile {
     relay_timeout_secs: Option<u64>,
     keep_relayed: Option<bool>,
     max_offers_per_peer: Option<usize>,
+    min_free_space: Option<u64>,
 }
 
 /// A hub's resolved settings.
@@ -175,6 +176,7 @@ impl ServeSettings {
         hub.relay_timeout = secs(file.relay_timeout_secs, hub.relay_timeout);
         hub.keep_relayed = file.keep_relayed.unwrap_or(hub.keep_relayed);
         hub.max_offers_per_peer = file.max_offers_per_peer.unwrap_or(hub.max_offers_per_peer);
+        hub.min_free_space = file.min_free_space.unwrap_or(hub.min_free_space);
         let listen = args
             .listen
             .or(file.listen)

@@ -38,6 +38,9 @@ pub struct HubConfig {
     pub keep_relayed: bool,
     /// Most files one peer may offer.
     pub max_offers_per_peer: usize,
+    /// Free space the store's disk keeps: uploads that would leave less
+    /// are refused at once, as "storage full".
+    pub min_free_space: u64,
 }
 
 impl HubConfig {
@@ -58,6 +61,7 @@ impl HubConfig {
             relay_timeout: Duration::from_secs(10),
             keep_relayed: true,
             max_offers_per_peer: 100_000,
+            min_free_space: 64 << 20,
         }
     }
 }

@@ -55,6 +55,9 @@ impl HubError {
 
     /// The code a client is told.
     pub fn code(&self) -> ErrorCode {
+        if self.is_storage_full() {
+            return ErrorCode::StorageFull;
+        }
         match self {
             Self::Body(BodyError::Stalled(_)) => ErrorCode::Timeout,
             Self::Body(BodyError::Truncated { .. }) => ErrorCode::SizeMismatch,
@@ -62,6 +65,30 @@ impl HubError {
             Self::Frame(_) => ErrorCode::BadRequest,
             Self::Relay(_) => ErrorCode::SizeMismatch,
             _ => ErrorCode::Internal,
+        }
+    }
+
+    /// What a client is told: the kind of failure, never paths or details.
+    pub fn client_message(&self) -> &'static str {
+        match self.code() {
+            ErrorCode::StorageFull => {
+                "the hub's storage is full; nothing was stored (ask the hub's operator to free space)"
+            }
+            _ => "the hub could not complete the request",
+        }
+    }
+
+    /// Whether the disk (or its quota) had no room.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            Self::Io { source, .. } | Self::Body(BodyError::Disk(source)) => {
+                crate::space::is_storage_full(source)
+            }
+            Self::Catalog(sqlx::Error::Database(e)) => e.code().as_deref() == Some("13"),
+            Self::CatalogRead(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::DiskFull
+            }
+            _ => false,
         }
     }
 }

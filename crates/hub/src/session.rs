@@ -185,7 +185,7 @@ impl Session {
                 Ok(Flow::Close) => break,
                 Err(e) => {
                     // Tell the client what kind of failure, not the details.
-                    let refusal = Refusal::new(e.code(), "the hub could not complete the request");
+                    let refusal = Refusal::new(e.code(), e.client_message());
                     let _ = self.refuse(refusal).await;
                     return Err(e);
                 }

@@ -19,6 +19,7 @@ use ferry_protocol::{
 use crate::error::HubError;
 use crate::group::Received;
 use crate::session::{Flow, MAX_PENDING, Session};
+use crate::space;
 use crate::state::{Hub, Outcome, Placement, Publication, Refusal};
 use crate::store::remove_quietly;
 
@@ -48,6 +49,13 @@ impl Session {
             Err(refusal) => return self.refuse_upload(eager, size, refusal).await,
         };
         if eager {
+            let reserve = self.hub.config.min_free_space;
+            let room = space::check_room(&self.hub.config.data_dir, size, reserve)
+                .map_err(|e| HubError::io("checking free space", &self.hub.config.data_dir, e))?;
+            if let Err(no_room) = room {
+                let refusal = Refusal::new(ErrorCode::StorageFull, no_room.message(raw_name));
+                return self.refuse_upload(true, size, refusal).await;
+            }
             // Placement is decided at commit; the body comes anyway.
             return self.receive_eager(publication).await;
         }
@@ -164,9 +172,46 @@ impl Session {
         let path = self.hub.store.partial_path(&key);
         let held = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
         let offset = if held > publication.size { 0 } else { held };
+        if !self.make_room(&path, offset, publication).await? {
+            return Ok(Flow::Continue);
+        }
         self.writer.send(&Response::UploadReady { offset }).await?;
         let result = self.receive_into(&path, offset, publication, true).await;
+        if let Err(e) = &result {
+            if e.is_storage_full() {
+                remove_quietly(&path).await;
+            } else {
+                let owned = path.clone();
+                if let Err(e) = blocking(move || space::release_unused(&owned)).await {
+                    tracing::warn!(path = %path.display(), "could not trim a partial upload: {e}");
+                }
+            }
+        }
         self.finish_upload(&path, publication, result).await
+    }
+
+    /// Takes room on the disk for the rest of a negotiated upload, or
+    /// refuses it (removing its partial file: a partial that cannot be
+    /// finished only holds space). `false`: refused.
+    async fn make_room(
+        &mut self,
+        path: &Path,
+        offset: u64,
+        publication: &Publication,
+    ) -> Result<bool, HubError> {
+        let (owned, size) = (path.to_owned(), publication.size);
+        let reserve = self.hub.config.min_free_space;
+        let room = blocking(move || space::make_room(&owned, offset, size, reserve))
+            .await
+            .map_err(|e| HubError::io("making room for an upload", path, e))?;
+        let Err(no_room) = room else {
+            return Ok(true);
+        };
+        remove_quietly(path).await;
+        let message = no_room.message(publication.name.as_str());
+        self.refuse(Refusal::new(ErrorCode::StorageFull, message))
+            .await?;
+        Ok(false)
     }
 
     /// Appends the body to `path` (truncated to `offset`), hashing the bytes

@@ -89,7 +89,11 @@ pub fn open_for_resume(path: &Path, offset: u64) -> io::Result<(File, blake3::Ha
         .write(true)
         .truncate(false)
         .open(path)?;
-    file.set_len(offset)?;
+    // Only cut a longer file: setting the same length would also free
+    // what the hub preallocated past it for the bytes to come.
+    if file.metadata()?.len() != offset {
+        file.set_len(offset)?;
+    }
     let mut hasher = blake3::Hasher::new();
     if offset > 0 {
         hasher.update_reader((&file).take(offset))?;

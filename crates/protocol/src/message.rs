@@ -359,6 +359,8 @@ pub enum ErrorCode {
     Internal,
     /// Something exceeds a hub limit.
     TooLarge,
+    /// The hub's disk has no room for this; nothing was stored.
+    StorageFull,
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 mod burst;
 mod cli;
+mod disk_full;
 mod handles;
 mod hostile;
 mod hostile_peers;
