@@ -129,6 +129,9 @@ struct HubFile {
     data: Option<PathBuf>,
     plaintext: Option<bool>,
     max_connections: Option<usize>,
+    max_connections_per_source: Option<usize>,
+    max_unverified_per_source: Option<usize>,
+    login_timeout_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
     stall_timeout_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
@@ -168,6 +171,13 @@ impl ServeSettings {
         hub.tls = !(args.plaintext || file.plaintext.unwrap_or(false));
         let secs = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_secs);
         hub.max_connections = file.max_connections.unwrap_or(hub.max_connections);
+        hub.max_connections_per_source = file
+            .max_connections_per_source
+            .unwrap_or(hub.max_connections_per_source);
+        hub.max_unverified_per_source = file
+            .max_unverified_per_source
+            .unwrap_or(hub.max_unverified_per_source);
+        hub.login_timeout = secs(file.login_timeout_secs, hub.login_timeout);
         hub.idle_timeout = secs(file.idle_timeout_secs, hub.idle_timeout);
         hub.stall_timeout = secs(file.stall_timeout_secs, hub.stall_timeout);
         hub.shutdown_grace = secs(file.shutdown_grace_secs, hub.shutdown_grace);

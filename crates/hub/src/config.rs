@@ -15,6 +15,12 @@ pub struct HubConfig {
     pub tls: bool,
     /// Most connections served at once; further ones are closed at accept.
     pub max_connections: usize,
+    /// Most connections one source address (an IPv6 /64) may hold.
+    pub max_connections_per_source: usize,
+    /// Most connections one source may hold that have not logged in yet.
+    pub max_unverified_per_source: usize,
+    /// How long a connection may take from accept to a successful login.
+    pub login_timeout: Duration,
     /// Deadline for TLS plus `Hello`.
     pub handshake_timeout: Duration,
     /// How long a connection may sit between requests.
@@ -50,6 +56,9 @@ impl HubConfig {
             data_dir: data_dir.into(),
             tls: true,
             max_connections: 4096,
+            max_connections_per_source: 1024,
+            max_unverified_per_source: 128,
+            login_timeout: Duration::from_secs(30),
             handshake_timeout: HANDSHAKE_TIMEOUT,
             idle_timeout: Duration::from_secs(600),
             stall_timeout: STALL_TIMEOUT,

@@ -35,6 +35,7 @@ mod peer;
 mod relay_copy;
 pub mod server;
 mod session;
+mod sources;
 mod space;
 pub mod state;
 pub mod store;

@@ -1,8 +1,9 @@
-//! The accept loop: connection cap, one task per connection, graceful
-//! shutdown (stop accepting, let sessions finish their current request within
-//! the grace period, then abort what is left).
+//! The accept loop: connection caps (in all and per source), one task per
+//! connection, graceful shutdown (stop accepting, let sessions finish their
+//! current request within the grace period, then abort what is left).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -12,11 +13,26 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::session;
+use crate::sources::{Full, Sources};
 use crate::state::Hub;
+
+/// Refused connections are counted and logged together at most this often:
+/// a line each would let anyone fill the log for free.
+const REFUSAL_REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// Idle time before TCP keepalive probes a connection, so that a client
+/// that vanished without a word (a subscriber, a sharing peer waiting for
+/// requests) gives its slot back.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
 
 /// Serves `hub` on an already bound `listener` until `shutdown` is cancelled.
 pub async fn serve(hub: Arc<Hub>, listener: TcpListener, shutdown: CancellationToken) {
     let permits = Arc::new(Semaphore::new(hub.config.max_connections));
+    let sources = Sources::new(
+        hub.config.max_connections_per_source,
+        hub.config.max_unverified_per_source,
+    );
+    let mut refusals = Refusals::default();
     let mut sessions = JoinSet::new();
     loop {
         tokio::select! {
@@ -32,16 +48,23 @@ pub async fn serve(hub: Arc<Hub>, listener: TcpListener, shutdown: CancellationT
                         continue;
                     }
                 };
+                let slot = match sources.admit(peer.ip()) {
+                    Ok(slot) => slot,
+                    Err(full) => {
+                        refusals.count(full.into());
+                        continue;
+                    }
+                };
                 let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-                    tracing::warn!(%peer, "connection cap reached; refusing");
+                    refusals.count(Refused::Hub);
                     continue;
                 };
-                let _ = stream.set_nodelay(true);
+                tune(&stream);
                 let (hub, token) = (Arc::clone(&hub), shutdown.clone());
                 let span = tracing::info_span!("session", %peer);
                 sessions.spawn(
                     async move {
-                        session::serve(hub, stream, peer, token).await;
+                        session::serve(hub, stream, peer, slot, token).await;
                         drop(permit);
                     }
                     .instrument(span),
@@ -63,4 +86,68 @@ pub async fn serve(hub: Arc<Hub>, listener: TcpListener, shutdown: CancellationT
         sessions.shutdown().await;
     }
     hub.catalog.close().await;
+}
+
+/// Socket options for an accepted connection.
+fn tune(stream: &tokio::net::TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_IDLE / 6)
+        .with_retries(4);
+    let _ = socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive);
+}
+
+/// Which cap refused a connection.
+#[derive(Debug, Clone, Copy)]
+enum Refused {
+    Hub,
+    Source,
+    Unverified,
+}
+
+impl From<Full> for Refused {
+    fn from(full: Full) -> Self {
+        match full {
+            Full::Source => Self::Source,
+            Full::Unverified => Self::Unverified,
+        }
+    }
+}
+
+/// Refused connections since the last report.
+#[derive(Debug, Default)]
+struct Refusals {
+    hub: u64,
+    source: u64,
+    unverified: u64,
+    last_report: Option<tokio::time::Instant>,
+}
+
+impl Refusals {
+    fn count(&mut self, refused: Refused) {
+        match refused {
+            Refused::Hub => self.hub += 1,
+            Refused::Source => self.source += 1,
+            Refused::Unverified => self.unverified += 1,
+        }
+        let now = tokio::time::Instant::now();
+        if self
+            .last_report
+            .is_some_and(|last| now - last < REFUSAL_REPORT_EVERY)
+        {
+            return;
+        }
+        tracing::warn!(
+            hub_full = self.hub,
+            source_full = self.source,
+            source_not_logged_in = self.unverified,
+            "refused connections at the caps (max_connections, max_connections_per_source, \
+             max_unverified_per_source)"
+        );
+        *self = Self {
+            last_report: Some(now),
+            ..Self::default()
+        };
+    }
 }

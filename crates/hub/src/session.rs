@@ -8,19 +8,20 @@ use std::sync::Arc;
 
 use ferry_io::{FrameReader, FrameWriter, Transport};
 use ferry_protocol::{
-    ErrorCode, FileName, FrameError, Handle, MAX_LIST_PAGE, MAX_NAME_LEN, PROTOCOL_VERSION,
-    Request, Response, UploadMode,
+    ErrorCode, FileName, FrameError, Handle, MAX_FRAME_LEN, MAX_LIST_PAGE, MAX_NAME_LEN,
+    MAX_PRE_LOGIN_FRAME_LEN, MAX_TEXT_LEN, PROTOCOL_VERSION, Request, Response, UploadMode,
 };
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout, timeout_at};
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::LoginOutcome;
 use crate::error::HubError;
 use crate::group::Published;
+use crate::sources::Slot;
 use crate::state::{Hub, Outcome, Refusal, unix_now};
 
 /// Reading half of a client connection.
@@ -47,6 +48,10 @@ pub(crate) struct Session {
     pub(crate) pending: VecDeque<JoinHandle<Result<Published, HubError>>>,
     /// A request read ahead (while batching downloads) and not yet served.
     pub(crate) deferred: Option<Result<Request, FrameError>>,
+    /// This connection's place among its source's connections.
+    slot: Slot,
+    /// When a connection that has not logged in is closed.
+    login_by: Instant,
 }
 
 /// Grouped uploads a session may have waiting before it stops reading.
@@ -69,17 +74,26 @@ pub(crate) async fn serve(
     hub: Arc<Hub>,
     stream: TcpStream,
     peer: SocketAddr,
+    slot: Slot,
     shutdown: CancellationToken,
 ) {
     let deadline = hub.config.handshake_timeout;
-    let session = match timeout(deadline, handshake(Arc::clone(&hub), stream, peer)).await {
+    let opened = handshake(Arc::clone(&hub), stream, peer, slot);
+    let session = match timeout(deadline, opened).await {
         Ok(Ok(Some(session))) => session,
         Ok(Ok(None)) => return,
-        Ok(Err(e)) => return tracing::info!(%peer, "handshake failed: {e}"),
-        Err(_) => return tracing::info!(%peer, "handshake timed out after {deadline:?}"),
+        Ok(Err(e)) => return tracing::debug!(%peer, "handshake failed: {e}"),
+        Err(_) => return tracing::debug!(%peer, "handshake timed out after {deadline:?}"),
     };
     if let Err(e) = session.run(shutdown).await {
-        tracing::warn!(%peer, "session ended: {e}");
+        // What a client did wrong is its business (and a free log flood);
+        // what failed here is the operator's.
+        match e.code() {
+            ErrorCode::Internal | ErrorCode::StorageFull => {
+                tracing::warn!(%peer, "session ended: {e}");
+            }
+            _ => tracing::debug!(%peer, "session ended: {e}"),
+        }
     }
 }
 
@@ -87,7 +101,9 @@ async fn handshake(
     hub: Arc<Hub>,
     stream: TcpStream,
     remote: SocketAddr,
+    slot: Slot,
 ) -> Result<Option<Session>, HubError> {
+    let login_by = Instant::now() + hub.config.login_timeout;
     let transport: Box<dyn Transport> = match hub.tls() {
         Some(tls) => Box::new(
             tls.acceptor
@@ -98,14 +114,20 @@ async fn handshake(
         None => Box::new(stream),
     };
     let (read, write) = tokio::io::split(transport);
+    let mut reader = FrameReader::new(read);
+    reader.set_max_frame_len(MAX_PRE_LOGIN_FRAME_LEN);
+    let mut writer = FrameWriter::new(write);
+    writer.set_write_deadline(hub.config.stall_timeout);
     let mut session = Session {
         hub,
-        reader: FrameReader::new(read),
-        writer: FrameWriter::new(write),
+        reader,
+        writer,
         handle: None,
         remote,
         pending: VecDeque::new(),
         deferred: None,
+        slot,
+        login_by,
     };
     let first = match session.reader.recv().await {
         Ok(first) => first,
@@ -115,6 +137,13 @@ async fn handshake(
         }
     };
     match first {
+        Some(Request::Hello { agent, .. }) if agent.len() > MAX_TEXT_LEN => {
+            let message = format!("the agent string is limited to {MAX_TEXT_LEN} bytes");
+            session
+                .refuse(Refusal::new(ErrorCode::TooLarge, message))
+                .await?;
+            Ok(None)
+        }
         Some(Request::Hello { version, .. }) if version == PROTOCOL_VERSION => {
             let agent = format!("ferry-hub {}", env!("CARGO_PKG_VERSION"));
             session
@@ -152,12 +181,18 @@ impl Session {
             let wake = if let Some(deferred) = self.deferred.take() {
                 Wake::Request(Ok(deferred.map(Some)))
             } else {
+                // Before login the wait is short: a connection that proves
+                // nothing must not keep its slot long.
+                let until = match self.handle {
+                    Some(_) => Instant::now() + idle,
+                    None => self.login_by,
+                };
                 let (pending, reader) = (&mut self.pending, &mut self.reader);
                 let waiting = !pending.is_empty();
                 tokio::select! {
                     () = shutdown.cancelled() => Wake::Shutdown,
                     done = oldest(pending), if waiting => Wake::Committed(done),
-                    next = timeout(idle, reader.recv()) => Wake::Request(next),
+                    next = timeout_at(until, reader.recv()) => Wake::Request(next),
                 }
             };
             let next = match wake {
@@ -170,6 +205,13 @@ impl Session {
                 Wake::Request(next) => next,
             };
             let request = match next {
+                Err(_) if self.handle.is_none() => {
+                    let limit = self.hub.config.login_timeout.as_secs();
+                    let message = format!("closing the connection: no login within {limit}s");
+                    self.refuse(Refusal::new(ErrorCode::Timeout, message))
+                        .await?;
+                    break;
+                }
                 Err(_) => {
                     let message = format!("closing the connection after {}s idle", idle.as_secs());
                     self.refuse(Refusal::new(ErrorCode::Timeout, message))
@@ -390,6 +432,8 @@ impl Session {
                 };
                 self.writer.send(&reply).await?;
                 self.handle = Some(handle);
+                self.slot.verified();
+                self.reader.set_max_frame_len(MAX_FRAME_LEN);
                 return Ok(Flow::Continue);
             }
             LoginOutcome::Unknown => Refusal::new(

@@ -8,10 +8,53 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout, timeout_at};
 
 use crate::framed::{FrameReader, FrameWriter};
-use ferry_protocol::limits::CHUNK_LEN;
+use ferry_protocol::limits::{CHUNK_LEN, MIN_BODY_PROGRESS};
+
+/// The slowest a received body may arrive: at least [`MIN_BODY_PROGRESS`]
+/// bytes (or all that is left) within every `stall` period.
+#[derive(Debug)]
+pub struct Pace {
+    stall: Duration,
+    deadline: Instant,
+    moved: u64,
+}
+
+impl Pace {
+    /// Starts the first period now.
+    pub fn new(stall: Duration) -> Self {
+        Self {
+            stall,
+            deadline: Instant::now() + stall,
+            moved: 0,
+        }
+    }
+
+    /// Reads from `reader` before the current period ends, counting what
+    /// arrived; `Ok(0)` means the stream ended.
+    pub async fn read<R, D>(
+        &mut self,
+        reader: &mut FrameReader<R, D>,
+        out: &mut [u8],
+    ) -> Result<usize, BodyError>
+    where
+        R: AsyncRead + Unpin,
+        D: DeserializeOwned,
+    {
+        let n = timeout_at(self.deadline, reader.read_raw(out))
+            .await
+            .map_err(|_| BodyError::Stalled(self.stall))?
+            .map_err(BodyError::Network)?;
+        self.moved += n as u64;
+        if self.moved >= MIN_BODY_PROGRESS {
+            self.moved = 0;
+            self.deadline = Instant::now() + self.stall;
+        }
+        Ok(n)
+    }
+}
 
 /// Why a body transfer stopped.
 #[derive(Debug, thiserror::Error)]
@@ -24,8 +67,9 @@ pub enum BodyError {
         /// Bytes received before the end.
         received: u64,
     },
-    /// No progress within the stall deadline.
-    #[error("transfer stalled: no progress for {0:?}")]
+    /// No progress within the stall deadline, or too little (under
+    /// [`MIN_BODY_PROGRESS`] bytes in a stall period while receiving).
+    #[error("transfer stalled or too slow: too little progress in {0:?}")]
     Stalled(Duration),
     /// Reading from or writing to the connection failed.
     #[error("network error: {0}")]
@@ -64,14 +108,12 @@ where
             .max(1)
     ];
     let mut received = 0u64;
+    let mut pace = Pace::new(stall);
     while received < len {
         let want = buf
             .len()
             .min(usize::try_from(len - received).unwrap_or(usize::MAX));
-        let n = timeout(stall, reader.read_raw(&mut buf[..want]))
-            .await
-            .map_err(|_| BodyError::Stalled(stall))?
-            .map_err(BodyError::Network)?;
+        let n = pace.read(reader, &mut buf[..want]).await?;
         if n == 0 {
             return Err(BodyError::Truncated {
                 expected: len,
@@ -218,5 +260,53 @@ mod tests {
         .await
         .unwrap_err();
         assert!(matches!(err, BodyError::Stalled(_)));
+    }
+
+    /// One byte a second never misses a per-read deadline of 3 s, but is
+    /// far under the least a stall period must bring.
+    #[tokio::test(start_paused = true)]
+    async fn a_trickling_sender_is_cut_off_after_one_stall_period() {
+        let (mut a, b) = tokio::io::duplex(64);
+        let trickle = tokio::spawn(async move {
+            while a.write_all(b"x").await.is_ok() {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        let mut reader = FrameReader::<_, Request>::new(b);
+        let started = Instant::now();
+        let err = receive_body(
+            &mut reader,
+            1 << 20,
+            &mut Vec::new(),
+            &mut blake3::Hasher::new(),
+            Duration::from_secs(3),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, BodyError::Stalled(_)), "{err}");
+        assert_eq!(started.elapsed().as_secs(), 3);
+        trickle.abort();
+    }
+
+    /// A steady sender that brings enough in every period is never cut off.
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_but_steady_sender_is_kept() {
+        let len = 4 * MIN_BODY_PROGRESS as usize;
+        let (mut a, b) = tokio::io::duplex(CHUNK_LEN);
+        let send = tokio::spawn(async move {
+            for chunk in vec![7u8; len].chunks(MIN_BODY_PROGRESS as usize) {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                a.write_all(chunk).await.unwrap();
+            }
+        });
+        let mut reader = FrameReader::<_, Request>::new(b);
+        let mut out = Vec::new();
+        let stall = Duration::from_secs(3);
+        let mut hasher = blake3::Hasher::new();
+        receive_body(&mut reader, len as u64, &mut out, &mut hasher, stall)
+            .await
+            .unwrap();
+        assert_eq!(out.len(), len);
+        send.await.unwrap();
     }
 }

@@ -16,9 +16,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
-use tokio::time::timeout;
 
-use crate::body::{BodyError, write_within};
+use crate::body::{BodyError, Pace, write_within};
 use crate::disk_writer::DiskWriter;
 use crate::framed::{FrameReader, FrameWriter};
 use ferry_protocol::limits::CHUNK_LEN;
@@ -51,13 +50,14 @@ where
 {
     let mut disk = DiskWriter::start(file, len, hasher, sync);
     let mut received = 0u64;
+    let mut pace = Pace::new(stall);
     let network = async {
         while received < len {
             let Some(mut buf) = disk.free_chunk().await else {
                 break; // the disk side failed; its error is reported below
             };
             let want = usize::try_from(len - received).map_or(buf.len(), |l| l.min(buf.len()));
-            let n = fill(reader, &mut buf[..want], stall).await?;
+            let n = fill(reader, &mut buf[..want], &mut pace).await?;
             buf.truncate(n);
             // What arrived before an early end is still written, for a resume.
             if !disk.hand_over(buf).await {
@@ -193,7 +193,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
 async fn fill<R, D>(
     reader: &mut FrameReader<R, D>,
     out: &mut [u8],
-    stall: Duration,
+    pace: &mut Pace,
 ) -> Result<usize, BodyError>
 where
     R: AsyncRead + Unpin,
@@ -201,10 +201,7 @@ where
 {
     let mut filled = 0;
     while filled < out.len() {
-        let n = timeout(stall, reader.read_raw(&mut out[filled..]))
-            .await
-            .map_err(|_| BodyError::Stalled(stall))?
-            .map_err(BodyError::Network)?;
+        let n = pace.read(reader, &mut out[filled..]).await?;
         if n == 0 {
             break;
         }

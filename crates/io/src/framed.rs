@@ -6,6 +6,7 @@
 //! out whatever it buffered past a frame before touching the stream again.
 
 use std::io;
+use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use serde::Serialize;
@@ -41,6 +42,12 @@ impl<R: AsyncRead + Unpin, D: DeserializeOwned> FrameReader<R, D> {
             buf: BytesMut::new(),
             codec: MessageCodec::new(),
         }
+    }
+
+    /// Reads only frames of at most `max_len` bytes from now on (see
+    /// [`MessageCodec::set_max_len`]).
+    pub fn set_max_frame_len(&mut self, max_len: usize) {
+        self.codec.set_max_len(max_len);
     }
 
     /// The next message, or `None` if the peer closed cleanly between frames.
@@ -87,6 +94,9 @@ pub struct FrameWriter<W: AsyncWrite, E> {
     inner: BufWriter<W>,
     scratch: BytesMut,
     codec: MessageCodec<(), E>,
+    /// Every write and flush must finish within this, if set: a peer that
+    /// stops reading must not hold a connection (and its task) forever.
+    deadline: Option<Duration>,
 }
 
 impl<W: AsyncWrite + Unpin, E: Serialize> FrameWriter<W, E> {
@@ -96,7 +106,14 @@ impl<W: AsyncWrite + Unpin, E: Serialize> FrameWriter<W, E> {
             inner: BufWriter::with_capacity(WRITE_BUFFER, inner),
             scratch: BytesMut::new(),
             codec: MessageCodec::new(),
+            deadline: None,
         }
+    }
+
+    /// Fails every later write or flush that cannot finish within
+    /// `deadline` (with `io::ErrorKind::TimedOut`).
+    pub fn set_write_deadline(&mut self, deadline: Duration) {
+        self.deadline = Some(deadline);
     }
 
     /// Writes a frame and flushes it to the peer.
@@ -110,23 +127,42 @@ impl<W: AsyncWrite + Unpin, E: Serialize> FrameWriter<W, E> {
     pub async fn queue(&mut self, message: &E) -> Result<(), FrameError> {
         self.scratch.clear();
         self.codec.encode(message, &mut self.scratch)?;
-        Ok(self.inner.write_all(&self.scratch).await?)
+        let (inner, scratch) = (&mut self.inner, &self.scratch);
+        Ok(within(self.deadline, inner.write_all(scratch)).await?)
     }
 
     /// Writes raw body bytes (buffered).
     pub async fn write_raw(&mut self, data: &[u8]) -> io::Result<()> {
-        self.inner.write_all(data).await
+        within(self.deadline, self.inner.write_all(data)).await
     }
 
     /// Pushes everything buffered to the peer.
     pub async fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush().await
+        within(self.deadline, self.inner.flush()).await
     }
 
     /// Flushes and closes the write direction (TLS `close_notify`, TCP FIN).
     pub async fn shutdown(&mut self) -> io::Result<()> {
-        self.inner.shutdown().await
+        within(self.deadline, self.inner.shutdown()).await
     }
+}
+
+/// Runs a write, failing it with `TimedOut` after `deadline` if one is set.
+async fn within(
+    deadline: Option<Duration>,
+    write: impl Future<Output = io::Result<()>>,
+) -> io::Result<()> {
+    let Some(deadline) = deadline else {
+        return write.await;
+    };
+    tokio::time::timeout(deadline, write)
+        .await
+        .unwrap_or_else(|_| {
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the peer read nothing for {deadline:?}"),
+            ))
+        })
 }
 
 #[cfg(test)]

@@ -18,11 +18,14 @@ const LEN_PREFIX: usize = 4;
 /// Why a frame could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
-    /// The length prefix announced more than [`MAX_FRAME_LEN`].
-    #[error("frame of {len} bytes exceeds the {MAX_FRAME_LEN}-byte limit")]
+    /// The length prefix announced more than the codec's limit
+    /// ([`MAX_FRAME_LEN`], or less before login).
+    #[error("frame of {len} bytes exceeds the {limit}-byte limit")]
     TooLarge {
         /// The announced length.
         len: u64,
+        /// The limit it passed.
+        limit: u64,
     },
     /// The frame's bytes are not a valid message.
     #[error("malformed frame: {0}")]
@@ -38,6 +41,7 @@ pub enum FrameError {
 /// Decodes frames into `D` and encodes `E` into frames.
 #[derive(Debug)]
 pub struct MessageCodec<D, E> {
+    max_len: usize,
     _types: PhantomData<fn(E) -> D>,
 }
 
@@ -45,8 +49,16 @@ impl<D, E> MessageCodec<D, E> {
     /// A codec with the standard limits.
     pub fn new() -> Self {
         Self {
+            max_len: MAX_FRAME_LEN,
             _types: PhantomData,
         }
+    }
+
+    /// Decodes only frames of at most `max_len` bytes (capped at
+    /// [`MAX_FRAME_LEN`]): a hub takes only small frames before login, so
+    /// a connection nobody has vouched for cannot make it buffer much.
+    pub fn set_max_len(&mut self, max_len: usize) {
+        self.max_len = max_len.min(MAX_FRAME_LEN);
     }
 }
 
@@ -65,8 +77,11 @@ impl<D: DeserializeOwned, E> Decoder for MessageCodec<D, E> {
             return Ok(None);
         };
         let len = u32::from_be_bytes(prefix.try_into().expect("slice of four")) as usize;
-        if len > MAX_FRAME_LEN {
-            return Err(FrameError::TooLarge { len: len as u64 });
+        if len > self.max_len {
+            return Err(FrameError::TooLarge {
+                len: len as u64,
+                limit: self.max_len as u64,
+            });
         }
         if src.len() < LEN_PREFIX + len {
             src.reserve(LEN_PREFIX + len - src.len());
@@ -94,6 +109,7 @@ impl<D, E: Serialize> Encoder<&E> for MessageCodec<D, E> {
         if body.len() > MAX_FRAME_LEN {
             return Err(FrameError::TooLarge {
                 len: body.len() as u64,
+                limit: MAX_FRAME_LEN as u64,
             });
         }
         dst.reserve(LEN_PREFIX + body.len());
@@ -156,8 +172,24 @@ mod tests {
     fn oversized_length_prefix_is_rejected_before_allocating() {
         let mut buf = BytesMut::from(&u32::MAX.to_be_bytes()[..]);
         let err = HubCodec::new().decode(&mut buf).unwrap_err();
-        assert!(matches!(err, FrameError::TooLarge { len } if len == u64::from(u32::MAX)));
+        assert!(matches!(err, FrameError::TooLarge { len, .. } if len == u64::from(u32::MAX)));
         assert!(buf.capacity() < 1024);
+    }
+
+    #[test]
+    fn a_lowered_limit_refuses_a_frame_the_standard_one_takes() {
+        let hello = Request::Hello {
+            version: 1,
+            agent: "a".repeat(crate::MAX_TEXT_LEN + 1000),
+        };
+        let mut buf = encoded(&hello);
+        let mut small = HubCodec::new();
+        small.set_max_len(crate::MAX_PRE_LOGIN_FRAME_LEN);
+        let err = small.decode(&mut buf.clone()).unwrap_err();
+        assert!(
+            matches!(err, FrameError::TooLarge { limit, .. } if limit == crate::MAX_PRE_LOGIN_FRAME_LEN as u64)
+        );
+        assert_eq!(HubCodec::new().decode(&mut buf).unwrap(), Some(hello));
     }
 
     #[test]

@@ -23,6 +23,12 @@ pub const MAX_HANDLE_LEN: usize = 32;
 /// Longest free-text string (agent names, error messages) accepted in a frame.
 pub const MAX_TEXT_LEN: usize = 4096;
 
+/// Largest frame a hub reads before login: room for a `Hello` with the
+/// longest agent string, or a `Login`, and no more. Every connection may
+/// hold one unfinished frame, so this is what a connection that has proved
+/// nothing can make the hub buffer.
+pub const MAX_PRE_LOGIN_FRAME_LEN: usize = MAX_TEXT_LEN + 256;
+
 /// Longest peer address the hub puts in a hit or grant: a `SocketAddr`'s
 /// text, at most `[` + 39 + `%` + 10 + `]:` + 5 = 58 bytes for IPv6 with a
 /// scope id.
@@ -79,6 +85,11 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Default deadline for any single read or write of a body to make progress.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Least a received body must move within every stall period (about
+/// 2 KiB/s at the default 30 s): a deadline per read alone would let one
+/// byte every few seconds keep a transfer, and its connection, for ever.
+pub const MIN_BODY_PROGRESS: u64 = 64 * 1024;
 
 /// Most search hits the hub returns for one query: as many of the largest
 /// legal hits as fit one frame.

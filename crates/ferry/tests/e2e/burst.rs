@@ -17,7 +17,11 @@ async fn new_user_story(hub: &TestHub, i: usize, start: &Barrier) -> Result<(), 
     let src = tempfile::tempdir().map_err(|e| e.to_string())?;
     // Every fourth user sends a file too big to be grouped, so negotiated
     // uploads race with group commits and registrations.
-    let size = if i.is_multiple_of(4) { 1_500_000 } else { 2_000 + i };
+    let size = if i.is_multiple_of(4) {
+        1_500_000
+    } else {
+        2_000 + i
+    };
     let name = format!("burst/u{i:03}.bin");
     let data = pattern(size, i as u8);
     let item = local_file(src.path(), &name, &data).await;

@@ -4,6 +4,7 @@
 mod burst;
 mod cli;
 mod disk_full;
+mod flood;
 mod handles;
 mod hostile;
 mod hostile_peers;

@@ -201,6 +201,41 @@ impl Raw {
         }
     }
 
+    /// Connected from the loopback address `source` ("another host").
+    pub(crate) async fn connect_from(addr: SocketAddr, source: [u8; 4]) -> Self {
+        let (read, write) = connect_from(addr, source).await.into_split();
+        Self {
+            reader: FrameReader::new(read),
+            writer: FrameWriter::new(write),
+        }
+    }
+
+    /// Says `Hello`; whether the hub answered `Welcome`.
+    pub(crate) async fn greeted(&mut self) -> bool {
+        let hello = Request::Hello {
+            version: PROTOCOL_VERSION,
+            agent: "raw".into(),
+        };
+        if self.writer.send(&hello).await.is_err() {
+            return false;
+        }
+        matches!(self.recv().await, Some(Response::Welcome { .. }))
+    }
+
+    /// Greets and registers `handle`; whether both worked.
+    pub(crate) async fn try_log_in(&mut self, handle: &str) -> bool {
+        if !self.greeted().await {
+            return false;
+        }
+        let login = Request::Login {
+            handle: handle.into(),
+            secret: Secret([9; 32]),
+            register: true,
+        };
+        self.writer.send(&login).await.is_ok()
+            && matches!(self.recv().await, Some(Response::LoggedIn { .. }))
+    }
+
     /// Connected, greeted and logged in as `handle` with a fresh secret.
     pub(crate) async fn logged_in(addr: SocketAddr, handle: &str) -> Self {
         let mut raw = Self::connect(addr).await;
@@ -248,6 +283,15 @@ impl Raw {
             }
         }
     }
+}
+
+/// A TCP connection to `addr` from the loopback address `source`.
+pub(crate) async fn connect_from(addr: SocketAddr, source: [u8; 4]) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::from((source, 0)))
+        .expect("127.0.0.0/8 is all loopback");
+    socket.connect(addr).await.unwrap()
 }
 
 /// The error code of a reply, for asserts.
