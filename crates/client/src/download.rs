@@ -141,6 +141,19 @@ impl HubClient {
             }
             other => return Err(unexpected(&other)),
         };
+        // Only what was asked for: the size decides how much is allocated
+        // and written, so a hub's word for it is checked, not trusted.
+        if (entry.size, entry.hash) != (plan.entry.size, plan.entry.hash) {
+            return Err(ClientError::Protocol(format!(
+                "the hub announced '{}' as {} bytes with hash {}, not the {} bytes with hash {} \
+                 it listed; nothing was written (if the file changed, run the command again)",
+                plan.entry.name,
+                entry.size,
+                entry.hash.short(),
+                plan.entry.size,
+                plan.entry.hash.short()
+            )));
+        }
         let incoming = Incoming {
             size: entry.size,
             hash: entry.hash,

@@ -226,11 +226,20 @@ async fn ferry_serve_prints_how_to_reach_it_and_stops_on_sigterm() {
         let mut serve = tokio::process::Command::new(ferry_bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data.path())
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "ferry_hub=debug")
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .unwrap();
+        let mut log = serve.stderr.take().unwrap();
+        let log = tokio::spawn(async move {
+            let mut text = String::new();
+            tokio::io::AsyncReadExt::read_to_string(&mut log, &mut text)
+                .await
+                .unwrap();
+            text
+        });
         let mut lines = BufReader::new(serve.stdout.take().unwrap()).lines();
         let first = lines.next_line().await.unwrap().unwrap();
         let addr = first
@@ -266,6 +275,12 @@ async fn ferry_serve_prints_how_to_reach_it_and_stops_on_sigterm() {
             rest.push_str(&line);
         }
         assert!(rest.contains("Hub stopped."), "{rest}");
+        let log = log.await.unwrap();
+        assert!(log.contains("DEBUG"), "the log has lines: {log}");
+        assert!(
+            !log.contains('\x1b'),
+            "no terminal escape codes in a piped log: {log:?}"
+        );
         assert!(
             data.path().join("catalog.db").exists() && data.path().join("tls/cert.der").exists()
         );

@@ -8,6 +8,7 @@ mod flood;
 mod handles;
 mod hostile;
 mod hostile_peers;
+mod malicious_hub;
 mod pages;
 mod peers;
 mod peers_cli;
