@@ -68,6 +68,10 @@ pub(crate) struct ServeArgs {
     /// Hub config file (TOML).
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
+    /// If the catalog lists files whose bytes are missing from the store,
+    /// remove those entries (each is logged) instead of refusing to start.
+    #[arg(long)]
+    pub(crate) repair: bool,
 }
 
 /// Commands that talk to a hub.

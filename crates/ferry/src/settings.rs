@@ -169,6 +169,7 @@ impl ServeSettings {
             .unwrap_or_else(|| Path::new("ferry-data").to_owned());
         let mut hub = ferry_hub::HubConfig::new(data);
         hub.tls = !(args.plaintext || file.plaintext.unwrap_or(false));
+        hub.repair = args.repair;
         let secs = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_secs);
         hub.max_connections = file.max_connections.unwrap_or(hub.max_connections);
         hub.max_connections_per_source = file

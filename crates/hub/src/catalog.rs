@@ -25,6 +25,7 @@ macro_rules! select_file {
 }
 
 mod answers;
+mod check;
 mod reads;
 
 /// Result of a login attempt.
@@ -50,6 +51,7 @@ pub struct Catalog {
 impl Catalog {
     /// Opens (creating if needed) the database at `path` and migrates it.
     pub async fn open(path: &Path) -> Result<Self, HubError> {
+        check::quick_check(path)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -231,8 +233,20 @@ impl Catalog {
         self.readers.referenced(hashes)
     }
 
-    /// Closes the pool, checkpointing the WAL.
+    /// Checkpoints the write-ahead log into the database file, emptying
+    /// it, then closes the pool. Committed entries then live in the
+    /// database file alone, which [`Self::open`] checks; left in the log,
+    /// damage to it would lose them without a word (SQLite stops reading
+    /// a log at its first bad frame).
     pub async fn close(&self) {
+        let checkpoint = sqlx::query_scalar::<_, i64>("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&self.pool)
+            .await;
+        match checkpoint {
+            Ok(0) => {}
+            Ok(_) => tracing::warn!("catalog checkpoint at shutdown was blocked by a reader"),
+            Err(e) => tracing::warn!("catalog checkpoint at shutdown failed: {e}"),
+        }
         self.pool.close().await;
     }
 }

@@ -47,6 +47,9 @@ pub struct HubConfig {
     /// Free space the store's disk keeps: uploads that would leave less
     /// are refused at once, as "storage full".
     pub min_free_space: u64,
+    /// At start, remove catalog entries whose bytes are missing from the
+    /// store (and say which) instead of refusing to start.
+    pub repair: bool,
 }
 
 impl HubConfig {
@@ -71,6 +74,7 @@ impl HubConfig {
             keep_relayed: true,
             max_offers_per_peer: 100_000,
             min_free_space: 64 << 20,
+            repair: false,
         }
     }
 }

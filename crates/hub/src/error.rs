@@ -41,6 +41,14 @@ pub enum HubError {
     /// A relay between two clients broke off.
     #[error("relay: {0}")]
     Relay(String),
+    /// The hub's state on disk is damaged; the hub will not use it.
+    #[error("{} is damaged: {detail}", path.display())]
+    Damaged {
+        /// The damaged file or folder.
+        path: PathBuf,
+        /// What was found, and what to do.
+        detail: String,
+    },
 }
 
 impl HubError {

@@ -31,6 +31,7 @@ pub mod error;
 pub mod grants;
 mod group;
 pub mod index;
+mod integrity;
 mod peer;
 mod relay_copy;
 pub mod server;

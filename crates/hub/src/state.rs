@@ -120,6 +120,7 @@ impl Hub {
             .map_err(|e| HubError::io("creating data directory", dir, e))?;
         let store = Store::open(&dir.join("store"), config.partial_ttl)?;
         let catalog = Catalog::open(&dir.join("catalog.db")).await?;
+        crate::integrity::check(&catalog, &store, config.repair).await?;
         let tls = if config.tls {
             Some(tls::load_or_create(&dir.join("tls"))?)
         } else {

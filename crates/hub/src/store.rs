@@ -50,6 +50,24 @@ impl Store {
         Ok(store)
     }
 
+    /// The store's folder.
+    pub fn root(&self) -> &Path {
+        self.blobs
+            .parent()
+            .expect("blobs/ is inside the store's folder")
+    }
+
+    /// The hashes of every blob file in the store (names that are not a
+    /// hash are skipped).
+    pub fn blob_hashes(&self) -> impl Iterator<Item = ContentHash> {
+        fs::read_dir(&self.blobs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|shard| fs::read_dir(shard.path()).into_iter().flatten().flatten())
+            .filter_map(|blob| ContentHash::from_hex(blob.file_name().to_str()?))
+    }
+
     /// Where the blob with `hash` lives.
     pub fn blob_path(&self, hash: &ContentHash) -> PathBuf {
         let hex = hash.to_hex();

@@ -3,6 +3,7 @@
 
 mod burst;
 mod cli;
+mod damaged;
 mod disk_full;
 mod flood;
 mod handles;

@@ -1,0 +1,123 @@
+//! Damaged state is never used silently: a clean stop leaves the catalog
+//! whole in its database file, a scribbled catalog is refused by name, and
+//! entries whose bytes are gone are refused or, with `--repair`, removed
+//! and said so.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use ferry_protocol::ConflictPolicy;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::support::{Home, TestHub, ferry_bin, local_file, run, within};
+
+/// A stopped hub's data folder holding `count` small files.
+async fn stopped_hub_with_files(count: usize) -> tempfile::TempDir {
+    let hub = TestHub::start().await;
+    let src = tempfile::tempdir().unwrap();
+    let mut items = Vec::new();
+    for i in 0..count {
+        let name = format!("docs/file-{i:04}.txt");
+        items.push(local_file(src.path(), &name, name.as_bytes()).await);
+    }
+    let mut client = Home::new().client(&hub, "alice").await;
+    let stored = client
+        .upload(&items, ConflictPolicy::Refuse, &())
+        .await
+        .unwrap();
+    assert!(stored.iter().all(Result::is_ok));
+    client.close().await;
+    hub.stop().await
+}
+
+fn serve(data: &Path, extra: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(ferry_bin());
+    command
+        .args(["serve", "--plaintext", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true);
+    command
+}
+
+#[tokio::test]
+async fn a_clean_stop_leaves_no_log_and_a_scribbled_catalog_is_refused_by_name() {
+    within(60, async {
+        let dir = stopped_hub_with_files(500).await;
+        let data = dir.path().join("data");
+        let db = data.join("catalog.db");
+        let wal = std::fs::metadata(data.join("catalog.db-wal")).map_or(0, |m| m.len());
+        assert_eq!(
+            wal, 0,
+            "committed entries are in the database file, not only its log"
+        );
+
+        let mut bytes = std::fs::read(&db).unwrap();
+        let middle = bytes.len() / 2 / 4096 * 4096;
+        bytes[middle..middle + 4096].fill(0xA5);
+        std::fs::write(&db, bytes).unwrap();
+        let started = run(&mut serve(&data, &[])).await;
+        assert_ne!(started.code, 0, "{}", started.stdout);
+        assert!(
+            started.stderr.contains("catalog.db is damaged"),
+            "{}",
+            started.stderr
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn entries_without_their_bytes_are_refused_then_repaired_and_reported() {
+    within(60, async {
+        let dir = stopped_hub_with_files(3).await;
+        let data = dir.path().join("data");
+        let blobs = data.join("store/blobs");
+        let victim = ferry_protocol::ContentHash::of(b"docs/file-0001.txt").to_hex();
+        std::fs::remove_file(blobs.join(&victim[..2]).join(&victim)).unwrap();
+
+        let refused = run(&mut serve(&data, &[])).await;
+        assert_ne!(refused.code, 0);
+        assert!(
+            refused.stderr.contains("docs/file-0001.txt"),
+            "{}",
+            refused.stderr
+        );
+        assert!(refused.stderr.contains("--repair"), "{}", refused.stderr);
+
+        let mut repaired = serve(&data, &["--repair"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(repaired.stdout.take().unwrap()).lines();
+        let first = out.next_line().await.unwrap().unwrap();
+        let addr = first
+            .strip_prefix("Ferry hub listening on ")
+            .expect("it starts")
+            .to_owned();
+        let mut log = BufReader::new(repaired.stderr.take().unwrap()).lines();
+        let said = log.next_line().await.unwrap().unwrap();
+        assert!(
+            said.contains("repair") && said.contains("docs/file-0001.txt"),
+            "{said}"
+        );
+
+        let home = Home::new();
+        let ls =
+            run(crate::support::ferry_at(&home, &addr, false)
+                .args(["--name", "bob", "--json", "ls"]))
+            .await;
+        let listed: serde_json::Value = serde_json::from_str(&ls.stdout).unwrap();
+        let names: Vec<&str> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["docs/file-0000.txt", "docs/file-0002.txt"]);
+        repaired.kill().await.unwrap();
+    })
+    .await;
+}
