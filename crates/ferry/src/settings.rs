@@ -140,6 +140,8 @@ struct HubFile {
     relay_timeout_secs: Option<u64>,
     keep_relayed: Option<bool>,
     max_offers_per_peer: Option<usize>,
+    max_offers_total: Option<usize>,
+    max_offer_memory: Option<usize>,
     min_free_space: Option<u64>,
 }
 
@@ -187,6 +189,8 @@ impl ServeSettings {
         hub.relay_timeout = secs(file.relay_timeout_secs, hub.relay_timeout);
         hub.keep_relayed = file.keep_relayed.unwrap_or(hub.keep_relayed);
         hub.max_offers_per_peer = file.max_offers_per_peer.unwrap_or(hub.max_offers_per_peer);
+        hub.max_offers_total = file.max_offers_total.unwrap_or(hub.max_offers_total);
+        hub.max_offer_memory = file.max_offer_memory.unwrap_or(hub.max_offer_memory);
         hub.min_free_space = file.min_free_space.unwrap_or(hub.min_free_space);
         let listen = args
             .listen

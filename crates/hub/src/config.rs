@@ -44,6 +44,10 @@ pub struct HubConfig {
     pub keep_relayed: bool,
     /// Most files one peer may offer.
     pub max_offers_per_peer: usize,
+    /// Most files all peers together may offer.
+    pub max_offers_total: usize,
+    /// Most memory all offers together may take, in bytes.
+    pub max_offer_memory: usize,
     /// Free space the store's disk keeps: uploads that would leave less
     /// are refused at once, as "storage full".
     pub min_free_space: u64,
@@ -73,6 +77,8 @@ impl HubConfig {
             relay_timeout: Duration::from_secs(10),
             keep_relayed: true,
             max_offers_per_peer: 100_000,
+            max_offers_total: 1_000_000,
+            max_offer_memory: 256 << 20,
             min_free_space: 64 << 20,
             repair: false,
         }

@@ -23,7 +23,7 @@ use crate::catalog::Catalog;
 use crate::config::HubConfig;
 use crate::error::HubError;
 use crate::grants::Grants;
-use crate::index::Index;
+use crate::index::{Index, OfferLimits};
 use crate::store::Store;
 use crate::tls::{self, TlsIdentity};
 
@@ -127,7 +127,11 @@ impl Hub {
             None
         };
         Ok(Arc::new(Self {
-            index: Index::new(config.max_offers_per_peer),
+            index: Index::new(OfferLimits {
+                per_peer: config.max_offers_per_peer,
+                total: config.max_offers_total,
+                total_bytes: config.max_offer_memory,
+            }),
             grants: Grants::default(),
             next_session: std::sync::atomic::AtomicU64::new(1),
             config,

@@ -208,3 +208,115 @@ async fn a_big_frame_before_login_is_refused_at_its_length() {
     })
     .await;
 }
+
+/// The resident memory of process `pid`, in bytes.
+fn rss_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .expect("VmRSS in /proc/PID/status");
+    kib * 1024
+}
+
+/// Offers `count` files with names of about 1,000 bytes as `handle`;
+/// returns the connection (the peer stays online while it is open) and
+/// how many the hub took.
+async fn offer_flood(addr: std::net::SocketAddr, handle: &str, count: usize) -> (Raw, u32) {
+    let mut raw = Raw::logged_in(addr, handle).await;
+    let share = Request::Share {
+        peer_port: 1,
+        fingerprint: ferry_protocol::Fingerprint::of_certificate(b"raw"),
+    };
+    assert!(matches!(
+        raw.call(&share).await,
+        Some(Response::Sharing { .. })
+    ));
+    let names: Vec<String> = (0..count)
+        .map(|i| format!("{handle}/{}/{i:06}", vec!["n".repeat(200); 4].join("/")))
+        .collect();
+    let mut total = 0;
+    for chunk in names.chunks(ferry_protocol::MAX_OFFERS_PER_FRAME) {
+        let files = chunk
+            .iter()
+            .map(|name| ferry_protocol::Offered {
+                name: name.clone(),
+                size: 1,
+                hash: ContentHash::of(name.as_bytes()),
+            })
+            .collect();
+        let offer = Request::Offer {
+            files,
+            replace_all: false,
+        };
+        match raw.call(&offer).await {
+            Some(Response::Offered { total: t, .. }) => total = t,
+            other => panic!("expected Offered, got {other:?}"),
+        }
+    }
+    (raw, total)
+}
+
+#[tokio::test]
+async fn offer_floods_from_many_handles_stay_within_the_hubs_budget() {
+    within(120, async {
+        let data = tempfile::tempdir().unwrap();
+        let config = data.path().join("hub.toml");
+        std::fs::write(&config, "max_offer_memory = 16777216\n").unwrap();
+        let mut serve = tokio::process::Command::new(crate::support::ferry_bin())
+            .args([
+                "serve",
+                "--plaintext",
+                "--listen",
+                "127.0.0.1:0",
+                "--config",
+            ])
+            .arg(&config)
+            .arg("--data")
+            .arg(data.path().join("data"))
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut out = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(
+            serve.stdout.take().unwrap(),
+        ));
+        let first = out.next_line().await.unwrap().unwrap();
+        let listening = first.strip_prefix("Ferry hub listening on ").unwrap();
+        let addr = listening.parse().unwrap();
+        let pid = serve.id().unwrap();
+        let before = rss_of(pid);
+
+        // Three handles offer 30,000 names of 1 KB each: 90 MB of names.
+        let mut peers = Vec::new();
+        let mut taken = 0;
+        for handle in ["flood1", "flood2", "flood3"] {
+            let (raw, total) = offer_flood(addr, handle, 30_000).await;
+            taken += total;
+            peers.push(raw);
+        }
+        let grown = rss_of(pid).saturating_sub(before);
+        assert!(
+            taken > 1_000 && taken < 30_000,
+            "the budget took some offers and refused most: {taken} taken"
+        );
+        assert!(
+            grown < 48 << 20,
+            "the hub grew by {} MiB for a 16 MiB index",
+            grown >> 20
+        );
+
+        let home = Home::new();
+        let search = crate::support::run(
+            crate::support::ferry_at(&home, listening, false)
+                .args(["--name", "witness", "search", "flood1"]),
+        )
+        .await;
+        assert_eq!(search.code, 0, "{}", search.stderr);
+        drop(peers);
+        serve.kill().await.unwrap();
+    })
+    .await;
+}
