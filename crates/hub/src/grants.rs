@@ -3,17 +3,27 @@
 //! A grant lets one requester fetch one offered file from one peer, once.
 //! The peer enforces single use for direct transfers; the hub enforces it
 //! for relays by taking the grant out of the table when a relay starts.
+//!
+//! Outstanding grants are bounded: at most [`MAX_GRANTS`] in all,
+//! [`MAX_GRANTS_PER_REQUESTER`] for one requester and
+//! [`MAX_GRANTS_PER_OWNER`] on one peer, each living [`GRANT_LIFETIME`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ferry_protocol::{Offered, Token};
+use ferry_io::Expiring;
+use ferry_protocol::{GRANT_LIFETIME, Offered, Token};
 use tokio::sync::{mpsc, oneshot};
 
-/// How long an issued grant stays usable for a relay.
-const GRANT_LIFETIME: Duration = Duration::from_secs(300);
+/// Grants outstanding on the whole hub.
+pub const MAX_GRANTS: usize = 65_536;
+
+/// Grants one requester may hold at once.
+pub const MAX_GRANTS_PER_REQUESTER: usize = 256;
+
+/// Grants outstanding on one sharing peer.
+pub const MAX_GRANTS_PER_OWNER: usize = 4_096;
 
 /// A grant as the hub remembers it.
 #[derive(Debug, Clone)]
@@ -24,7 +34,6 @@ pub struct Issued {
     pub owner: String,
     /// What it is for.
     pub file: Offered,
-    expires: Instant,
 }
 
 /// The owner's side of a relay: chunks of the file, in order.
@@ -49,12 +58,64 @@ pub struct PushSlot {
     pub deliver: oneshot::Sender<RelayChunks>,
 }
 
+/// Issued grants and how many each requester and owner holds.
+struct Issuance {
+    grants: Expiring<Token, Issued>,
+    per_requester: HashMap<String, usize>,
+    per_owner: HashMap<String, usize>,
+}
+
+impl Issuance {
+    /// Whether `requester` may hold one more grant on `owner`, once the
+    /// expired ones are counted out.
+    fn has_room(&mut self, requester: &str, owner: &str) -> bool {
+        let Self {
+            grants,
+            per_requester,
+            per_owner,
+        } = self;
+        grants.sweep(|old| Self::forget(per_requester, per_owner, &old));
+        let held = |counts: &HashMap<String, usize>, who: &str| counts.get(who).copied();
+        held(&self.per_requester, requester).unwrap_or(0) < MAX_GRANTS_PER_REQUESTER
+            && held(&self.per_owner, owner).unwrap_or(0) < MAX_GRANTS_PER_OWNER
+    }
+
+    /// Counts `grant` out of the per-handle totals.
+    fn forget(
+        per_requester: &mut HashMap<String, usize>,
+        per_owner: &mut HashMap<String, usize>,
+        grant: &Issued,
+    ) {
+        for (counts, who) in [(per_requester, &grant.requester), (per_owner, &grant.owner)] {
+            if let Some(n) = counts.get_mut(who) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(who);
+                }
+            }
+        }
+    }
+}
+
 /// The tables.
-#[derive(Default)]
 pub struct Grants {
     acks: Mutex<HashMap<Token, oneshot::Sender<()>>>,
-    issued: Mutex<HashMap<Token, Issued>>,
+    issued: Mutex<Issuance>,
     relays: Mutex<HashMap<Token, Waiting>>,
+}
+
+impl Default for Grants {
+    fn default() -> Self {
+        Self {
+            acks: Mutex::default(),
+            issued: Mutex::new(Issuance {
+                grants: Expiring::new(GRANT_LIFETIME, MAX_GRANTS),
+                per_requester: HashMap::new(),
+                per_owner: HashMap::new(),
+            }),
+            relays: Mutex::default(),
+        }
+    }
 }
 
 impl Grants {
@@ -77,29 +138,54 @@ impl Grants {
         self.acks.lock().expect("grant lock").remove(token);
     }
 
-    /// Records an issued grant.
-    pub fn issue(&self, token: Token, requester: &str, owner: &str, file: Offered) {
+    /// Whether `requester` may get another grant on `owner` now.
+    pub fn has_room(&self, requester: &str, owner: &str) -> bool {
         let mut issued = self.issued.lock().expect("grant lock");
-        let now = Instant::now();
-        issued.retain(|_, grant| grant.expires > now);
+        issued.has_room(requester, owner) && issued.grants.len() < MAX_GRANTS
+    }
+
+    /// Records an issued grant; `false` if a limit is reached.
+    pub fn issue(&self, token: Token, requester: &str, owner: &str, file: Offered) -> bool {
+        let mut issued = self.issued.lock().expect("grant lock");
+        if !issued.has_room(requester, owner) {
+            return false;
+        }
         let grant = Issued {
             requester: requester.to_owned(),
             owner: owner.to_owned(),
             file,
-            expires: now + GRANT_LIFETIME,
         };
-        issued.insert(token, grant);
+        let Issuance {
+            grants,
+            per_requester,
+            per_owner,
+        } = &mut *issued;
+        let stored = grants.insert(token, grant, |old| {
+            Issuance::forget(per_requester, per_owner, &old);
+        });
+        if stored.is_err() {
+            return false;
+        }
+        *per_requester.entry(requester.to_owned()).or_default() += 1;
+        *per_owner.entry(owner.to_owned()).or_default() += 1;
+        true
     }
 
     /// Takes a live grant for a relay by `requester`; `None` if there is none
     /// (never issued, expired, already relayed, or someone else's).
     pub fn take_for_relay(&self, token: &Token, requester: &str) -> Option<Issued> {
         let mut issued = self.issued.lock().expect("grant lock");
-        let grant = issued.get(token)?;
-        if grant.requester != requester || grant.expires <= Instant::now() {
+        if issued.grants.get(token)?.requester != requester {
             return None;
         }
-        issued.remove(token)
+        let grant = issued.grants.remove(token)?;
+        let Issuance {
+            per_requester,
+            per_owner,
+            ..
+        } = &mut *issued;
+        Issuance::forget(per_requester, per_owner, &grant);
+        Some(grant)
     }
 
     /// Registers a relay waiting for `owner` to push from `offset`.

@@ -159,6 +159,15 @@ impl Session {
                 .await?;
             return Ok(Flow::Continue);
         };
+        if !self.hub.grants.has_room(requester.as_str(), owner) {
+            let message = format!(
+                "too many grants outstanding for you or for '{owner}'; use or let some expire \
+                 (they last {}s)",
+                ferry_protocol::GRANT_LIFETIME.as_secs()
+            );
+            self.refuse(Refusal::new(ErrorCode::Busy, message)).await?;
+            return Ok(Flow::Continue);
+        }
         let token = random_token()?;
         let acked = self.hub.grants.await_ack(token);
         let expect = Response::Expect {
@@ -179,9 +188,15 @@ impl Session {
                 .await?;
             return Ok(Flow::Continue);
         }
-        self.hub
+        if !self
+            .hub
             .grants
-            .issue(token, requester.as_str(), owner, file.clone());
+            .issue(token, requester.as_str(), owner, file.clone())
+        {
+            let message = "too many grants outstanding; try again later";
+            self.refuse(Refusal::new(ErrorCode::Busy, message)).await?;
+            return Ok(Flow::Continue);
+        }
         let grant = Grant {
             token,
             owner: owner.to_owned(),

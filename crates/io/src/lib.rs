@@ -13,6 +13,7 @@
 //! | [`body`] | streaming bodies with hashing and stall deadlines |
 //! | [`disk`] | bodies to and from files, flushing, private files |
 //! | [`disk_writer`] | [`DiskWriter`]: a file written and hashed on a disk thread |
+//! | [`expiring`] | [`Expiring`]: a capped table whose entries expire, oldest first |
 //! | [`source`] | what a sender sends from: bytes, or a file to stream |
 //! | [`tls`] | the TLS settings both ends share |
 //!
@@ -21,10 +22,12 @@
 pub mod body;
 pub mod disk;
 pub mod disk_writer;
+pub mod expiring;
 pub mod framed;
 mod sink;
 pub mod source;
 pub mod tls;
 
 pub use disk_writer::DiskWriter;
+pub use expiring::Expiring;
 pub use framed::{FrameReader, FrameWriter, Transport};

@@ -109,6 +109,10 @@ pub const MAX_REFUSALS_LISTED: usize = 64;
 /// Longest refusal line in an `Offered` reply: a name and a short reason.
 pub const MAX_REFUSAL_LEN: usize = MAX_NAME_LEN + 128;
 
+/// How long a grant stays usable, on the hub (for a relay) and on the
+/// peer (for a direct fetch) alike.
+pub const GRANT_LIFETIME: Duration = Duration::from_secs(120);
+
 /// How often a peer says it is alive.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3);
 

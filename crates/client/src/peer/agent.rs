@@ -216,9 +216,12 @@ impl Agent {
                 requester,
                 fingerprint,
             } => {
-                if self.shelf.get(&name).is_some() {
-                    self.expectations
-                        .insert(token, name, requester, fingerprint);
+                // Unanswered, the hub tells the requester we did not answer.
+                if self.shelf.get(&name).is_some()
+                    && self
+                        .expectations
+                        .insert(token, name, requester, fingerprint)
+                {
                     self.hub.writer.send(&Request::GrantReady { token }).await?;
                 }
             }

@@ -7,14 +7,15 @@ pub mod fetch;
 pub mod serve;
 pub mod shelf;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use ferry_protocol::{Fingerprint, Token};
+use ferry_io::Expiring;
+use ferry_protocol::{Fingerprint, GRANT_LIFETIME, Token};
 
-/// How long a grant the hub announced stays usable.
-const EXPECT_LIFETIME: Duration = Duration::from_secs(120);
+/// Grants a peer keeps expecting at once; past it, new ones are ignored
+/// (the requester is told the peer did not answer) until some are used or
+/// expire.
+const MAX_EXPECTED: usize = 4_096;
 
 /// A requester the hub told us to expect.
 #[derive(Debug, Clone)]
@@ -25,33 +26,42 @@ pub struct Expected {
     pub requester: String,
     /// Its certificate.
     pub fingerprint: Fingerprint,
-    expires: Instant,
 }
 
-/// Grants this peer will honour, each once.
-#[derive(Debug, Clone, Default)]
-pub struct Expectations(Arc<Mutex<HashMap<Token, Expected>>>);
+/// Grants this peer will honour, each once, for [`GRANT_LIFETIME`] (the
+/// hub's lifetime for them too).
+#[derive(Debug, Clone)]
+pub struct Expectations(Arc<Mutex<Expiring<Token, Expected>>>);
+
+impl Default for Expectations {
+    fn default() -> Self {
+        Self(Arc::new(Mutex::new(Expiring::new(
+            GRANT_LIFETIME,
+            MAX_EXPECTED,
+        ))))
+    }
+}
 
 impl Expectations {
-    /// Remembers a grant announced by the hub.
-    pub fn insert(&self, token: Token, name: String, requester: String, fingerprint: Fingerprint) {
-        let mut map = self.0.lock().expect("expectations lock");
-        let now = Instant::now();
-        map.retain(|_, e| e.expires > now);
-        map.insert(
-            token,
-            Expected {
-                name,
-                requester,
-                fingerprint,
-                expires: now + EXPECT_LIFETIME,
-            },
-        );
+    /// Remembers a grant announced by the hub; `false` if too many wait.
+    pub fn insert(
+        &self,
+        token: Token,
+        name: String,
+        requester: String,
+        fingerprint: Fingerprint,
+    ) -> bool {
+        let expected = Expected {
+            name,
+            requester,
+            fingerprint,
+        };
+        let mut table = self.0.lock().expect("expectations lock");
+        table.insert(token, expected, drop).is_ok()
     }
 
     /// Uses up a grant; `None` if unknown, expired or already used.
     pub fn take(&self, token: &Token) -> Option<Expected> {
-        let expected = self.0.lock().expect("expectations lock").remove(token)?;
-        (expected.expires > Instant::now()).then_some(expected)
+        self.0.lock().expect("expectations lock").remove(token)
     }
 }

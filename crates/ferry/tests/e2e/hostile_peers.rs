@@ -286,3 +286,36 @@ async fn a_peer_that_goes_silent_drops_out_of_search() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn one_requester_cannot_pile_up_grants() {
+    within(60, async {
+        let hub = TestHub::start_with(|c| c.tls = false).await;
+        let (mut peer, _, _) = raw_peer(&hub, "eager", vec![offered("x.bin", b"x")]).await;
+        tokio::spawn(async move {
+            acknowledge_until_push(&mut peer).await;
+        });
+        let greedy = Home::new();
+        let mut client = greedy.client(&hub, "greedy").await;
+        let fingerprint = identity(&greedy).fingerprint;
+        let cap = ferry_hub::grants::MAX_GRANTS_PER_REQUESTER;
+        for i in 0..cap {
+            let granted = client.request_peer("eager", "x.bin", fingerprint).await;
+            assert!(granted.is_ok(), "grant {i}: {granted:?}");
+        }
+        let refused = client.request_peer("eager", "x.bin", fingerprint).await;
+        assert_eq!(refused.unwrap_err().hub_code(), Some(ErrorCode::Busy));
+
+        let other = Home::new();
+        let mut fair = other.client(&hub, "fair").await;
+        let granted = fair
+            .request_peer("eager", "x.bin", identity(&other).fingerprint)
+            .await;
+        assert!(
+            granted.is_ok(),
+            "another requester still gets one: {granted:?}"
+        );
+        hub.stop().await;
+    })
+    .await;
+}
