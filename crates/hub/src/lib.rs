@@ -36,7 +36,6 @@ mod peer;
 mod relay_copy;
 pub mod server;
 mod session;
-mod sources;
 mod space;
 pub mod state;
 pub mod store;

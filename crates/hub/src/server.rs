@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::session;
-use crate::sources::{Full, Sources};
 use crate::state::Hub;
+use ferry_io::sources::{Full, Sources};
 
 /// Refused connections are counted and logged together at most this often:
 /// a line each would let anyone fill the log for free.

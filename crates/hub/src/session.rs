@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use ferry_io::{FrameReader, FrameWriter, Transport};
+use ferry_io::{FrameReader, FrameWriter, Slot, Transport};
 use ferry_protocol::{
     ErrorCode, FileName, FrameError, Handle, MAX_FRAME_LEN, MAX_LIST_PAGE, MAX_NAME_LEN,
     MAX_PRE_LOGIN_FRAME_LEN, MAX_TEXT_LEN, PROTOCOL_VERSION, Request, Response, UploadMode,
@@ -21,7 +21,6 @@ use tokio_util::sync::CancellationToken;
 use crate::catalog::LoginOutcome;
 use crate::error::HubError;
 use crate::group::Published;
-use crate::sources::Slot;
 use crate::state::{Hub, Outcome, Refusal, unix_now};
 
 /// Reading half of a client connection.

@@ -15,6 +15,7 @@
 //! | [`disk_writer`] | [`DiskWriter`]: a file written and hashed on a disk thread |
 //! | [`expiring`] | [`Expiring`]: a capped table whose entries expire, oldest first |
 //! | [`source`] | what a sender sends from: bytes, or a file to stream |
+//! | [`sources`] | [`Sources`]: connection slots per source address |
 //! | [`tls`] | the TLS settings both ends share |
 //!
 //! The private `sink` module owns direct (`O_DIRECT`) writes.
@@ -26,8 +27,10 @@ pub mod expiring;
 pub mod framed;
 mod sink;
 pub mod source;
+pub mod sources;
 pub mod tls;
 
 pub use disk_writer::DiskWriter;
 pub use expiring::Expiring;
 pub use framed::{FrameReader, FrameWriter, Transport};
+pub use sources::{Slot, Sources};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ferry_io::body::flush_within;
 use ferry_io::disk::send_from_file;
-use ferry_io::{FrameReader, FrameWriter};
+use ferry_io::{FrameReader, FrameWriter, Sources};
 use ferry_protocol::{ErrorCode, Fingerprint, PROTOCOL_VERSION, PeerRequest, PeerResponse};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -24,6 +24,17 @@ use crate::tls::peer_server_config;
 
 /// Most peers served at once.
 const MAX_PEER_CONNECTIONS: usize = 64;
+
+/// Most connections one source address may hold, so one slow or hostile
+/// host never takes every slot (a requester uses one per file).
+const MAX_PER_SOURCE: usize = 8;
+
+/// Deadline for a requester's TLS handshake and its `Fetch`: the hub
+/// falls back to a relay after 3 s anyway.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Largest frame a requester may send (a `Fetch` is a few dozen bytes).
+const MAX_REQUEST_LEN: usize = 1024;
 
 /// Something the peer server did, for the user to see.
 #[derive(Debug, Clone)]
@@ -65,16 +76,25 @@ impl PeerServer {
         })?;
         let acceptor = TlsAcceptor::from(Arc::new(config));
         let permits = Arc::new(Semaphore::new(MAX_PEER_CONNECTIONS));
+        let sources = Sources::new(MAX_PER_SOURCE, MAX_PER_SOURCE);
         let report = Arc::new(report);
         let mut tasks = JoinSet::new();
         loop {
-            let (stream, _) = tokio::select! {
+            let (stream, from) = tokio::select! {
                 () = shutdown.cancelled() => break,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
-                    Err(_) => continue,
+                    Err(e) => {
+                        // Usually out of file descriptors: back off, do not spin.
+                        tracing::debug!("peer port accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
                 },
+            };
+            let Ok(slot) = sources.admit(from.ip()) else {
+                continue;
             };
             let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
                 continue;
@@ -83,7 +103,7 @@ impl PeerServer {
             tasks.spawn(async move {
                 let outcome = server.serve_one(stream, acceptor).await;
                 report(outcome.unwrap_or_else(|e| Served::Refused(e.to_string())));
-                drop(permit);
+                drop((permit, slot));
             });
         }
         tasks.shutdown().await;
@@ -96,7 +116,7 @@ impl PeerServer {
         acceptor: TlsAcceptor,
     ) -> Result<Served, ClientError> {
         let _ = stream.set_nodelay(true);
-        let tls = timeout(self.stall, acceptor.accept(stream))
+        let tls = timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
             .await
             .map_err(|_| ClientError::Timeout("peer handshake".into()))?
             .map_err(|e| ClientError::Tls {
@@ -111,8 +131,10 @@ impl PeerServer {
             .map(|cert| Fingerprint::of_certificate(cert));
         let (read, write) = tokio::io::split(tls);
         let mut reader = FrameReader::<_, PeerRequest>::new(read);
+        reader.set_max_frame_len(MAX_REQUEST_LEN);
         let mut writer = FrameWriter::<_, PeerResponse>::new(write);
-        let request = timeout(self.stall, reader.recv())
+        writer.set_write_deadline(self.stall);
+        let request = timeout(HANDSHAKE_TIMEOUT, reader.recv())
             .await
             .map_err(|_| ClientError::Timeout("peer request".into()))??;
         let Some(PeerRequest::Fetch {

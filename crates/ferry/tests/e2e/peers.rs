@@ -218,3 +218,41 @@ async fn a_direct_fetch_cut_midway_resumes_with_a_new_grant() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn slow_handshakes_from_one_host_do_not_lock_a_peer_port() {
+    within(60, async {
+        let hub = TestHub::start().await;
+        let data = pattern(10_000, 3);
+        let bob = TestPeer::start(&hub, "bob", &[("song.flac", &data)]).await;
+        let home = Home::new();
+        let mut alice = home.client(&hub, "alice").await;
+        let me = identity(&home);
+        let grant = alice
+            .request_peer("bob", "song.flac", me.fingerprint)
+            .await
+            .unwrap();
+        // Another host opens every slot the peer port has, and says nothing.
+        let peer_addr: std::net::SocketAddr = grant.addr.parse().unwrap();
+        let mut silent = Vec::new();
+        for _ in 0..64 {
+            silent.push(crate::support::connect_from(peer_addr, [127, 0, 0, 2]).await);
+        }
+        let out = tempfile::tempdir().unwrap();
+        let got = fetch_direct(
+            &grant,
+            &me,
+            (out.path(), Path::new("song.flac")),
+            ConflictPolicy::Refuse,
+            &(),
+            QUICK,
+        )
+        .await
+        .unwrap();
+        assert_eq!(std::fs::read(got.path.unwrap()).unwrap(), data);
+        drop(silent);
+        bob.stop().await;
+        hub.stop().await;
+    })
+    .await;
+}

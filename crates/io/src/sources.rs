@@ -3,15 +3,17 @@
 //!
 //! Every connection holds a [`Slot`] from accept to close. A source may
 //! hold at most `max_per_source` connections in all, and at most
-//! `max_unverified_per_source` that have not logged in yet: those cost the
-//! hub a TLS handshake and a task while proving nothing. IPv6 sources are
-//! counted per /64, the block one host usually has.
+//! `max_unverified_per_source` that have not proved anything yet (logged
+//! in to a hub, presented a grant to a peer): those cost a TLS handshake
+//! and a task while proving nothing. IPv6 sources are counted per /64, the
+//! block one host usually has. The hub's accept loop and a sharing peer's
+//! both use it.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// Open and not-yet-logged-in connections of one source.
+/// Open and not-yet-verified connections of one source.
 #[derive(Debug, Default, Clone, Copy)]
 struct Count {
     open: usize,
@@ -20,23 +22,25 @@ struct Count {
 
 /// Why a connection was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Full {
+pub enum Full {
     /// The source holds its share of connections.
     Source,
-    /// The source holds its share of connections that have not logged in.
+    /// The source holds its share of connections that proved nothing yet.
     Unverified,
 }
 
 /// The per-source counts, shared by the accept loop and every session.
 #[derive(Debug)]
-pub(crate) struct Sources {
+pub struct Sources {
     counts: Mutex<HashMap<IpAddr, Count>>,
     max_per_source: usize,
     max_unverified_per_source: usize,
 }
 
 impl Sources {
-    pub(crate) fn new(max_per_source: usize, max_unverified_per_source: usize) -> Arc<Self> {
+    /// Counts for a server that admits `max_per_source` connections per
+    /// source, `max_unverified_per_source` of them unverified.
+    pub fn new(max_per_source: usize, max_unverified_per_source: usize) -> Arc<Self> {
         Arc::new(Self {
             counts: Mutex::new(HashMap::new()),
             max_per_source,
@@ -45,7 +49,7 @@ impl Sources {
     }
 
     /// A slot for a new connection from `ip`, unless its source is full.
-    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Full> {
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Full> {
         let source = source_of(ip);
         let mut counts = self.lock();
         let count = counts.entry(source).or_default();
@@ -77,15 +81,15 @@ impl Sources {
 
 /// One admitted connection; gives its place back when dropped.
 #[derive(Debug)]
-pub(crate) struct Slot {
+pub struct Slot {
     sources: Arc<Sources>,
     source: IpAddr,
     verified: bool,
 }
 
 impl Slot {
-    /// The connection logged in: it no longer counts as unverified.
-    pub(crate) fn verified(&mut self) {
+    /// The connection proved itself: it no longer counts as unverified.
+    pub fn verified(&mut self) {
         if !self.verified {
             self.verified = true;
             if let Some(count) = self.sources.lock().get_mut(&self.source) {
