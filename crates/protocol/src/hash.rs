@@ -5,6 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// A BLAKE3 hash of a file's full contents; the file's identity on the wire.
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ContentHash(pub [u8; 32]);
 
@@ -54,6 +55,7 @@ impl fmt::Debug for ContentHash {
 
 /// Identity of a TLS certificate: the BLAKE3 hash of its DER bytes. Clients
 /// pin a hub's fingerprint on first use, as SSH pins host keys.
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Fingerprint(pub [u8; 32]);
 

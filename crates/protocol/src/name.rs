@@ -327,4 +327,18 @@ mod tests {
             assert!(Handle::parse(bad).is_err(), "{bad:?}");
         }
     }
+
+    proptest::proptest! {
+        /// Parsing is a canonical form: what it accepts parses again to
+        /// itself, so normalising twice changes nothing.
+        #[test]
+        fn parsing_names_and_handles_is_idempotent(raw in ".{0,80}") {
+            if let Ok(name) = FileName::parse(&raw) {
+                proptest::prop_assert_eq!(FileName::parse(name.as_str()), Ok(name.clone()));
+            }
+            if let Ok(handle) = Handle::parse(&raw) {
+                proptest::prop_assert_eq!(Handle::parse(handle.as_str()), Ok(handle.clone()));
+            }
+        }
+    }
 }

@@ -39,6 +39,7 @@ use crate::hash::{ContentHash, Fingerprint};
 use crate::message::ErrorCode;
 
 /// A single-use transfer authorisation, random and unguessable.
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Token(pub [u8; 32]);
 
@@ -49,6 +50,7 @@ impl std::fmt::Debug for Token {
 }
 
 /// A file a peer offers.
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Offered {
     /// Name relative to the shared folder (validate before use).
@@ -60,6 +62,7 @@ pub struct Offered {
 }
 
 /// Where a search hit can be fetched from.
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Source {
     /// The hub's store.
@@ -77,6 +80,7 @@ pub enum Source {
 }
 
 /// One search result.
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hit {
     /// The file.
@@ -86,6 +90,7 @@ pub struct Hit {
 }
 
 /// What a requester needs to fetch a file from a peer.
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
     /// Single-use token.
@@ -101,6 +106,7 @@ pub struct Grant {
 }
 
 /// Requester to peer, on the peer's port.
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PeerRequest {
     /// Send the granted file from `offset` on.
@@ -115,6 +121,7 @@ pub enum PeerRequest {
 }
 
 /// Peer to requester.
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PeerResponse {
     /// `size - offset` raw bytes follow.
