@@ -35,7 +35,10 @@ where
                 Err(_) => return, // the connection would close here
             }
         }
-        assert!(buf.capacity() <= 4 * (MAX_FRAME_LEN + 4), "buffering is bounded");
+        assert!(
+            buf.capacity() <= 4 * (MAX_FRAME_LEN + 4),
+            "buffering is bounded"
+        );
     }
     let _ = codec.decode_eof(&mut buf);
 }
@@ -48,7 +51,9 @@ where
     MessageCodec::<T, T>::new()
         .encode(message, &mut wire)
         .expect("a decoded message fits a frame again");
-    let again = MessageCodec::<T, T>::new().decode(&mut wire).expect("decodes");
+    let again = MessageCodec::<T, T>::new()
+        .decode(&mut wire)
+        .expect("decodes");
     assert_eq!(again.as_ref(), Some(message));
 }
 
@@ -72,7 +77,10 @@ pub fn names(data: &[u8]) {
         assert_eq!(FileName::parse(name.as_str()).as_ref(), Ok(&name));
         let text = name.as_str();
         assert!(text.len() <= ferry_protocol::MAX_NAME_LEN);
-        assert!(text.split('/').all(|c| !c.is_empty() && c != "." && c != ".."));
+        assert!(
+            text.split('/')
+                .all(|c| !c.is_empty() && c != "." && c != "..")
+        );
         assert!(!text.contains('\\') && !text.chars().any(char::is_control));
         assert!(!name.to_relative_path().is_absolute());
     }

@@ -70,7 +70,7 @@ impl HubConfig {
             idle_timeout: Duration::from_secs(600),
             stall_timeout: STALL_TIMEOUT,
             shutdown_grace: Duration::from_secs(30),
-            max_file_size: 1 << 50,
+            max_file_size: 64 << 30,
             partial_ttl: Duration::from_secs(24 * 3600),
             peer_timeout: Duration::from_secs(9),
             grant_timeout: Duration::from_secs(5),

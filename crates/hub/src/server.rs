@@ -34,9 +34,21 @@ pub async fn serve(hub: Arc<Hub>, listener: TcpListener, shutdown: CancellationT
     );
     let mut refusals = Refusals::default();
     let mut sessions = JoinSet::new();
+    let mut sweep = tokio::time::interval(sweep_every(hub.config.partial_ttl));
+    sweep.tick().await; // the store swept at open
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
+            _ = sweep.tick() => {
+                let store_hub = Arc::clone(&hub);
+                let ttl = hub.config.partial_ttl;
+                let swept = tokio::task::spawn_blocking(move || store_hub.store.sweep_partials(ttl));
+                sessions.spawn(async move {
+                    if let Ok(Err(e)) = swept.await {
+                        tracing::warn!("sweeping abandoned partial uploads: {e}");
+                    }
+                });
+            }
             Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -86,6 +98,12 @@ pub async fn serve(hub: Arc<Hub>, listener: TcpListener, shutdown: CancellationT
         sessions.shutdown().await;
     }
     hub.catalog.close().await;
+}
+
+/// How often abandoned partial uploads are looked for while running: a
+/// few times per lifetime, at most hourly.
+fn sweep_every(partial_ttl: Duration) -> Duration {
+    (partial_ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600))
 }
 
 /// Socket options for an accepted connection.

@@ -50,6 +50,13 @@ impl Store {
         Ok(store)
     }
 
+    /// Removes partial uploads nobody has touched for `max_age`: an
+    /// abandoned upload must not hold its space until the next restart.
+    /// An upload still arriving keeps its file's time fresh.
+    pub fn sweep_partials(&self, max_age: Duration) -> Result<(), HubError> {
+        sweep(&self.partial, max_age)
+    }
+
     /// The store's folder.
     pub fn root(&self) -> &Path {
         self.blobs
@@ -230,7 +237,12 @@ fn sweep(dir: &Path, max_age: Duration) -> Result<(), HubError> {
         if age >= max_age {
             let path = entry.path();
             tracing::info!(path = %path.display(), "sweeping leftover upload");
-            fs::remove_file(&path).map_err(|e| HubError::io("sweeping", &path, e))?;
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                // Finished (renamed into place) since it was listed.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(HubError::io("sweeping", &path, e)),
+            }
         }
     }
     Ok(())

@@ -101,3 +101,38 @@ async fn a_full_disk_refuses_at_once_lists_nothing_and_keeps_serving_others() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_abandoned_partial_upload_is_swept_while_the_hub_runs() {
+    within(60, async {
+        let hub = crate::support::TestHub::start_with(|c| {
+            c.tls = false;
+            c.partial_ttl = std::time::Duration::from_secs(2);
+        })
+        .await;
+        let mut raw = crate::support::Raw::logged_in(hub.addr, "quitter").await;
+        let upload = ferry_protocol::Request::Upload {
+            name: "never.bin".into(),
+            size: 8 << 20,
+            hash: ferry_protocol::ContentHash::of(b"?"),
+            policy: ferry_protocol::ConflictPolicy::Refuse,
+            mode: ferry_protocol::UploadMode::Negotiate,
+        };
+        let ready = raw.call(&upload).await;
+        assert_eq!(
+            ready,
+            Some(ferry_protocol::Response::UploadReady { offset: 0 })
+        );
+        raw.raw_bytes(&[7u8; 100_000]).await;
+        drop(raw);
+        let kept = crate::support::eventually(5, async || hub.leftovers() == 1).await;
+        assert!(kept, "the partial is kept for a resume at first");
+        let swept = crate::support::eventually(15, async || hub.leftovers() == 0).await;
+        assert!(
+            swept,
+            "and removed once idle past partial_ttl, without a restart"
+        );
+        hub.stop().await;
+    })
+    .await;
+}
