@@ -42,7 +42,7 @@ impl RelayCopy {
         match tokio::task::spawn_blocking(move || std::fs::File::create(create)).await {
             Ok(Ok(file)) => Self::Kept {
                 path,
-                writer: DiskWriter::start(file, size, blake3::Hasher::new(), true),
+                writer: DiskWriter::start(file, size, blake3::Hasher::new(), true).await,
             },
             _ => Self::Checked(Box::default()),
         }

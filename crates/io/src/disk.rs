@@ -22,6 +22,30 @@ use crate::disk_writer::DiskWriter;
 use crate::framed::{FrameReader, FrameWriter};
 use ferry_protocol::limits::CHUNK_LEN;
 
+/// Transfers that may each hold a disk thread at once. A long transfer
+/// holds one of tokio's blocking threads for its whole length, and a hub
+/// admits thousands of connections; past this many, a transfer waits for
+/// a thread to come free (its connection simply waits), so tokio's pool
+/// (512 threads) always has room for short file operations.
+pub const MAX_DISK_THREADS: usize = 256;
+
+static DISK_THREADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_DISK_THREADS);
+
+/// Runs a transfer's disk half on a blocking thread once one of the
+/// [`MAX_DISK_THREADS`] is free.
+pub(crate) async fn spawn_disk<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> tokio::task::JoinHandle<T> {
+    let permit = DISK_THREADS
+        .acquire()
+        .await
+        .expect("the disk thread semaphore is never closed");
+    tokio::task::spawn_blocking(move || {
+        let _held = permit;
+        work()
+    })
+}
+
 /// Buffers in flight between the two sides of one transfer: 1 MiB, which is
 /// also the most one direct write takes at once.
 pub(crate) const BUFFERS: usize = 16;
@@ -48,7 +72,7 @@ where
     R: AsyncRead + Unpin,
     D: DeserializeOwned,
 {
-    let mut disk = DiskWriter::start(file, len, hasher, sync);
+    let mut disk = DiskWriter::start(file, len, hasher, sync).await;
     let mut received = 0u64;
     let mut pace = Pace::new(stall);
     let network = async {
@@ -229,7 +253,7 @@ where
     for _ in 0..BUFFERS {
         let _ = empty_tx.try_send(vec![0; buffer_len(len)]);
     }
-    let disk = tokio::task::spawn_blocking(move || read_ahead(file, len, empty_rx, full_tx));
+    let disk = spawn_disk(move || read_ahead(file, len, empty_rx, full_tx)).await;
     let mut sent = 0u64;
     let result = async {
         while sent < len {

@@ -16,7 +16,7 @@ use std::io::{self, Seek};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::disk::{BUFFERS, buffer_len};
+use crate::disk::{BUFFERS, buffer_len, spawn_disk};
 use crate::sink::{Chunk, FileSink};
 
 /// Writes `len` bytes to a file, in order, off the calling task.
@@ -32,12 +32,13 @@ impl DiskWriter {
     /// Starts writing `file` (positioned where the bytes go; `len` of them
     /// will come), hashing them into `hasher`. If `sync`, the file is
     /// fsynced at the end.
-    pub fn start(file: File, len: u64, hasher: blake3::Hasher, sync: bool) -> Self {
+    /// Waits for a disk thread first (see [`MAX_DISK_THREADS`]).
+    ///
+    /// [`MAX_DISK_THREADS`]: crate::disk::MAX_DISK_THREADS
+    pub async fn start(file: File, len: u64, hasher: blake3::Hasher, sync: bool) -> Self {
         let (pool, give_back) = Pool::new(len);
         let (full, full_rx) = mpsc::channel(BUFFERS);
-        let disk = tokio::task::spawn_blocking(move || {
-            write_out(file, len, hasher, full_rx, give_back, sync)
-        });
+        let disk = spawn_disk(move || write_out(file, len, hasher, full_rx, give_back, sync)).await;
         Self {
             pool,
             filling: None,
@@ -188,7 +189,8 @@ mod tests {
                 len as u64,
                 blake3::Hasher::new(),
                 true,
-            );
+            )
+            .await;
             let mut rest = &expected[..];
             let mut piece = 1;
             while !rest.is_empty() {
@@ -211,7 +213,8 @@ mod tests {
         std::fs::write(&path, b"x").unwrap();
         let read_only = File::open(&path).unwrap();
         let len = 4 * BUFFERS * CHUNK_LEN;
-        let mut writer = DiskWriter::start(read_only, len as u64, blake3::Hasher::new(), false);
+        let mut writer =
+            DiskWriter::start(read_only, len as u64, blake3::Hasher::new(), false).await;
         for piece in data(len).chunks(1000) {
             if writer.write(piece).await.is_err() {
                 break;
