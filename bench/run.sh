@@ -37,10 +37,10 @@ source "$HERE/scale.sh"
 
 if ((QUICK)); then
     BIG=$((8 << 20)) HUGE=$((32 << 20)) SMALL_COUNT=50 ROUNDS=1
-    CLIENTS=50 ACTIVE=10 LOAD_SECONDS=1 LOAD_ROUNDS=2 OFFERS=2000 SEARCHES=200
+    CLIENTS=50 ACTIVE=10 LOAD_SECONDS=1 LOAD_ROUNDS=2 OFFERS=2000 SEARCHES=200 MIXED_CLIENTS=20
 else
     BIG=$((1 << 30)) HUGE=$((10 << 30)) SMALL_COUNT=2000 ROUNDS=5
-    CLIENTS=1000 ACTIVE=100 LOAD_SECONDS=10 LOAD_ROUNDS=3 OFFERS=100000 SEARCHES=2000
+    CLIENTS=1000 ACTIVE=100 LOAD_SECONDS=10 LOAD_ROUNDS=3 OFFERS=100000 SEARCHES=2000 MIXED_CLIENTS=200
 fi
 SMALL_SIZE=16384
 # BENCH_ONLY="big_get small_put" runs some workloads; BENCH_ROUNDS=N overrides.
@@ -57,7 +57,7 @@ note "Ferry $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'),
     "median per tool; ÷ best peer = tool median / fastest non-Ferry median in this run." \
     "Ferry runs with TLS and fsync unless a row says plaintext; the peers do not fsync."
 
-for workload in ${BENCH_ONLY:-big_get big_put small_get small_put memory many_clients search peers}; do
+for workload in ${BENCH_ONLY:-big_get big_put small_get small_put memory many_clients mixed search peers}; do
     # Each workload starts with nothing left to write back: the memory run
     # leaves gigabytes dirty, which would otherwise land in the next one.
     sync

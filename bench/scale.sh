@@ -55,6 +55,17 @@ bench_many_clients() {
     stop load
 }
 
+# Brand-new users writing at once: register, put, ls, search, get (own and
+# others' files, every byte checked), rm. Errors must be 0.
+bench_mixed() {
+    echo "mixed writes" >&2
+    start_ferry_hub mixed "$WORK/hub-mixed"
+    "$BENCH" mixed --hub "127.0.0.1:$HUB_PORT" --clients "$MIXED_CLIENTS" --seconds "$LOAD_SECONDS" \
+        >>"$RAW" 2>>"$WORK/log/mixed.log"
+    metric "mixed writes" "hub peak RSS" "$(peak_rss_mib "$PID_mixed")" MiB
+    stop mixed
+}
+
 bench_search() {
     echo "search" >&2
     start_ferry_hub search "$WORK/hub-search"

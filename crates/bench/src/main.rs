@@ -7,6 +7,7 @@
 
 mod client;
 mod load;
+mod mixed;
 mod mkfiles;
 mod report;
 mod search;
@@ -32,6 +33,8 @@ enum Command {
     Mkfiles(mkfiles::Args),
     /// Hold many connections to a hub while some of them work flat out.
     Load(load::Args),
+    /// Many new users putting, listing, searching, getting and deleting.
+    Mixed(mixed::Args),
     /// Time searches one by one against a hub with many offers.
     Search(search::Args),
     /// Turn the raw timings file into the Markdown results table.
@@ -46,6 +49,7 @@ fn main() -> anyhow::Result<()> {
         Command::Mkfiles(args) => mkfiles::run(&args),
         Command::Load(args) => runtime()?.block_on(load::run(args)),
         Command::Search(args) => runtime()?.block_on(search::run(args)),
+        Command::Mixed(args) => runtime()?.block_on(mixed::run(args)),
         Command::Report { raw } => {
             let text = std::fs::read_to_string(&raw)?;
             print!("{}", report::render(&report::parse(&text)?));
