@@ -190,3 +190,27 @@ async fn feed(command: &mut tokio::process::Command, script: &str) -> (String, S
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+#[tokio::test]
+async fn a_share_comes_back_by_itself_after_the_hub_restarts() {
+    within(120, async {
+        let hub = TestHub::start().await;
+        let bob = Home::new();
+        let shared = tempfile::tempdir().unwrap();
+        std::fs::write(shared.path().join("survivor.txt"), b"still here").unwrap();
+        let (mut sharing, mut out) = share(&bob, &hub, "bob", shared.path(), &[]).await;
+
+        let hub = hub.restart().await;
+        wait_for_line(&mut out, "Offering ").await;
+        let mut alice = Home::new().client(&hub, "alice").await;
+        let hits = alice.search("survivor", 10).await.unwrap().0;
+        assert_eq!(hits.len(), 1, "the peer re-announced its offers: {hits:?}");
+        assert!(matches!(
+            hits[0].source,
+            ferry_protocol::Source::Peer { .. }
+        ));
+        sharing.kill().await.unwrap();
+        hub.stop().await;
+    })
+    .await;
+}

@@ -45,11 +45,22 @@ impl TestHub {
     }
 
     pub(crate) async fn start_in(dir: TempDir, tweak: impl FnOnce(&mut HubConfig)) -> Self {
+        Self::start_on(dir, "127.0.0.1:0".parse().unwrap(), tweak).await
+    }
+
+    /// Stops this hub and starts a new one on the same address and data.
+    pub(crate) async fn restart(self) -> Self {
+        let (addr, tls) = (self.addr, self.tls());
+        let dir = self.stop().await;
+        Self::start_on(dir, addr, |c| c.tls = tls).await
+    }
+
+    async fn start_on(dir: TempDir, addr: SocketAddr, tweak: impl FnOnce(&mut HubConfig)) -> Self {
         let mut config = HubConfig::new(dir.path().join("data"));
         config.shutdown_grace = Duration::from_secs(10);
         tweak(&mut config);
         let hub = Hub::open(config).await.unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(ferry_hub::serve(
