@@ -333,3 +333,68 @@ async fn the_hub_and_handle_come_from_flags_config_or_environment() {
     })
     .await;
 }
+
+/// One flipped byte anywhere on the wire, either way: the command fails
+/// or gets the right bytes, and never stores or writes wrong ones.
+#[tokio::test]
+async fn a_flipped_byte_on_the_wire_never_becomes_a_wrong_file() {
+    within(120, async {
+        let hub = TestHub::start().await;
+        let work = tempfile::tempdir().unwrap();
+        let w = work.path();
+        let data = pattern(300_000, 9);
+        std::fs::write(w.join("f.bin"), &data).unwrap();
+        let seeded = run(ferry(&Home::new(), &hub)
+            .current_dir(w)
+            .args(["--name", "seed", "put", "f.bin"]))
+        .await;
+        assert_eq!(seeded.code, 0, "{}", seeded.stderr);
+        let offsets = [0u64, 5, 100, 600, 1_500, 4_000, 20_000, 150_000, 299_000];
+        for (i, at) in offsets.into_iter().enumerate() {
+            for (d, cut) in [Cut::FlipUpstream(at), Cut::FlipDownstream(at)]
+                .into_iter()
+                .enumerate()
+            {
+                let proxy = CuttingProxy::start(hub.addr, cut).await;
+                let (home, handle) = (Home::new(), format!("u{i}d{d}"));
+                let via = proxy.addr.to_string();
+                let name = format!("up{i}-{d}.bin");
+                std::fs::copy(w.join("f.bin"), w.join(&name)).unwrap();
+                let put = run(ferry_at(&home, &via, true)
+                    .current_dir(w)
+                    .args(["--name", &handle, "put", &name]))
+                .await;
+                assert!(
+                    put.code != 0 || put.stdout.contains("Uploaded"),
+                    "{}",
+                    put.stderr
+                );
+                let out = w.join(format!("out{i}-{d}"));
+                let get = run(ferry_at(&home, &via, true)
+                    .args(["--name", &handle, "get", "f.bin", "-o"])
+                    .arg(&out))
+                .await;
+                if get.code == 0 {
+                    assert_eq!(
+                        std::fs::read(out.join("f.bin")).unwrap(),
+                        data,
+                        "get, flip at {at}"
+                    );
+                } else {
+                    assert!(!out.join("f.bin").exists(), "a failed get leaves no file");
+                }
+            }
+        }
+        // Whatever was stored through the proxy is byte for byte right.
+        let mut client = Home::new().client(&hub, "checker").await;
+        let listed = client.list(None).await.unwrap();
+        assert!(
+            listed
+                .iter()
+                .all(|e| e.hash == ferry_protocol::ContentHash::of(&data)),
+            "{listed:?}"
+        );
+        hub.stop().await;
+    })
+    .await;
+}

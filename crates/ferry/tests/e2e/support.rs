@@ -324,6 +324,11 @@ pub(crate) struct CuttingProxy {
 pub(crate) enum Cut {
     Upstream(u64),
     Downstream(u64),
+    /// Let everything through, but flip the bits of the byte at this
+    /// offset towards the hub.
+    FlipUpstream(u64),
+    /// The same towards the client.
+    FlipDownstream(u64),
 }
 
 impl CuttingProxy {
@@ -349,12 +354,15 @@ impl Drop for CuttingProxy {
 async fn relay(client: TcpStream, hub: TcpStream, cut: Cut) {
     let (mut client_read, mut client_write) = client.into_split();
     let (mut hub_read, mut hub_write) = hub.into_split();
-    let (up_limit, down_limit) = match cut {
-        Cut::Upstream(n) => (n, u64::MAX),
-        Cut::Downstream(n) => (u64::MAX, n),
-    };
-    let up = pump(&mut client_read, &mut hub_write, up_limit);
-    let down = pump(&mut hub_read, &mut client_write, down_limit);
+    let (mut up, mut down) = (Pump::default(), Pump::default());
+    match cut {
+        Cut::Upstream(n) => up.limit = n,
+        Cut::Downstream(n) => down.limit = n,
+        Cut::FlipUpstream(at) => up.flip = Some(at),
+        Cut::FlipDownstream(at) => down.flip = Some(at),
+    }
+    let up = pump(&mut client_read, &mut hub_write, up);
+    let down = pump(&mut hub_read, &mut client_write, down);
     // Whichever direction hits its limit (or ends) cuts both.
     tokio::select! {
         () = up => {}
@@ -362,20 +370,44 @@ async fn relay(client: TcpStream, hub: TcpStream, cut: Cut) {
     }
 }
 
+/// What one direction of a proxied connection does to the bytes.
+#[derive(Clone, Copy)]
+struct Pump {
+    /// Bytes let through before the connection is cut.
+    limit: u64,
+    /// Offset of a byte whose bits are flipped on the way.
+    flip: Option<u64>,
+}
+
+impl Default for Pump {
+    fn default() -> Self {
+        Self {
+            limit: u64::MAX,
+            flip: None,
+        }
+    }
+}
+
 async fn pump(
     from: &mut tokio::net::tcp::OwnedReadHalf,
     to: &mut tokio::net::tcp::OwnedWriteHalf,
-    limit: u64,
+    pump: Pump,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut passed = 0u64;
-    while passed < limit {
+    while passed < pump.limit {
         let want = buf
             .len()
-            .min(usize::try_from(limit - passed).unwrap_or(usize::MAX));
+            .min(usize::try_from(pump.limit - passed).unwrap_or(usize::MAX));
         let Ok(n) = from.read(&mut buf[..want]).await else {
             return;
         };
+        if let Some(at) = pump
+            .flip
+            .filter(|&at| (passed..passed + n as u64).contains(&at))
+        {
+            buf[(at - passed) as usize] ^= 0xff;
+        }
         if n == 0 || to.write_all(&buf[..n]).await.is_err() {
             return;
         }
