@@ -121,3 +121,99 @@ async fn entries_without_their_bytes_are_refused_then_repaired_and_reported() {
     })
     .await;
 }
+
+/// Starts `ferry serve` on `data`; returns the child and its address.
+/// Its output goes to a file: a pipe nobody reads would block or break it.
+async fn serving(data: &Path) -> (tokio::process::Child, String) {
+    let log = data.with_extension(format!("out{}", std::process::id()));
+    let child = serve(data, &[])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let started = crate::support::eventually(30, async || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.lines().count() >= 2)
+    })
+    .await;
+    assert!(started, "ferry serve started");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let addr = text
+        .lines()
+        .next()
+        .unwrap()
+        .strip_prefix("Ferry hub listening on ")
+        .expect("it starts")
+        .to_owned();
+    (child, addr)
+}
+
+#[tokio::test]
+async fn kill_9_during_uploads_leaves_every_file_absent_or_complete() {
+    within(120, async {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let work = tempfile::tempdir().unwrap();
+        let w = work.path();
+        std::fs::create_dir(w.join("batch")).unwrap();
+        for i in 0..300 {
+            std::fs::write(
+                w.join(format!("batch/f{i:03}")),
+                crate::support::pattern(8_000 + i, i as u8),
+            )
+            .unwrap();
+        }
+        std::fs::write(w.join("batch/big.bin"), crate::support::pattern(6 << 20, 1)).unwrap();
+        for (round, after_ms) in [40u64, 150, 400].into_iter().enumerate() {
+            let (mut hub, addr) = serving(&data).await;
+            let home = Home::new();
+            let mut put = crate::support::ferry_at(&home, &addr, false);
+            put.current_dir(w)
+                .args([
+                    "--name",
+                    &format!("writer{round}"),
+                    "put",
+                    "--rename",
+                    "batch",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let mut uploading = put.spawn().unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(after_ms)).await;
+            hub.start_kill().unwrap(); // SIGKILL
+            hub.wait().await.unwrap();
+            let _ = uploading.wait().await;
+
+            // It starts again (catalog and store check out) and every entry
+            // it lists comes back whole.
+            let (mut hub, addr) = serving(&data).await;
+            let leftovers = std::fs::read_dir(data.join("store/tmp")).unwrap().count();
+            assert_eq!(leftovers, 0, "temp files are swept at start");
+            let reader = Home::new();
+            let out = tempfile::tempdir().unwrap();
+            let get = run(crate::support::ferry_at(&reader, &addr, false).args([
+                "--name",
+                &format!("reader{round}"),
+                "--json",
+                "ls",
+            ]))
+            .await;
+            let listed: serde_json::Value = serde_json::from_str(&get.stdout).unwrap();
+            let names: Vec<String> = listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["name"].as_str().unwrap().to_owned())
+                .collect();
+            if !names.is_empty() {
+                let got = run(crate::support::ferry_at(&reader, &addr, false)
+                    .args(["--name", &format!("reader{round}"), "get"])
+                    .args(&names)
+                    .arg("-o")
+                    .arg(out.path()))
+                .await;
+                assert_eq!(got.code, 0, "round {round}: {}", got.stderr);
+            }
+            hub.kill().await.unwrap();
+        }
+    })
+    .await;
+}
