@@ -82,6 +82,14 @@ impl HubError {
             ErrorCode::StorageFull => {
                 "the hub's storage is full; nothing was stored (ask the hub's operator to free space)"
             }
+            _ if matches!(self, Self::Io { .. } | Self::Body(BodyError::Disk(_))) => {
+                "the hub's disk failed; nothing was stored (the hub's log says what; try again \
+                 later)"
+            }
+            _ if matches!(self, Self::Catalog(_) | Self::CatalogRead(_)) => {
+                "the hub's catalog failed; nothing was changed (the hub's log says what; try \
+                 again later)"
+            }
             _ => "the hub could not complete the request",
         }
     }
