@@ -101,8 +101,25 @@
 //! `/`-separated component non-empty, not `.` or `..`, without `\`, NUL,
 //! control or bidi characters, at most [`MAX_COMPONENT_LEN`] bytes. Handles:
 //! at most [`MAX_HANDLE_LEN`] of `a-z 0-9 . _ -`, normalised to lowercase.
-//! Every wait has a deadline: the handshake, an idle connection, and each
-//! step of a body (stall).
+//! Every wait has a deadline: the handshake, the login (a connection that
+//! has not logged in is closed after the hub's login timeout), an idle
+//! connection, every write, and each body, which must move at least
+//! [`MIN_BODY_PROGRESS`] bytes in every stall period.
+//!
+//! Limits are derived from each other, so no legal message can be too big
+//! to send: a `Listing` page holds at most [`MAX_LIST_PAGE`] entries,
+//! search results [`MAX_SEARCH_HITS`] hits, an `Offer` or `Withdraw`
+//! [`MAX_OFFERS_PER_FRAME`] items, an `Offered` reply
+//! [`MAX_REFUSALS_LISTED`] refusals (plus one line counting the rest), each
+//! computed from the largest legal item ([`MAX_ENCODED_ENTRY`],
+//! [`MAX_ENCODED_HIT`], [`MAX_ENCODED_OFFER`]) so that a full page fits
+//! [`MAX_FRAME_LEN`]; unit tests encode the largest legal page of each
+//! kind. Before login a hub reads frames of at most
+//! [`MAX_PRE_LOGIN_FRAME_LEN`] bytes and refuses a longer agent string than
+//! [`MAX_TEXT_LEN`]. A grant lives [`GRANT_LIFETIME`] on hub and peer.
+//!
+//! An upload the hub's disk cannot hold is refused before any byte flows
+//! with `ErrorCode::StorageFull`.
 //!
 //! ## Versioning
 //!
