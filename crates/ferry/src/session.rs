@@ -84,10 +84,21 @@ impl Session {
 
     /// Claims `handle` (or logs in, if this client already owns it).
     pub(crate) async fn register(&mut self, handle: &str) -> Result<LoggedIn> {
+        let reused = self.hub.is_some();
         self.connection().await?;
         let secret = load_or_create_secret(&self.settings.secret_path())?;
         let hub = self.hub.as_mut().expect("connected above");
-        let result = hub.login(handle, secret, true).await;
+        let mut result = hub.login(handle, secret, true).await;
+        // A connection opened by /join and left without a login is closed
+        // by the hub after its login deadline: connect again, once.
+        let closed =
+            |e: &ClientError| !e.connection_usable() || e.hub_code() == Some(ErrorCode::Timeout);
+        if reused && result.as_ref().is_err_and(closed) {
+            self.leave();
+            self.connection().await?;
+            let hub = self.hub.as_mut().expect("connected above");
+            result = hub.login(handle, secret, true).await;
+        }
         let reply = self.check(result)?;
         self.handle = Some(reply.handle.clone());
         self.logged_in = true;

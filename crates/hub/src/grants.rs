@@ -19,11 +19,14 @@ use tokio::sync::{mpsc, oneshot};
 /// Grants outstanding on the whole hub.
 pub const MAX_GRANTS: usize = 65_536;
 
-/// Grants one requester may hold at once.
-pub const MAX_GRANTS_PER_REQUESTER: usize = 256;
+/// Grants one requester may hold at once. A direct fetch uses its grant
+/// on the peer, out of the hub's sight, so a used grant still counts here
+/// until it expires: this is also how many peer files one requester may
+/// fetch per [`GRANT_LIFETIME`].
+pub const MAX_GRANTS_PER_REQUESTER: usize = 2_048;
 
-/// Grants outstanding on one sharing peer.
-pub const MAX_GRANTS_PER_OWNER: usize = 4_096;
+/// Grants outstanding on one sharing peer (counted as above).
+pub const MAX_GRANTS_PER_OWNER: usize = 16_384;
 
 /// A grant as the hub remembers it.
 #[derive(Debug, Clone)]
@@ -178,7 +181,9 @@ impl Grants {
         if issued.grants.get(token)?.requester != requester {
             return None;
         }
-        let grant = issued.grants.remove(token)?;
+        // Live a moment ago: taken even if it expires right now, so that
+        // the counts below always see it leave.
+        let grant = issued.grants.take(token)?;
         let Issuance {
             per_requester,
             per_owner,

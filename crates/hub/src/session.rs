@@ -205,8 +205,8 @@ impl Session {
             };
             let request = match next {
                 Err(_) if self.handle.is_none() => {
-                    let limit = self.hub.config.login_timeout.as_secs();
-                    let message = format!("closing the connection: no login within {limit}s");
+                    let limit = self.hub.config.login_timeout;
+                    let message = format!("closing the connection: no login within {limit:?}");
                     self.refuse(Refusal::new(ErrorCode::Timeout, message))
                         .await?;
                     break;

@@ -69,9 +69,11 @@ pub(crate) fn make_room(
         .truncate(false)
         .write(true)
         .open(path)?;
-    if file.metadata()?.len() != offset {
-        file.set_len(offset)?;
-    }
+    // Always cut, also to the same length: that frees what an earlier run
+    // preallocated past the end (a hub killed mid-upload never trimmed it).
+    file.set_len(offset)?;
+    // A fresh time keeps the running sweep off a partial being resumed.
+    file.set_modified(std::time::SystemTime::now())?;
     let needed = size - offset;
     let dir = path.parent().unwrap_or(Path::new("."));
     if let Err(no_room) = check_room(dir, needed, reserve)? {

@@ -63,6 +63,11 @@ impl<K: Hash + Eq + Clone, V> Expiring<K, V> {
         (expires > Instant::now()).then_some(value)
     }
 
+    /// Takes out the entry under `key`, live or expired but not yet swept.
+    pub fn take(&mut self, key: &K) -> Option<V> {
+        self.entries.remove(key).map(|(_, value)| value)
+    }
+
     /// Live and not yet swept entries.
     pub fn len(&self) -> usize {
         self.entries.len()

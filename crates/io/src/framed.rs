@@ -128,12 +128,12 @@ impl<W: AsyncWrite + Unpin, E: Serialize> FrameWriter<W, E> {
         self.scratch.clear();
         self.codec.encode(message, &mut self.scratch)?;
         let (inner, scratch) = (&mut self.inner, &self.scratch);
-        Ok(within(self.deadline, inner.write_all(scratch)).await?)
+        Ok(write_paced(inner, scratch, self.deadline).await?)
     }
 
     /// Writes raw body bytes (buffered).
     pub async fn write_raw(&mut self, data: &[u8]) -> io::Result<()> {
-        within(self.deadline, self.inner.write_all(data)).await
+        write_paced(&mut self.inner, data, self.deadline).await
     }
 
     /// Pushes everything buffered to the peer.
@@ -145,6 +145,23 @@ impl<W: AsyncWrite + Unpin, E: Serialize> FrameWriter<W, E> {
     pub async fn shutdown(&mut self) -> io::Result<()> {
         within(self.deadline, self.inner.shutdown()).await
     }
+}
+
+/// Bytes handed to the stream within one write deadline: a full 1 MiB page
+/// then needs a slow link's pace (a buffer's worth, 64 KiB, per deadline:
+/// about 2 KiB/s at 30 s), not all of it within one deadline (35 KB/s).
+const PACED_PIECE: usize = 16 * 1024;
+
+/// Writes `data` in pieces, each within `deadline`.
+async fn write_paced<W: AsyncWrite + Unpin>(
+    inner: &mut BufWriter<W>,
+    data: &[u8],
+    deadline: Option<Duration>,
+) -> io::Result<()> {
+    for piece in data.chunks(PACED_PIECE) {
+        within(deadline, inner.write_all(piece)).await?;
+    }
+    Ok(())
 }
 
 /// Runs a write, failing it with `TimedOut` after `deadline` if one is set.

@@ -166,3 +166,48 @@ async fn a_shell_sees_other_users_uploads_live() {
     })
     .await;
 }
+
+/// `/join`, a pause past the hub's login deadline, then `/register`: the
+/// shell connects again instead of failing on the closed connection.
+#[tokio::test]
+async fn register_long_after_join_reconnects_past_the_login_deadline() {
+    within(60, async {
+        let hub = TestHub::start_with(|c| {
+            c.tls = false;
+            c.login_timeout = std::time::Duration::from_millis(300);
+        })
+        .await;
+        let home = Home::new();
+        let mut child = tokio::process::Command::new(ferry_bin())
+            .env("FERRY_HOME", home.path())
+            .env_remove("FERRY_HUB")
+            .env("RUST_LOG", "warn")
+            .args(["--plaintext", "shell"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let (ip, port) = (hub.addr.ip().to_string(), hub.addr.port().to_string());
+        stdin
+            .write_all(format!("/join {ip} {port}\n").as_bytes())
+            .await
+            .unwrap();
+        stdin.flush().await.unwrap();
+        // Long enough for the hub to close the idle, unregistered connection.
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        stdin.write_all(b"/register late\n/dir\n").await.unwrap();
+        drop(stdin);
+        let output = within(30, child.wait_with_output()).await.unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+        );
+        assert!(stdout.contains("Welcome late!"), "{stdout}\n{stderr}");
+        assert!(!stderr.contains("rror"), "{stderr}");
+        hub.stop().await;
+    })
+    .await;
+}
