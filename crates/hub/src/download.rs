@@ -16,8 +16,8 @@ use ferry_io::source::{Source, open_source, open_source_cached, send_source};
 use ferry_protocol::{ErrorCode, FileEntry, FileName, Request, Response};
 
 use crate::error::HubError;
+use crate::outcome::{Refusal, not_found};
 use crate::session::{Flow, Session};
-use crate::state::{Refusal, not_found};
 
 /// Most downloads served as one run.
 const MAX_RUN: usize = 64;

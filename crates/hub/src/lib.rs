@@ -2,15 +2,18 @@
 //!
 //! | module | what it holds |
 //! | --- | --- |
-//! | [`server`] | accept loop, connection cap, graceful shutdown |
+//! | [`server`] | accept loop, connection caps, graceful shutdown |
 //! | `session` | one connected client: handshake, dispatch, replies |
 //! | `transfer` | uploads into the store |
 //! | `download` | downloads out of the store, served in runs |
-//! | `group` | group commit of small uploads |
+//! | [`publish`] | [`publish::Publisher`]: the one path that makes files visible or removes them, with its invariants; `publish::group` commits small uploads together |
+//! | `outcome` | `Refusal` and `Outcome`: what a request comes to |
+//! | `space` | room on the disk: free-space reserve, preallocation |
+//! | `integrity` | start-up cross-check of catalog and store |
 //! | `peer` | sharing connections, search, grants, relays |
 //! | [`index`] | who is online and what they offer |
 //! | [`grants`] | issued grants, relays waiting for bytes |
-//! | [`state`] | [`Hub`]: shared state and its invariants |
+//! | [`state`] | [`Hub`]: shared state |
 //! | [`store`] | file bytes on disk, under their hash |
 //! | [`catalog`] | handles and file entries (embedded SQLite) |
 //! | [`tls`] | the hub's self-signed identity |
@@ -29,10 +32,11 @@ pub mod config;
 mod download;
 pub mod error;
 pub mod grants;
-mod group;
 pub mod index;
 mod integrity;
+mod outcome;
 mod peer;
+pub mod publish;
 mod relay_copy;
 pub mod server;
 mod session;

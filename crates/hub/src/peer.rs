@@ -17,9 +17,10 @@ use tokio_util::sync::CancellationToken;
 use crate::error::HubError;
 use crate::grants::{Issued, RelayChunks};
 use crate::index::PeerInfo;
+use crate::outcome::Refusal;
+use crate::publish::unix_now;
 use crate::relay_copy::RelayCopy;
 use crate::session::{Flow, Session};
-use crate::state::{Refusal, unix_now};
 
 /// Chunks buffered between a pushing owner and a relaying requester.
 const RELAY_CHUNKS: usize = 4;

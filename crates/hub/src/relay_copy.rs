@@ -14,8 +14,9 @@ use ferry_io::disk_writer::DiskWriter;
 use ferry_protocol::{ConflictPolicy, ContentHash, FileName, Handle};
 
 use crate::grants::Issued;
+use crate::outcome::Outcome;
+use crate::publish::Publication;
 use crate::session::Session;
-use crate::state::{Outcome, Publication};
 use crate::store::remove_quietly;
 
 /// The relay's checking and copying, by what it can do.
@@ -120,7 +121,12 @@ async fn keep(session: &Session, grant: &Issued, path: PathBuf) {
         owner,
         policy: ConflictPolicy::Refuse,
     };
-    match session.hub.publish(&publication, Some(&path)).await {
+    match session
+        .hub
+        .publisher
+        .publish(&publication, Some(&path))
+        .await
+    {
         Ok(Outcome::Done(_)) => {}
         Ok(Outcome::Refused(refusal)) => {
             tracing::info!(

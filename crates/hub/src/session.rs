@@ -20,8 +20,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::catalog::LoginOutcome;
 use crate::error::HubError;
-use crate::group::Published;
-use crate::state::{Hub, Outcome, Refusal, unix_now};
+use crate::outcome::{Outcome, Refusal};
+use crate::publish::group::Published;
+use crate::publish::unix_now;
+use crate::state::Hub;
 
 /// Reading half of a client connection.
 pub(crate) type Reader = FrameReader<ReadHalf<Box<dyn Transport>>, Request>;
@@ -485,7 +487,7 @@ impl Session {
         let Some(name) = self.name_or_refuse(raw).await? else {
             return Ok(Flow::Continue);
         };
-        match self.hub.remove(&name, handle).await? {
+        match self.hub.publisher.remove(&name, handle).await? {
             Outcome::Done(entry) => {
                 self.writer
                     .send(&Response::Deleted { name: entry.name })

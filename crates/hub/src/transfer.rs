@@ -17,10 +17,12 @@ use ferry_protocol::{
 };
 
 use crate::error::HubError;
-use crate::group::Received;
+use crate::outcome::{Outcome, Refusal};
+use crate::publish::group::Received;
+use crate::publish::{Placement, Publication};
 use crate::session::{Flow, MAX_PENDING, Session};
 use crate::space;
-use crate::state::{Hub, Outcome, Placement, Publication, Refusal};
+use crate::state::Hub;
 use crate::store::remove_quietly;
 
 /// Small uploads up to this size wait for their commit in memory (within
@@ -59,7 +61,7 @@ impl Session {
             // Placement is decided at commit; the body comes anyway.
             return self.receive_eager(publication).await;
         }
-        match self.hub.place(&publication).await? {
+        match self.hub.publisher.place(&publication).await? {
             Outcome::Refused(refusal) => self.refuse_upload(false, size, refusal).await,
             Outcome::Done(Placement::AlreadyThere(entry)) => self.stored(entry, true).await,
             Outcome::Done(Placement::Store(_)) => self.receive_negotiated(&publication).await,
@@ -100,7 +102,7 @@ impl Session {
         let Some(bytes) = self.receive_small(&publication).await? else {
             return Ok(Flow::Continue); // refused: it did not hash as announced
         };
-        let commit = tokio::spawn(self.hub.publish_grouped(publication, bytes));
+        let commit = tokio::spawn(self.hub.publisher.publish_grouped(publication, bytes));
         self.pending.push_back(commit);
         if self.pending.len() >= MAX_PENDING {
             // Free many slots at once, not one: admitting one upload per
@@ -122,7 +124,7 @@ impl Session {
             .ok()
             .filter(|&n| u64::from(n) <= IN_MEMORY_MAX)
             .and_then(|n| {
-                Arc::clone(&self.hub.upload_memory)
+                Arc::clone(&self.hub.publisher.upload_memory)
                     .try_acquire_many_owned(n)
                     .ok()
             });
@@ -153,7 +155,7 @@ impl Session {
 
     async fn receive_negotiated(&mut self, publication: &Publication) -> Result<Flow, HubError> {
         // The store may hold these bytes under another name already.
-        match self.hub.publish(publication, None).await? {
+        match self.hub.publisher.publish(publication, None).await? {
             Outcome::Done(Some((entry, deduplicated))) => {
                 return self.stored(entry, deduplicated).await;
             }
@@ -161,7 +163,7 @@ impl Session {
             Outcome::Done(None) => {}
         }
         let key = upload_key(publication);
-        let Some(_claim) = self.hub.claim_upload(key) else {
+        let Some(_claim) = self.hub.publisher.claim_upload(key) else {
             let message = format!(
                 "'{}' is being uploaded by another connection; retry later",
                 publication.name
@@ -251,7 +253,7 @@ impl Session {
         if !self.verified(Some(path), publication, received?).await? {
             return Ok(Flow::Continue);
         }
-        match self.hub.publish(publication, Some(path)).await? {
+        match self.hub.publisher.publish(publication, Some(path)).await? {
             Outcome::Done(Some((entry, deduplicated))) => {
                 self.stored(entry, deduplicated).await?;
             }

@@ -24,7 +24,8 @@ use ferry_protocol::{Event, FileEntry};
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use crate::error::HubError;
-use crate::state::{Hub, Outcome, Placement, Publication, unix_now};
+use crate::outcome::Outcome;
+use crate::publish::{Placement, Publication, Publisher, unix_now};
 use crate::store::{Incoming, remove_quietly};
 
 /// What a grouped publication ends as: the entry and whether the bytes were
@@ -79,7 +80,7 @@ struct Placed {
     deduplicated: bool,
 }
 
-impl Hub {
+impl Publisher {
     /// Publishes verified, not yet durable bytes together with whatever
     /// else is waiting. The upload joins the group at once, before the
     /// returned future is first polled, so uploads received while a commit
@@ -293,7 +294,8 @@ mod tests {
 
     use super::*;
     use crate::HubConfig;
-    use crate::state::UPLOAD_MEMORY;
+    use crate::publish::UPLOAD_MEMORY;
+    use crate::state::Hub;
 
     /// A hub in `dir` where the handle "alice" is registered.
     async fn hub_with_alice(dir: &Path) -> Arc<Hub> {
@@ -319,7 +321,7 @@ mod tests {
 
     /// `bytes` held in memory, counted against the hub's budget.
     fn held(hub: &Arc<Hub>, bytes: &[u8]) -> Received {
-        let budget = Arc::clone(&hub.upload_memory)
+        let budget = Arc::clone(&hub.publisher.upload_memory)
             .try_acquire_many_owned(bytes.len() as u32)
             .unwrap();
         Received::Memory {
@@ -339,9 +341,10 @@ mod tests {
         let (b, b_path) = upload(&hub, b"second", ConflictPolicy::Rename);
         let (c, c_path) = upload(&hub, b"third", ConflictPolicy::Refuse);
         let pending = [
-            hub.publish_grouped(a, a_bytes),
-            hub.publish_grouped(b, Received::File(b_path)),
-            hub.publish_grouped(c, Received::File(c_path.clone())),
+            hub.publisher.publish_grouped(a, a_bytes),
+            hub.publisher.publish_grouped(b, Received::File(b_path)),
+            hub.publisher
+                .publish_grouped(c, Received::File(c_path.clone())),
         ];
         let [a, b, c] = pending.map(tokio::spawn);
         let Outcome::Done((a, false)) = a.await.unwrap().unwrap() else {
@@ -356,7 +359,10 @@ mod tests {
         assert_eq!((a.name.as_str(), b.name.as_str()), ("x.txt", "x (1).txt"));
         assert_eq!(refusal.code, ErrorCode::Conflict);
         assert!(!c_path.exists(), "a refused upload leaves no temp file");
-        assert_eq!(hub.upload_memory.available_permits(), UPLOAD_MEMORY);
+        assert_eq!(
+            hub.publisher.upload_memory.available_permits(),
+            UPLOAD_MEMORY
+        );
         for (entry, bytes) in [(a, &b"first"[..]), (b, &b"second"[..])] {
             assert_eq!(
                 std::fs::read(hub.store.blob_path(&entry.hash)).unwrap(),
@@ -382,12 +388,14 @@ mod tests {
         std::fs::create_dir_all(blob.parent().unwrap()).unwrap();
         std::fs::write(&blob, b"to").unwrap();
 
-        let asked = hub.publish(&publication, None).await.unwrap();
+        let asked = hub.publisher.publish(&publication, None).await.unwrap();
         assert!(
             matches!(asked, Outcome::Done(None)),
             "the bytes must be sent"
         );
-        let published = hub.publish_grouped(publication, Received::File(path));
+        let published = hub
+            .publisher
+            .publish_grouped(publication, Received::File(path));
         let Outcome::Done((entry, false)) = published.await.unwrap() else {
             panic!("stored, not deduplicated");
         };
@@ -411,7 +419,11 @@ mod tests {
         let mut reader = std::fs::File::open(&blob).unwrap();
 
         let bytes = held(&hub, b"data");
-        let Outcome::Done((_, false)) = hub.publish_grouped(publication, bytes).await.unwrap()
+        let Outcome::Done((_, false)) = hub
+            .publisher
+            .publish_grouped(publication, bytes)
+            .await
+            .unwrap()
         else {
             panic!("stored, not deduplicated");
         };
@@ -419,7 +431,10 @@ mod tests {
         let mut before = Vec::new();
         std::io::Read::read_to_end(&mut reader, &mut before).unwrap();
         assert_eq!(before, b"leftover");
-        assert_eq!(hub.upload_memory.available_permits(), UPLOAD_MEMORY);
+        assert_eq!(
+            hub.publisher.upload_memory.available_permits(),
+            UPLOAD_MEMORY
+        );
         let left: Vec<_> = std::fs::read_dir(dir.path().join("store/tmp"))
             .unwrap()
             .collect();

@@ -1,0 +1,275 @@
+//! Making an upload visible: the one place that decides where a file goes
+//! and writes its entry, for every way in (uploads over the protocol, small
+//! uploads in group commits, relayed copies, and later HTTP and WebDAV).
+//!
+//! Invariants (each kept here and nowhere else):
+//! - a catalog entry exists only if its blob is durable in the store;
+//! - a blob is trusted only while some entry refers to it: one nothing
+//!   refers to may be a crash's leftover and is replaced, never reused.
+//!   Blobs are placed and entries written under `commit_lock`, and
+//!   deletions check references under the same lock;
+//! - a name is decided under `commit_lock` at commit time ([`Placement`]);
+//!   deciding it earlier (to refuse before the bytes come) is only a hint;
+//! - at most one upload at a time writes a given partial file (`uploads`);
+//! - small uploads wait in memory within `UPLOAD_MEMORY` bytes in all.
+//!
+//! The `group` module commits many small uploads at once under the same rules.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ferry_protocol::{ConflictPolicy, ContentHash, ErrorCode, Event, FileEntry, FileName, Handle};
+use tokio::sync::broadcast;
+
+use crate::catalog::Catalog;
+use crate::error::HubError;
+use crate::outcome::{Outcome, Refusal, not_found};
+use crate::store::Store;
+
+pub(crate) mod group;
+
+/// Highest `n` tried for `name (n).ext` under the rename policy.
+const MAX_RENAME_ATTEMPTS: u32 = 10_000;
+
+/// Bytes of small uploads held in memory until their group commit, across
+/// all sessions; past it, uploads wait in temp files instead.
+pub(crate) const UPLOAD_MEMORY: usize = 8 << 20;
+
+/// A file about to be published: what the client announced, after checks.
+#[derive(Debug, Clone)]
+pub struct Publication {
+    /// Requested name.
+    pub name: FileName,
+    /// Verified size.
+    pub size: u64,
+    /// Verified hash.
+    pub hash: ContentHash,
+    /// Uploader.
+    pub owner: Handle,
+    /// What to do if the name is taken.
+    pub policy: ConflictPolicy,
+}
+
+/// What placing a file resolved to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// Store under this name.
+    Store(FileName),
+    /// The name already holds exactly these bytes: nothing to do.
+    AlreadyThere(FileEntry),
+}
+
+/// The publishing path and the locks that keep it consistent.
+pub struct Publisher {
+    catalog: Catalog,
+    store: Arc<Store>,
+    events: broadcast::Sender<Event>,
+    commit_lock: tokio::sync::Mutex<()>,
+    /// Uploads waiting for the next group commit.
+    group: Mutex<Vec<group::Waiting>>,
+    /// Bytes of small uploads that may wait in memory for their commit.
+    pub(crate) upload_memory: Arc<tokio::sync::Semaphore>,
+    uploads: Mutex<HashSet<ContentHash>>,
+}
+
+impl Publisher {
+    /// Publishes into `catalog` and `store`, announcing uploads and
+    /// deletions on `events`.
+    pub fn new(catalog: Catalog, store: Arc<Store>, events: broadcast::Sender<Event>) -> Self {
+        Self {
+            catalog,
+            store,
+            events,
+            commit_lock: tokio::sync::Mutex::new(()),
+            group: Mutex::new(Vec::new()),
+            upload_memory: Arc::new(tokio::sync::Semaphore::new(UPLOAD_MEMORY)),
+            uploads: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Marks upload `key` as in progress; `None` if another session holds it.
+    pub fn claim_upload(self: &Arc<Self>, key: ContentHash) -> Option<UploadClaim> {
+        let mut uploads = self
+            .uploads
+            .lock()
+            .expect("upload set lock is never poisoned");
+        uploads.insert(key).then(|| UploadClaim {
+            publisher: Arc::clone(self),
+            key,
+        })
+    }
+
+    /// Decides where a publication would go now (checked again at commit).
+    pub async fn place(&self, publication: &Publication) -> Result<Outcome<Placement>, HubError> {
+        let current = self.catalog.get(&publication.name).await?;
+        self.place_given(publication, current).await
+    }
+
+    /// [`Self::place`] given the catalog's `current` entry for the name.
+    pub(crate) async fn place_given(
+        &self,
+        publication: &Publication,
+        current: Option<FileEntry>,
+    ) -> Result<Outcome<Placement>, HubError> {
+        let name = &publication.name;
+        let Some(existing) = current else {
+            return Ok(Outcome::Done(Placement::Store(name.clone())));
+        };
+        if existing.hash == publication.hash && existing.size == publication.size {
+            return Ok(Outcome::Done(Placement::AlreadyThere(existing)));
+        }
+        let refusal = match publication.policy {
+            ConflictPolicy::Refuse => Refusal::new(
+                ErrorCode::Conflict,
+                format!(
+                    "'{name}' already exists (uploaded by {}); use --overwrite to replace it or --rename to keep both",
+                    existing.owner
+                ),
+            ),
+            ConflictPolicy::Overwrite if existing.owner != publication.owner.as_str() => {
+                Refusal::new(
+                    ErrorCode::PermissionDenied,
+                    format!(
+                        "'{name}' belongs to {}; only its owner may overwrite it",
+                        existing.owner
+                    ),
+                )
+            }
+            ConflictPolicy::Overwrite => return Ok(Outcome::Done(Placement::Store(name.clone()))),
+            ConflictPolicy::Rename => return self.free_numbered_name(name).await,
+        };
+        Ok(Outcome::Refused(refusal))
+    }
+
+    async fn free_numbered_name(&self, name: &FileName) -> Result<Outcome<Placement>, HubError> {
+        for n in 1..=MAX_RENAME_ATTEMPTS {
+            let Ok(candidate) = name.numbered(n) else {
+                break;
+            };
+            if self.catalog.get(&candidate).await?.is_none() {
+                return Ok(Outcome::Done(Placement::Store(candidate)));
+            }
+        }
+        Ok(Outcome::Refused(Refusal::new(
+            ErrorCode::Conflict,
+            format!("no free name left for '{name}'"),
+        )))
+    }
+
+    /// Makes a verified upload visible: moves the bytes at `bytes` (or, with
+    /// `None`, reuses a blob an entry already refers to) and writes the
+    /// entry. Returns `Ok(Outcome::Done(None))` when `bytes` is `None` and no
+    /// entry refers to the blob, so the caller must ask for the bytes after all.
+    pub async fn publish(
+        &self,
+        publication: &Publication,
+        bytes: Option<&Path>,
+    ) -> Result<Outcome<Option<(FileEntry, bool)>>, HubError> {
+        let _commit = self.commit_lock.lock().await;
+        let name = match self.place(publication).await? {
+            Outcome::Refused(refusal) => return Ok(Outcome::Refused(refusal)),
+            Outcome::Done(Placement::AlreadyThere(entry)) => {
+                if let Some(path) = bytes {
+                    self.store.commit(path, &entry.hash, true).await?;
+                }
+                return Ok(Outcome::Done(Some((entry, true))));
+            }
+            Outcome::Done(Placement::Store(name)) => name,
+        };
+        let referenced = self.catalog.hash_in_use(&publication.hash).await?;
+        let deduplicated = match bytes {
+            Some(path) => {
+                self.store
+                    .commit(path, &publication.hash, referenced)
+                    .await?;
+                false
+            }
+            None if referenced => true,
+            None => return Ok(Outcome::Done(None)),
+        };
+        let entry = FileEntry {
+            name: name.to_string(),
+            size: publication.size,
+            hash: publication.hash,
+            owner: publication.owner.to_string(),
+            modified: unix_now(),
+        };
+        if let Some(previous) = self.catalog.put(&entry).await? {
+            self.release_blob(&previous.hash).await?;
+        }
+        self.announce(Event::Uploaded {
+            handle: entry.owner.clone(),
+            name: entry.name.clone(),
+            at: entry.modified,
+        });
+        Ok(Outcome::Done(Some((entry, deduplicated))))
+    }
+
+    /// Deletes `name` on behalf of `by`, who must own it.
+    pub async fn remove(
+        &self,
+        name: &FileName,
+        by: &Handle,
+    ) -> Result<Outcome<FileEntry>, HubError> {
+        let _commit = self.commit_lock.lock().await;
+        let Some(entry) = self.catalog.get(name).await? else {
+            return Ok(Outcome::Refused(not_found(name)));
+        };
+        if entry.owner != by.as_str() {
+            return Ok(Outcome::Refused(Refusal::new(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "'{name}' belongs to {}; only its owner may delete it",
+                    entry.owner
+                ),
+            )));
+        }
+        self.catalog.delete(name).await?;
+        self.release_blob(&entry.hash).await?;
+        self.announce(Event::Deleted {
+            handle: by.to_string(),
+            name: entry.name.clone(),
+            at: unix_now(),
+        });
+        Ok(Outcome::Done(entry))
+    }
+
+    /// Removes a blob once no entry refers to it. Caller holds `commit_lock`.
+    pub(crate) async fn release_blob(&self, hash: &ContentHash) -> Result<(), HubError> {
+        if !self.catalog.hash_in_use(hash).await? {
+            self.store.remove_blob(hash).await?;
+        }
+        Ok(())
+    }
+
+    /// Tells every subscriber.
+    fn announce(&self, event: Event) {
+        // No subscribers is fine: nobody is listening.
+        let _ = self.events.send(event);
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Holds an upload key; releases it when dropped.
+pub struct UploadClaim {
+    publisher: Arc<Publisher>,
+    key: ContentHash,
+}
+
+impl Drop for UploadClaim {
+    fn drop(&mut self) {
+        self.publisher
+            .uploads
+            .lock()
+            .expect("upload set lock is never poisoned")
+            .remove(&self.key);
+    }
+}
