@@ -60,22 +60,9 @@ impl PeerIdentity {
     /// Loads `dir/peer-cert.der` and `dir/peer-key.der`, creating them if absent.
     pub fn load_or_create(dir: &Path) -> Result<Self, ClientError> {
         let (cert_path, key_path) = (dir.join("peer-cert.der"), dir.join("peer-key.der"));
-        if !cert_path.exists() || !key_path.exists() {
-            let made =
-                rcgen::generate_simple_self_signed(vec!["ferry-peer".to_owned()]).map_err(|e| {
-                    ClientError::local(
-                        "creating peer certificate",
-                        &cert_path,
-                        std::io::Error::other(e),
-                    )
-                })?;
-            write_private(&key_path, &made.signing_key.serialize_der())?;
-            fs::write(&cert_path, made.cert.der())
-                .map_err(|e| ClientError::local("writing", &cert_path, e))?;
-        }
-        let cert =
-            fs::read(&cert_path).map_err(|e| ClientError::local("reading", &cert_path, e))?;
-        let key = fs::read(&key_path).map_err(|e| ClientError::local("reading", &key_path, e))?;
+        let (cert, key) =
+            ferry_io::tls::load_or_create_identity(&cert_path, &key_path, "ferry-peer")
+                .map_err(|e| ClientError::local("loading or creating the peer identity", dir, e))?;
         let fingerprint = Fingerprint::of_certificate(&cert);
         Ok(Self {
             cert,
@@ -93,11 +80,6 @@ impl PeerIdentity {
     pub(crate) fn key(&self) -> PrivateKeyDer<'static> {
         PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key.clone()))
     }
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
-    ferry_io::disk::write_private(path, bytes)
-        .map_err(|e| ClientError::local("writing private key", path, e))
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 //! kept in the data directory, so its fingerprint stays stable and clients
 //! can pin it.
 
-use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -27,13 +26,10 @@ pub struct TlsIdentity {
 pub fn load_or_create(dir: &Path) -> Result<TlsIdentity, HubError> {
     let cert_path = dir.join("cert.der");
     let key_path = dir.join("key.der");
-    if !cert_path.exists() || !key_path.exists() {
-        create(dir, &cert_path, &key_path)?;
-    }
-    let read =
-        |path: &Path| fs::read(path).map_err(|e| HubError::io("reading TLS identity", path, e));
-    let cert = CertificateDer::from(read(&cert_path)?);
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(read(&key_path)?));
+    let (cert, key) = ferry_io::tls::load_or_create_identity(&cert_path, &key_path, "ferry-hub")
+        .map_err(|e| HubError::io("loading or creating the TLS identity", dir, e))?;
+    let cert = CertificateDer::from(cert);
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key));
     let fingerprint = Fingerprint::of_certificate(&cert);
     let provider = Arc::new(ferry_io::tls::crypto_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -49,18 +45,4 @@ pub fn load_or_create(dir: &Path) -> Result<TlsIdentity, HubError> {
         acceptor: TlsAcceptor::from(Arc::new(config)),
         fingerprint,
     })
-}
-
-fn create(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<(), HubError> {
-    fs::create_dir_all(dir).map_err(|e| HubError::io("creating TLS directory", dir, e))?;
-    let generated = rcgen::generate_simple_self_signed(vec!["ferry-hub".to_owned()])
-        .map_err(|e| HubError::Tls(e.to_string()))?;
-    write_private(key_path, &generated.signing_key.serialize_der())?;
-    fs::write(cert_path, generated.cert.der())
-        .map_err(|e| HubError::io("writing certificate", cert_path, e))
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), HubError> {
-    ferry_io::disk::write_private(path, bytes)
-        .map_err(|e| HubError::io("writing private key", path, e))
 }

@@ -21,6 +21,27 @@ pub fn crypto_provider() -> CryptoProvider {
     provider
 }
 
+/// A self-signed certificate and its private key (PKCS#8), both DER, as
+/// kept in `cert_path` and `key_path`; made on first use (the key written
+/// private, see [`crate::disk::write_private`]). The one routine for the
+/// hub's identity and a peer's.
+pub fn load_or_create_identity(
+    cert_path: &std::path::Path,
+    key_path: &std::path::Path,
+    subject: &str,
+) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
+    if !cert_path.exists() || !key_path.exists() {
+        if let Some(dir) = cert_path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let made = rcgen::generate_simple_self_signed(vec![subject.to_owned()])
+            .map_err(std::io::Error::other)?;
+        crate::disk::write_private(key_path, &made.signing_key.serialize_der())?;
+        std::fs::write(cert_path, made.cert.der())?;
+    }
+    Ok((std::fs::read(cert_path)?, std::fs::read(key_path)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
