@@ -79,21 +79,19 @@ fn handle(run: u32, user: usize) -> String {
     format!("mx{run:x}u{user}")
 }
 
-/// Deterministic contents for (user, file number): anyone can check them.
+/// Deterministic contents for (user, file number), 1 byte to 48 KiB, as
+/// `mkfiles` makes its data (a BLAKE3 stream from a seed): anyone can
+/// check them.
 fn contents(user: usize, n: u64) -> Vec<u8> {
-    let mix = (user as u64)
-        .wrapping_mul(7919)
-        .wrapping_add(n.wrapping_mul(104_729));
-    let len = 1 + (mix % (48 << 10)) as usize;
-    let mut state = (user as u64) << 32 | n | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
+    let mut seed = blake3::Hasher::new();
+    seed.update(&(user as u64).to_le_bytes())
+        .update(&n.to_le_bytes());
+    let mut stream = seed.finalize_xof();
+    let mut len = [0u8; 2];
+    stream.fill(&mut len);
+    let mut bytes = vec![0u8; 1 + usize::from(u16::from_le_bytes(len)) % (48 << 10)];
+    stream.fill(&mut bytes);
+    bytes
 }
 
 /// One user's state.
@@ -137,6 +135,7 @@ impl User {
             },
             Err(e) => self.failed("register", &e),
         };
+        // A user whose request failed stops: its connection may be broken.
         start.wait().await;
         let deadline = Instant::now() + seconds;
         let mut n = 0u64;
@@ -147,11 +146,7 @@ impl User {
             let sent = Instant::now();
             match self.step(c, kind, n).await {
                 Ok(()) => self.tally.latencies[kind].push(sent.elapsed()),
-                Err(e) => {
-                    if self.failed::<()>(KINDS[kind], &e).is_none() {
-                        client = None;
-                    }
-                }
+                Err(e) => client = self.failed(KINDS[kind], &e),
             }
             n += 1;
         }
@@ -161,8 +156,8 @@ impl User {
         self.tally
     }
 
-    /// Counts an error; `None`, so a caller can drop its connection.
-    fn failed<T>(&mut self, what: &str, e: &dyn std::fmt::Display) -> Option<T> {
+    /// Counts and logs an error; no connection to go on with.
+    fn failed(&mut self, what: &str, e: &dyn std::fmt::Display) -> Option<HubClient> {
         self.tally.errors += 1;
         eprintln!("user {}: {what}: {e}", self.index);
         None

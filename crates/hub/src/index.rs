@@ -42,18 +42,6 @@ pub struct OfferLimits {
     pub total_bytes: usize,
 }
 
-impl OfferLimits {
-    /// `per_peer` files each, and hub-wide room for 10 peers at that cap,
-    /// within 256 MiB.
-    pub fn per_peer(per_peer: usize) -> Self {
-        Self {
-            per_peer,
-            total: per_peer.saturating_mul(10),
-            total_bytes: 256 << 20,
-        }
-    }
-}
-
 /// A peer as the index knows it.
 #[derive(Debug, Clone)]
 pub struct PeerInfo {
@@ -380,9 +368,18 @@ mod tests {
         }
     }
 
+    /// `per_peer` files each, room for ten such peers, 256 MiB.
+    fn per_peer(per_peer: usize) -> OfferLimits {
+        OfferLimits {
+            per_peer,
+            total: per_peer * 10,
+            total_bytes: 256 << 20,
+        }
+    }
+
     #[test]
     fn search_is_case_insensitive_literal_and_bounded() {
-        let index = Index::new(OfferLimits::per_peer(100));
+        let index = Index::new(per_peer(100));
         index.join("bob", 1, info());
         let (total, refused) = index.offer(
             "bob",
@@ -399,7 +396,7 @@ mod tests {
 
     #[test]
     fn search_sees_offers_and_withdrawals_made_after_an_earlier_search() {
-        let index = Index::new(OfferLimits::per_peer(100));
+        let index = Index::new(per_peer(100));
         index.join("bob", 1, info());
         index.offer("bob", vec![offered("a.txt"), offered("b.txt")], false);
         assert_eq!(index.search("txt", 10).0.len(), 2);
@@ -421,7 +418,7 @@ mod tests {
 
     #[test]
     fn hostile_names_and_floods_are_refused_per_offer() {
-        let index = Index::new(OfferLimits::per_peer(2));
+        let index = Index::new(per_peer(2));
         index.join("eve", 1, info());
         let (total, refused) = index.offer(
             "eve",
@@ -441,7 +438,7 @@ mod tests {
 
     #[test]
     fn only_the_current_session_can_take_a_peer_offline() {
-        let index = Index::new(OfferLimits::per_peer(10));
+        let index = Index::new(per_peer(10));
         index.join("bob", 1, info());
         index.join("bob", 2, info());
         assert!(

@@ -6,7 +6,7 @@
 //! and reported: a crash before a commit leaves some, and so does a catalog
 //! that lost entries.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use ferry_protocol::{ContentHash, MAX_LIST_PAGE};
 
@@ -20,16 +20,19 @@ const NAMED: usize = 5;
 /// Cross-checks `catalog` against `store`; with `repair`, entries without
 /// their bytes are removed (each logged) instead of refused.
 pub(crate) async fn check(catalog: &Catalog, store: &Store, repair: bool) -> Result<(), HubError> {
+    // One walk of the store: each blob's size, and whether an entry uses it.
+    let mut blobs: HashMap<ContentHash, (u64, bool)> = store
+        .blob_sizes()
+        .map(|(hash, size)| (hash, (size, false)))
+        .collect();
     let mut broken = Vec::new();
-    let mut referenced = HashSet::new();
     let mut after: Option<String> = None;
     loop {
         let (entries, more) = catalog.list(None, after.as_deref(), MAX_LIST_PAGE).await?;
         for entry in &entries {
-            referenced.insert(entry.hash);
-            let held = std::fs::metadata(store.blob_path(&entry.hash)).map(|m| m.len());
-            if held.ok() != Some(entry.size) {
-                broken.push(entry.name.clone());
+            match blobs.get_mut(&entry.hash) {
+                Some((size, used)) if *size == entry.size => *used = true,
+                _ => broken.push(entry.name.clone()),
             }
         }
         after = entries.last().map(|e| e.name.clone());
@@ -37,7 +40,8 @@ pub(crate) async fn check(catalog: &Catalog, store: &Store, repair: bool) -> Res
             break;
         }
     }
-    report_unreferenced(store, &referenced);
+    let unreferenced = blobs.values().filter(|(_, used)| !used).count();
+    report_unreferenced(unreferenced);
     if broken.is_empty() {
         return Ok(());
     }
@@ -67,11 +71,7 @@ pub(crate) async fn check(catalog: &Catalog, store: &Store, repair: bool) -> Res
 }
 
 /// Logs how many blobs no entry refers to.
-fn report_unreferenced(store: &Store, referenced: &HashSet<ContentHash>) {
-    let unreferenced = store
-        .blob_hashes()
-        .filter(|hash| !referenced.contains(hash))
-        .count();
+fn report_unreferenced(unreferenced: usize) {
     if unreferenced > 0 {
         tracing::warn!(
             unreferenced,

@@ -64,15 +64,18 @@ impl Store {
             .expect("blobs/ is inside the store's folder")
     }
 
-    /// The hashes of every blob file in the store (names that are not a
-    /// hash are skipped).
-    pub fn blob_hashes(&self) -> impl Iterator<Item = ContentHash> {
+    /// The hash and size of every blob file in the store (names that are
+    /// not a hash are skipped).
+    pub fn blob_sizes(&self) -> impl Iterator<Item = (ContentHash, u64)> {
         fs::read_dir(&self.blobs)
             .into_iter()
             .flatten()
             .flatten()
             .flat_map(|shard| fs::read_dir(shard.path()).into_iter().flatten().flatten())
-            .filter_map(|blob| ContentHash::from_hex(blob.file_name().to_str()?))
+            .filter_map(|blob| {
+                let hash = ContentHash::from_hex(blob.file_name().to_str()?)?;
+                Some((hash, blob.metadata().ok()?.len()))
+            })
     }
 
     /// Where the blob with `hash` lives.

@@ -94,8 +94,9 @@ pub struct FrameWriter<W: AsyncWrite, E> {
     inner: BufWriter<W>,
     scratch: BytesMut,
     codec: MessageCodec<(), E>,
-    /// Every write and flush must finish within this, if set: a peer that
-    /// stops reading must not hold a connection (and its task) forever.
+    /// Every frame write and flush must finish within this, if set: a peer
+    /// that stops reading must not hold a connection (and its task) for
+    /// ever.
     deadline: Option<Duration>,
 }
 
@@ -131,9 +132,10 @@ impl<W: AsyncWrite + Unpin, E: Serialize> FrameWriter<W, E> {
         Ok(write_paced(inner, scratch, self.deadline).await?)
     }
 
-    /// Writes raw body bytes (buffered).
+    /// Writes raw body bytes (buffered). No write deadline of its own:
+    /// bodies keep theirs per chunk (see `body::write_within`).
     pub async fn write_raw(&mut self, data: &[u8]) -> io::Result<()> {
-        write_paced(&mut self.inner, data, self.deadline).await
+        self.inner.write_all(data).await
     }
 
     /// Pushes everything buffered to the peer.

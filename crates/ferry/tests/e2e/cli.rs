@@ -349,6 +349,8 @@ async fn a_flipped_byte_on_the_wire_never_becomes_a_wrong_file() {
             .args(["--name", "seed", "put", "f.bin"]))
         .await;
         assert_eq!(seeded.code, 0, "{}", seeded.stderr);
+        // Gets that failed and that succeeded: the flips must have bitten.
+        let mut outcomes = [0; 2];
         let offsets = [0u64, 5, 100, 600, 1_500, 4_000, 20_000, 150_000, 299_000];
         for (i, at) in offsets.into_iter().enumerate() {
             for (d, cut) in [Cut::FlipUpstream(at), Cut::FlipDownstream(at)]
@@ -374,6 +376,7 @@ async fn a_flipped_byte_on_the_wire_never_becomes_a_wrong_file() {
                     .args(["--name", &handle, "get", "f.bin", "-o"])
                     .arg(&out))
                 .await;
+                outcomes[usize::from(get.code == 0)] += 1;
                 if get.code == 0 {
                     assert_eq!(
                         std::fs::read(out.join("f.bin")).unwrap(),
@@ -385,6 +388,10 @@ async fn a_flipped_byte_on_the_wire_never_becomes_a_wrong_file() {
                 }
             }
         }
+        assert!(
+            outcomes[0] > 0 && outcomes[1] > 0,
+            "failed / whole gets: {outcomes:?}"
+        );
         // Whatever was stored through the proxy is byte for byte right.
         let mut client = Home::new().client(&hub, "checker").await;
         let listed = client.list(None).await.unwrap();

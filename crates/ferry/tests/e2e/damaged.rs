@@ -109,13 +109,7 @@ async fn entries_without_their_bytes_are_refused_then_repaired_and_reported() {
             run(crate::support::ferry_at(&home, &addr, false)
                 .args(["--name", "bob", "--json", "ls"]))
             .await;
-        let listed: serde_json::Value = serde_json::from_str(&ls.stdout).unwrap();
-        let names: Vec<&str> = listed
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["name"].as_str().unwrap())
-            .collect();
+        let names = crate::support::listed_names(&ls.stdout);
         assert_eq!(names, ["docs/file-0000.txt", "docs/file-0002.txt"]);
         repaired.kill().await.unwrap();
     })
@@ -162,7 +156,9 @@ async fn kill_9_during_uploads_leaves_every_file_absent_or_complete() {
             .unwrap();
         }
         std::fs::write(w.join("batch/big.bin"), crate::support::pattern(6 << 20, 1)).unwrap();
-        for (round, after_ms) in [40u64, 150, 400].into_iter().enumerate() {
+        // The last kill comes late enough that some files are committed.
+        let mut last_listed = 0;
+        for (round, after_ms) in [40u64, 150, 1_500].into_iter().enumerate() {
             let (mut hub, addr) = serving(&data).await;
             let home = Home::new();
             let mut put = crate::support::ferry_at(&home, &addr, false);
@@ -196,13 +192,8 @@ async fn kill_9_during_uploads_leaves_every_file_absent_or_complete() {
                 "ls",
             ]))
             .await;
-            let listed: serde_json::Value = serde_json::from_str(&get.stdout).unwrap();
-            let names: Vec<String> = listed
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| e["name"].as_str().unwrap().to_owned())
-                .collect();
+            let names = crate::support::listed_names(&get.stdout);
+            last_listed = names.len();
             if !names.is_empty() {
                 let got = run(crate::support::ferry_at(&reader, &addr, false)
                     .args(["--name", &format!("reader{round}"), "get"])
@@ -214,6 +205,10 @@ async fn kill_9_during_uploads_leaves_every_file_absent_or_complete() {
             }
             hub.kill().await.unwrap();
         }
+        assert!(
+            last_listed > 0,
+            "a kill after 1.5 s finds committed files to check"
+        );
     })
     .await;
 }

@@ -87,13 +87,7 @@ async fn a_full_disk_refuses_at_once_lists_nothing_and_keeps_serving_others() {
 
         let ls = run(ferry(&bob, &hub).args(["--name", "bob", "--json", "ls"])).await;
         assert_eq!(ls.code, 0, "{}", ls.stderr);
-        let listed: serde_json::Value = serde_json::from_str(&ls.stdout).unwrap();
-        let names: Vec<&str> = listed
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["name"].as_str().unwrap())
-            .collect();
+        let names = crate::support::listed_names(&ls.stdout);
         assert_eq!(names, ["mid.bin", "small.txt"]);
         let dir = hub.stop().await;
         drop(disk);

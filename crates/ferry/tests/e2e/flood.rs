@@ -6,14 +6,9 @@ use std::time::Duration;
 
 use ferry_protocol::{ConflictPolicy, ContentHash, ErrorCode, Request, Response, UploadMode};
 
-use crate::support::{Home, Raw, TestHub, code_of, connect_from, local_file, within};
-
-/// A well-behaved client on 127.0.0.1 connects, logs in and lists quickly.
-async fn served_at_once(hub: &TestHub) {
-    let home = Home::new();
-    let mut client = within(5, home.client(hub, "witness")).await;
-    within(5, client.list(None)).await.unwrap();
-}
+use crate::support::{
+    Home, Raw, TestHub, code_of, connect_from, local_file, served_at_once, within,
+};
 
 #[tokio::test]
 async fn silent_and_hello_only_floods_from_two_hosts_leave_a_third_served() {
@@ -235,15 +230,7 @@ fn rss_of(pid: u32) -> u64 {
 /// returns the connection (the peer stays online while it is open) and
 /// how many the hub took.
 async fn offer_flood(addr: std::net::SocketAddr, handle: &str, count: usize) -> (Raw, u32) {
-    let mut raw = Raw::logged_in(addr, handle).await;
-    let share = Request::Share {
-        peer_port: 1,
-        fingerprint: ferry_protocol::Fingerprint::of_certificate(b"raw"),
-    };
-    assert!(matches!(
-        raw.call(&share).await,
-        Some(Response::Sharing { .. })
-    ));
+    let mut raw = Raw::sharing(addr, handle).await;
     let names: Vec<String> = (0..count)
         .map(|i| format!("{handle}/{}/{i:06}", vec!["n".repeat(200); 4].join("/")))
         .collect();
@@ -257,14 +244,7 @@ async fn offer_flood(addr: std::net::SocketAddr, handle: &str, count: usize) -> 
                 hash: ContentHash::of(name.as_bytes()),
             })
             .collect();
-        let offer = Request::Offer {
-            files,
-            replace_all: false,
-        };
-        match raw.call(&offer).await {
-            Some(Response::Offered { total: t, .. }) => total = t,
-            other => panic!("expected Offered, got {other:?}"),
-        }
+        total = raw.offer(files, false).await.0;
     }
     (raw, total)
 }

@@ -8,7 +8,7 @@ use ferry_protocol::{
 };
 use tokio::net::TcpStream;
 
-use crate::support::{Home, Raw, TestHub, code_of, within};
+use crate::support::{Raw, TestHub, code_of, served_at_once, within};
 
 fn plaintext() -> impl FnOnce(&mut ferry_hub::HubConfig) {
     |c| c.tls = false
@@ -34,13 +34,6 @@ fn negotiated(name: &str, size: u64, hash: ContentHash) -> Request {
     }
 }
 
-/// The hub still serves a well-behaved client.
-async fn hub_still_serves(hub: &TestHub) {
-    let home = Home::new();
-    let mut client = home.client(hub, "witness").await;
-    client.list(None).await.unwrap();
-}
-
 async fn listing_len(raw: &mut Raw) -> usize {
     match raw
         .call(&Request::List {
@@ -63,7 +56,7 @@ async fn an_oversized_length_prefix_is_rejected_before_allocating() {
         raw.raw_bytes(&u32::MAX.to_be_bytes()).await;
         assert_eq!(code_of(&raw.recv().await), Some(ErrorCode::TooLarge));
         assert!(raw.closed_by_hub().await);
-        hub_still_serves(&hub).await;
+        served_at_once(&hub).await;
         hub.stop().await;
     })
     .await;
@@ -92,7 +85,7 @@ async fn garbage_and_truncated_frames_close_only_their_connection() {
             0,
             "other connections carry on"
         );
-        hub_still_serves(&hub).await;
+        served_at_once(&hub).await;
         hub.stop().await;
     })
     .await;

@@ -600,25 +600,55 @@ pub(crate) async fn raw_peer(
     handle: &str,
     files: Vec<ferry_protocol::Offered>,
 ) -> (Raw, u32, Vec<String>) {
-    let mut raw = Raw::logged_in(hub.addr, handle).await;
-    let share = Request::Share {
-        peer_port: 1,
-        fingerprint: ferry_protocol::Fingerprint::of_certificate(b"raw"),
-    };
-    assert!(matches!(
-        raw.call(&share).await,
-        Some(Response::Sharing { .. })
-    ));
-    match raw
-        .call(&Request::Offer {
-            files,
-            replace_all: true,
-        })
-        .await
-    {
-        Some(Response::Offered { total, refused }) => (raw, total, refused),
-        other => panic!("expected Offered, got {other:?}"),
+    let mut raw = Raw::sharing(hub.addr, handle).await;
+    let (total, refused) = raw.offer(files, true).await;
+    (raw, total, refused)
+}
+
+impl Raw {
+    /// Logged in as `handle` and sharing (on a port nobody listens on).
+    pub(crate) async fn sharing(addr: SocketAddr, handle: &str) -> Self {
+        let mut raw = Self::logged_in(addr, handle).await;
+        let share = Request::Share {
+            peer_port: 1,
+            fingerprint: ferry_protocol::Fingerprint::of_certificate(b"raw"),
+        };
+        assert!(matches!(
+            raw.call(&share).await,
+            Some(Response::Sharing { .. })
+        ));
+        raw
     }
+
+    /// Offers `files`; the hub's count of offers and its refusals.
+    pub(crate) async fn offer(
+        &mut self,
+        files: Vec<ferry_protocol::Offered>,
+        replace_all: bool,
+    ) -> (u32, Vec<String>) {
+        match self.call(&Request::Offer { files, replace_all }).await {
+            Some(Response::Offered { total, refused }) => (total, refused),
+            other => panic!("expected Offered, got {other:?}"),
+        }
+    }
+}
+
+/// A well-behaved client on 127.0.0.1 connects, logs in and lists, each
+/// step within 5 s.
+pub(crate) async fn served_at_once(hub: &TestHub) {
+    let home = Home::new();
+    let mut client = within(5, home.client(hub, "witness")).await;
+    within(5, client.list(None)).await.unwrap();
+}
+
+/// The names in `ferry --json ls` output.
+pub(crate) fn listed_names(json: &str) -> Vec<String> {
+    let listed: serde_json::Value = serde_json::from_str(json).expect("ls --json prints JSON");
+    let entries = listed.as_array().expect("a list of entries");
+    entries
+        .iter()
+        .map(|e| e["name"].as_str().expect("a name").to_owned())
+        .collect()
 }
 
 /// A closed port on loopback (bound, then released).
