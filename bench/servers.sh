@@ -35,7 +35,7 @@ start_ferry_hub() {
     shift 2
     next_port
     HUB_PORT=$PORT
-    start "$name" "$FERRY" serve --listen "127.0.0.1:$HUB_PORT" --data "$data" "$@"
+    start "$name" "$FERRY" serve --admission open --listen "127.0.0.1:$HUB_PORT" --data "$data" "$@"
     wait_listening "$HUB_PORT"
 }
 

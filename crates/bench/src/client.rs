@@ -5,7 +5,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use ferry_client::{ConnectOptions, HubClient, KnownHubs};
-use ferry_protocol::Secret;
 
 /// Where and how the benchmark clients connect.
 #[derive(clap::Args, Clone, Debug)]
@@ -27,6 +26,7 @@ impl Target {
             known_hubs: KnownHubs::new(home.join("known_hubs")),
             connect_timeout: Duration::from_secs(10),
             stall_timeout: Duration::from_secs(30),
+            expect: None,
         }
     }
 }
@@ -35,7 +35,10 @@ impl Target {
 /// secret is derived from the handle so reruns can log in again.
 pub(crate) async fn connect(options: &ConnectOptions, handle: &str) -> anyhow::Result<HubClient> {
     let mut client = HubClient::connect(options).await?;
-    let secret = Secret(*blake3::hash(handle.as_bytes()).as_bytes());
-    client.login(handle, secret, true).await?;
+    let seed = blake3::hash(handle.as_bytes());
+    let key = ferry_client::identity::LoginKey::from_seed(seed.as_bytes());
+    client
+        .login(handle, &key, ferry_protocol::Claim::Register, None)
+        .await?;
     Ok(client)
 }

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use ferry_io::{FrameReader, FrameWriter, Transport};
 use ferry_protocol::{
-    Event, FileEntry, FileName, Fingerprint, Grant, Hit, MAX_LIST_PAGE, PROTOCOL_VERSION, Request,
-    Response, Secret,
+    CHANNEL_BINDING_LABEL, Challenge, Claim, Event, FileEntry, FileName, Fingerprint, Grant, Hit,
+    MAX_LIST_PAGE, PROTOCOL_VERSION, Request, Response, Role, Secret,
 };
 use rustls::pki_types::ServerName;
 use tokio::io::{ReadHalf, WriteHalf};
@@ -14,6 +14,7 @@ use tokio::time::timeout;
 use tokio_rustls::TlsConnector;
 
 use crate::error::ClientError;
+use crate::identity::{Credentials, LoginKey};
 use crate::tls::{KnownHubs, PinningVerifier, client_config};
 
 pub(crate) type Reader = FrameReader<ReadHalf<Box<dyn Transport>>, Response>;
@@ -28,6 +29,9 @@ pub struct ConnectOptions {
     pub tls: bool,
     /// Where fingerprints are pinned.
     pub known_hubs: KnownHubs,
+    /// Accept only this certificate (from an invite link), whatever is
+    /// pinned, and pin it once the handshake succeeds.
+    pub expect: Option<Fingerprint>,
     /// Deadline for connecting and for the handshake.
     pub connect_timeout: Duration,
     /// Deadline for any reply, and for each step of a body.
@@ -54,6 +58,8 @@ pub struct LoggedIn {
     pub handle: String,
     /// Whether this login registered it.
     pub registered: bool,
+    /// What it may do.
+    pub role: Role,
 }
 
 /// A live connection to a hub. Requests are answered in order.
@@ -62,6 +68,9 @@ pub struct HubClient {
     pub(crate) writer: Writer,
     pub(crate) stall: Duration,
     info: HubInfo,
+    /// What a login proof on this connection signs.
+    challenge: Challenge,
+    channel: Option<[u8; 32]>,
 }
 
 impl HubClient {
@@ -78,7 +87,7 @@ impl HubClient {
             .map_err(|e| connect_error(e.to_string()))?;
         let _ = stream.set_nodelay(true);
         let handshake = timeout(options.connect_timeout, handshake(options, stream));
-        let (transport, fingerprint, first_use) = handshake
+        let (transport, fingerprint, first_use, channel) = handshake
             .await
             .map_err(|_| ClientError::Timeout(format!("handshake with {addr}")))??;
         let (read, write) = tokio::io::split(transport);
@@ -92,17 +101,30 @@ impl HubClient {
                 first_use,
                 agent: String::new(),
             },
+            challenge: Challenge([0; 32]),
+            channel,
         };
         let hello = Request::Hello {
             version: PROTOCOL_VERSION,
             agent: agent(),
         };
         match client.call(&hello).await? {
-            Response::Welcome { agent, .. } => client.info.agent = agent,
+            Response::Welcome {
+                agent, challenge, ..
+            } => {
+                client.info.agent = agent;
+                client.challenge = challenge;
+            }
             other => return Err(unexpected(&other)),
         }
-        if first_use && let Some(fingerprint) = fingerprint {
-            options.known_hubs.add(&options.addr, fingerprint)?;
+        if let Some(fingerprint) = fingerprint {
+            let known = &options.known_hubs;
+            if first_use {
+                known.add(&options.addr, fingerprint)?;
+            } else if options.expect.is_some() && known.get(&options.addr) != Some(fingerprint) {
+                known.forget(&options.addr)?;
+                known.add(&options.addr, fingerprint)?;
+            }
         }
         Ok(client)
     }
@@ -112,21 +134,67 @@ impl HubClient {
         &self.info
     }
 
-    /// Establishes `handle` for this connection, claiming it if `register`.
+    /// Establishes `handle` for this connection by proving `key`, as
+    /// `claim` says. `legacy` is the pre-key secret, for a hub that asked
+    /// for it ([`ferry_protocol::ErrorCode::LegacySecretNeeded`]).
     pub async fn login(
         &mut self,
         handle: &str,
-        secret: Secret,
-        register: bool,
+        key: &LoginKey,
+        claim: Claim,
+        legacy: Option<Secret>,
     ) -> Result<LoggedIn, ClientError> {
         let request = Request::Login {
             handle: handle.to_owned(),
-            secret,
-            register,
+            key: key.public(),
+            proof: key.prove(&self.challenge, self.channel.as_ref(), handle),
+            claim,
+            legacy,
         };
         match self.call(&request).await? {
-            Response::LoggedIn { handle, registered } => Ok(LoggedIn { handle, registered }),
+            Response::LoggedIn {
+                handle,
+                registered,
+                role,
+            } => Ok(LoggedIn {
+                handle,
+                registered,
+                role,
+            }),
             other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Logs in as `handle` with `credentials`. A handle registered before
+    /// login keys moves onto the key here, by sending the old secret once
+    /// — but only to a hub whose certificate was pinned before this
+    /// connection (a hub met for the first time may be an impostor
+    /// fishing for it) or to a plaintext hub (which always saw it).
+    pub async fn authenticate(
+        &mut self,
+        handle: &str,
+        credentials: &Credentials,
+        claim: Claim,
+    ) -> Result<LoggedIn, ClientError> {
+        let first = self.login(handle, &credentials.key, claim, None).await;
+        let needs_legacy = matches!(
+            &first,
+            Err(ClientError::Hub {
+                code: ferry_protocol::ErrorCode::LegacySecretNeeded,
+                ..
+            })
+        );
+        match (needs_legacy, credentials.legacy) {
+            (true, Some(secret)) if !self.info.first_use => {
+                self.login(handle, &credentials.key, claim, Some(secret))
+                    .await
+            }
+            (true, Some(_)) => Err(ClientError::Protocol(format!(
+                "the hub at {} asks for this client's old secret, but its certificate was not pinned \
+                 before; not sending it. If this is really your hub, run the command again",
+                self.info.addr
+            ))),
+            _ => first,
         }
     }
 
@@ -270,14 +338,21 @@ fn agent() -> String {
     format!("ferry {}", env!("CARGO_PKG_VERSION"))
 }
 
-async fn handshake(
-    options: &ConnectOptions,
-    stream: TcpStream,
-) -> Result<(Box<dyn Transport>, Option<Fingerprint>, bool), ClientError> {
+/// What a handshake yields: the transport, the hub's fingerprint, whether
+/// it was pinned just now, and the TLS channel binding.
+type Handshake = (
+    Box<dyn Transport>,
+    Option<Fingerprint>,
+    bool,
+    Option<[u8; 32]>,
+);
+
+async fn handshake(options: &ConnectOptions, stream: TcpStream) -> Result<Handshake, ClientError> {
     if !options.tls {
-        return Ok((Box::new(stream), None, false));
+        return Ok((Box::new(stream), None, false, None));
     }
-    let pinned = options.known_hubs.get(&options.addr);
+    let known = options.known_hubs.get(&options.addr);
+    let pinned = options.expect.or(known);
     let verifier = PinningVerifier::new(pinned);
     let config = client_config(verifier.clone(), None).map_err(|e| ClientError::Tls {
         addr: options.addr.clone(),
@@ -293,7 +368,17 @@ async fn handshake(
         .connect(server_name, stream)
         .await;
     match (connected, pinned, verifier.seen()) {
-        (Ok(tls), _, seen) => Ok((Box::new(tls), seen, pinned.is_none())),
+        (Ok(tls), _, seen) => {
+            let mut channel = [0; 32];
+            tls.get_ref()
+                .1
+                .export_keying_material(&mut channel, CHANNEL_BINDING_LABEL, None)
+                .map_err(|e| ClientError::Tls {
+                    addr: options.addr.clone(),
+                    reason: e.to_string(),
+                })?;
+            Ok((Box::new(tls), seen, known.is_none(), Some(channel)))
+        }
         (Err(_), Some(pinned), Some(presented)) if pinned != presented => {
             Err(ClientError::FingerprintChanged {
                 addr: options.addr.clone(),

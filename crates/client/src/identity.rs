@@ -1,18 +1,92 @@
-//! The client's secret: 32 random bytes made on first use and kept in the
-//! state directory (mode 0600). Whoever holds it owns the handles it
-//! registered.
+//! The client's identity: its login key (an Ed25519 seed, 32 random bytes
+//! made on first use, mode 0600), its peer certificate, and the bearer
+//! secret of earlier versions, read only to move an old handle onto the key.
 
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use ferry_protocol::{Fingerprint, Secret};
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+use ferry_protocol::{Challenge, Fingerprint, PublicKey, Secret, Signature, login_transcript};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::error::ClientError;
 
-/// Loads the secret at `path`, creating it if absent.
+/// The key a client proves its handles with. It never leaves the client:
+/// a login sends a signature bound to that one connection.
+pub struct LoginKey {
+    pair: Ed25519KeyPair,
+}
+
+impl std::fmt::Debug for LoginKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LoginKey({:?})", self.public())
+    }
+}
+
+impl LoginKey {
+    /// Loads the key seed at `path`, creating it if absent.
+    pub fn load_or_create(path: &Path) -> Result<Self, ClientError> {
+        let seed = load_or_create_secret(path)?;
+        Ok(Self::from_seed(&seed.0))
+    }
+
+    /// The key made from a 32-byte seed (any 32 bytes are one).
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        let pair = Ed25519KeyPair::from_seed_unchecked(seed)
+            .expect("every 32-byte seed makes an Ed25519 key");
+        Self { pair }
+    }
+
+    /// The public half, which the hub keeps.
+    pub fn public(&self) -> PublicKey {
+        let bytes = self.pair.public_key().as_ref();
+        PublicKey(bytes.try_into().expect("Ed25519 public keys are 32 bytes"))
+    }
+
+    /// Proves this key for `handle` on the connection that sent `challenge`
+    /// and whose TLS channel binding is `channel`.
+    pub fn prove(
+        &self,
+        challenge: &Challenge,
+        channel: Option<&[u8; 32]>,
+        handle: &str,
+    ) -> Signature {
+        let signed = self
+            .pair
+            .sign(&login_transcript(challenge, channel, handle));
+        Signature::from_slice(signed.as_ref()).expect("Ed25519 signatures are 64 bytes")
+    }
+}
+
+/// What a client logs in with: its key, and the bearer secret of earlier
+/// versions if it has one (to move old handles onto the key).
+#[derive(Debug)]
+pub struct Credentials {
+    /// The login key.
+    pub key: LoginKey,
+    /// The pre-key secret, if this client was used before keys.
+    pub legacy: Option<Secret>,
+}
+
+impl Credentials {
+    /// Loads `dir/login-key` (creating it) and `dir/secret` (if present).
+    pub fn load(dir: &Path) -> Result<Self, ClientError> {
+        Ok(Self {
+            key: LoginKey::load_or_create(&dir.join("login-key"))?,
+            legacy: legacy_secret(&dir.join("secret")),
+        })
+    }
+}
+
+/// The old bearer secret at `path`, if this client has one.
+pub fn legacy_secret(path: &Path) -> Option<Secret> {
+    let bytes = fs::read(path).ok()?;
+    <[u8; 32]>::try_from(bytes.as_slice()).ok().map(Secret)
+}
+
+/// Loads the 32 secret bytes at `path`, creating them if absent.
 pub fn load_or_create_secret(path: &Path) -> Result<Secret, ClientError> {
     match fs::read(path) {
         Ok(bytes) => {

@@ -13,6 +13,7 @@
 //! | [`progress`] | hooks for progress display |
 //! | [`error`] | [`ClientError`] |
 
+mod admin;
 pub mod download;
 pub mod error;
 mod file_hash;

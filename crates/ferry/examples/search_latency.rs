@@ -10,12 +10,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferry_client::identity::LoginKey;
 use ferry_client::{ConnectOptions, HubClient, KnownHubs};
 use ferry_hub::{Hub, HubConfig};
 use ferry_io::{FrameReader, FrameWriter};
 use ferry_protocol::{
-    ContentHash, Fingerprint, MAX_OFFERS_PER_FRAME, Offered, PROTOCOL_VERSION, Request, Response,
-    Secret,
+    Claim, ContentHash, Fingerprint, MAX_OFFERS_PER_FRAME, Offered, PROTOCOL_VERSION, Request,
+    Response,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -30,6 +31,7 @@ async fn main() {
     let data = tempfile::tempdir().expect("temp dir");
     let mut config = HubConfig::new(data.path());
     config.tls = false;
+    config.admission = Some(ferry_hub::access::Admission::Open);
     config.max_offers_per_peer = offers;
     // The raw peer sends no heartbeats while the client measures.
     config.peer_timeout = Duration::from_secs(3600);
@@ -51,10 +53,16 @@ async fn main() {
         known_hubs: KnownHubs::new(home.path().join("known_hubs")),
         connect_timeout: Duration::from_secs(5),
         stall_timeout: Duration::from_secs(30),
+        expect: None,
     };
     let mut client = HubClient::connect(&options).await.expect("connect");
     client
-        .login("bench", Secret([2; 32]), true)
+        .login(
+            "bench",
+            &LoginKey::from_seed(&[2; 32]),
+            Claim::Register,
+            None,
+        )
         .await
         .expect("login");
     let terms = ["file-000042", "nothing-matches", "7777", "FILE-09", "photo"];
@@ -93,15 +101,22 @@ async fn load_offers(addr: std::net::SocketAddr, count: usize) -> RawPeer {
         .into_split();
     let mut reader = FrameReader::<_, Response>::new(read);
     let mut writer = FrameWriter::<_, Request>::new(write);
+    let hello = Request::Hello {
+        version: PROTOCOL_VERSION,
+        agent: "bench".into(),
+    };
+    writer.send(&hello).await.expect("send");
+    let Some(Response::Welcome { challenge, .. }) = reader.recv().await.expect("reply") else {
+        panic!("no Welcome");
+    };
+    let key = LoginKey::from_seed(&[1; 32]);
     let requests = [
-        Request::Hello {
-            version: PROTOCOL_VERSION,
-            agent: "bench".into(),
-        },
         Request::Login {
             handle: "catalogue".into(),
-            secret: Secret([1; 32]),
-            register: true,
+            key: key.public(),
+            proof: key.prove(&challenge, None, "catalogue"),
+            claim: Claim::Register,
+            legacy: None,
         },
         Request::Share {
             peer_port: 1,

@@ -4,8 +4,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
-use ferry_protocol::ConflictPolicy;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ferry_protocol::{ConflictPolicy, Role};
+
+use crate::units::{parse_duration, parse_size};
 
 /// Ferry: fast, safe file sharing through a hub.
 #[derive(Debug, Parser)]
@@ -22,7 +24,7 @@ pub(crate) struct Cli {
 /// Exit codes, shown under `--help`.
 pub(crate) const EXIT_CODES: &str = "Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 name conflict, \
 5 permission or handle refused, 6 network or hub unreachable, 7 integrity check failed, \
-8 hub certificate changed";
+8 hub certificate changed, 9 hub storage full, 10 quota exceeded";
 
 /// Options shared by every command.
 #[derive(Debug, Clone, Args, Default)]
@@ -48,6 +50,12 @@ pub(crate) enum TopCommand {
     Serve(ServeArgs),
     /// Interactive shell (reads commands from stdin when it is not a terminal).
     Shell,
+    /// Join a hub with an invite link (ferry://HOST:PORT/#…); --name picks
+    /// your handle. Afterwards other commands need neither --hub nor --name.
+    Join {
+        /// The invite link.
+        invite: String,
+    },
     /// Client commands, also available in the shell.
     #[command(flatten)]
     Client(ClientCommand),
@@ -72,6 +80,108 @@ pub(crate) struct ServeArgs {
     /// remove those entries (each is logged) instead of refusing to start.
     #[arg(long)]
     pub(crate) repair: bool,
+    /// Who may register: `invite` (default for a new data dir) or `open`
+    /// (anyone who connects, as the older designs did).
+    #[arg(long, value_enum)]
+    pub(crate) admission: Option<AdmissionArg>,
+}
+
+/// `--admission`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum AdmissionArg {
+    /// Only whoever holds an invite.
+    Invite,
+    /// Anyone who connects.
+    Open,
+}
+
+/// A role on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum RoleArg {
+    /// List, search and get only.
+    Reader,
+    /// Read everything, write and delete own files, share.
+    Member,
+    /// Everything, including users and invites.
+    Admin,
+    /// An admin other admins cannot touch.
+    Owner,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Self {
+        match role {
+            RoleArg::Reader => Self::Reader,
+            RoleArg::Member => Self::Member,
+            RoleArg::Admin => Self::Admin,
+            RoleArg::Owner => Self::Owner,
+        }
+    }
+}
+
+/// `ferry invite`: make one, or list or withdraw them.
+#[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(crate) struct InviteArgs {
+    /// `ls` or `rm ID`; without one, make an invite.
+    #[command(subcommand)]
+    pub(crate) action: Option<InviteAction>,
+    /// Role of whoever joins with it.
+    #[arg(long, value_enum, default_value = "member")]
+    pub(crate) role: RoleArg,
+    /// How many people may join with it.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) uses: u32,
+    /// How long it stays valid (30m, 12h, 7d, 2w).
+    #[arg(long, value_parser = parse_duration, default_value = "7d")]
+    pub(crate) expires: u64,
+    /// Quota of whoever joins with it (500MB, 10GB; default: the hub's).
+    #[arg(long, value_parser = parse_size)]
+    pub(crate) quota: Option<u64>,
+}
+
+/// `ferry invite ls|rm`.
+#[derive(Debug, Clone, Subcommand)]
+pub(crate) enum InviteAction {
+    /// The outstanding invites.
+    Ls,
+    /// Withdraw an invite.
+    Rm {
+        /// Its id (from `ferry invite ls`).
+        id: String,
+    },
+}
+
+/// `ferry users set|revoke`.
+#[derive(Debug, Clone, Subcommand)]
+pub(crate) enum UsersAction {
+    /// Change a user's role or quota.
+    Set {
+        /// The user.
+        handle: String,
+        /// New role.
+        #[arg(long, value_enum)]
+        role: Option<RoleArg>,
+        /// New quota (500MB, 10GB, or `none` for unlimited).
+        #[arg(long, value_parser = parse_quota)]
+        quota: Option<Quota>,
+    },
+    /// End a user's sessions and logins at once (their files stay).
+    Revoke {
+        /// The user.
+        handle: String,
+    },
+}
+
+/// A quota on the command line: a size, or `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Quota(pub(crate) Option<u64>);
+
+fn parse_quota(text: &str) -> Result<Quota, String> {
+    match text {
+        "none" | "unlimited" => Ok(Quota(None)),
+        size => parse_size(size).map(|n| Quota(Some(n))),
+    }
 }
 
 /// Commands that talk to a hub.
@@ -151,6 +261,32 @@ pub(crate) enum ClientCommand {
         /// The hub address as you connect to it.
         hub: String,
     },
+    /// Make an invite link (admins), or list (`ls`) or withdraw (`rm ID`) them.
+    Invite(InviteArgs),
+    /// The hub's users (admins); `set` changes one, `revoke` shuts one out.
+    Users {
+        /// What to do; without it, list them.
+        #[command(subcommand)]
+        action: Option<UsersAction>,
+    },
+    /// How much of your quota you use.
+    Quota,
+    /// Let HANDLE add files to your top-level FOLDER.
+    Allow {
+        /// Who.
+        handle: String,
+        /// One of your top-level folders.
+        folder: String,
+    },
+    /// The hub's audit log (admins), or check a copy of it (--verify FILE).
+    Audit {
+        /// Check the hash chain of this audit.log file instead (no hub needed).
+        #[arg(long, value_name = "FILE")]
+        verify: Option<PathBuf>,
+        /// How many of the newest lines.
+        #[arg(long, default_value_t = 50)]
+        lines: u32,
+    },
 }
 
 /// Conflict policy flags.
@@ -195,12 +331,16 @@ pub(crate) enum ShellCommand {
     /// Client commands.
     #[command(flatten)]
     Client(ClientCommand),
-    /// Connect to a hub: `join HOST PORT` or `join HOST:PORT`.
+    /// Connect to a hub: `join HOST PORT`, `join HOST:PORT`, or join one
+    /// with an invite: `join ferry://… --name HANDLE`.
     Join {
-        /// Host, or HOST:PORT.
+        /// Host, HOST:PORT, or an invite link.
         host: String,
         /// Port, when not part of HOST.
         port: Option<u16>,
+        /// With an invite: your handle.
+        #[arg(long)]
+        name: Option<String>,
     },
     /// Disconnect from the hub.
     Leave,

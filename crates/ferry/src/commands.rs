@@ -55,6 +55,15 @@ pub(crate) async fn run(session: &mut Session, command: ClientCommand) -> Result
         ClientCommand::Rm { names } => rm(session, &names).await,
         ClientCommand::Register { handle } => register(session, &handle).await,
         ClientCommand::Forget { hub } => forget(session, &hub),
+        ClientCommand::Invite(args) => crate::manage::invite(session, args).await,
+        ClientCommand::Users { action } => crate::manage::users(session, action).await,
+        ClientCommand::Quota => crate::manage::quota(session).await,
+        ClientCommand::Allow { handle, folder } => {
+            crate::manage::allow(session, &handle, &folder).await
+        }
+        ClientCommand::Audit { verify, lines } => {
+            crate::manage::audit(session, verify.as_deref(), lines).await
+        }
     }
 }
 
@@ -94,6 +103,17 @@ async fn get(
         if from.is_none() {
             let found = session.ready().await?.list(Some(&name)).await;
             let entries = session.check(found)?;
+            let owners: std::collections::BTreeSet<&str> =
+                entries.iter().map(|e| e.owner.as_str()).collect();
+            if owners.len() > 1 && entries.iter().any(|e| e.name != name.as_str()) {
+                let owners: Vec<&str> = owners.into_iter().collect();
+                eprintln!(
+                    "note: '{}' holds files from {} people: {}",
+                    shown(raw),
+                    owners.len(),
+                    shown(&owners.join(", "))
+                );
+            }
             if !entries.is_empty() {
                 wanted.extend(entries.into_iter().map(|entry| {
                     let relative = relative_target(&name, &entry);

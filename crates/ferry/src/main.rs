@@ -4,14 +4,17 @@
 mod cli;
 mod commands;
 mod copies;
+mod manage;
 mod output;
 mod peers;
 mod progress;
+mod remembered;
 mod serve;
 mod session;
 mod settings;
 mod share;
 mod shell;
+mod units;
 
 use std::process::ExitCode;
 
@@ -59,6 +62,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         TopCommand::Serve(args) => serve::run(&args).await,
         TopCommand::Shell => shell::run(ClientSettings::resolve(&cli.global)?).await,
+        TopCommand::Join { invite } => {
+            let mut session = Session::new(ClientSettings::resolve(&cli.global)?);
+            let result = manage::join(&mut session, &invite, cli.global.name.as_deref()).await;
+            session.close().await;
+            result
+        }
         TopCommand::Client(command) => {
             let mut session = Session::new(ClientSettings::resolve(&cli.global)?);
             let result = commands::run(&mut session, command).await;
@@ -84,7 +93,12 @@ fn exit_code(error: &anyhow::Error) -> u8 {
             | ErrorCode::HandleTaken
             | ErrorCode::UnknownHandle
             | ErrorCode::InvalidHandle
-            | ErrorCode::LoginRequired => 5,
+            | ErrorCode::LoginRequired
+            | ErrorCode::InviteRequired
+            | ErrorCode::InviteInvalid
+            | ErrorCode::Revoked
+            | ErrorCode::LegacySecretNeeded => 5,
+            ErrorCode::QuotaExceeded => 10,
             ErrorCode::HashMismatch | ErrorCode::SizeMismatch => 7,
             ErrorCode::Timeout | ErrorCode::Busy => 6,
             ErrorCode::StorageFull => 9,

@@ -5,6 +5,8 @@ use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use ferry_hub::access::Admission;
+
 use crate::cli::ServeArgs;
 use crate::settings::ServeSettings;
 
@@ -30,12 +32,52 @@ pub(crate) async fn run(args: &ServeArgs) -> Result<()> {
              Use it only on a network you trust; clients must pass --plaintext too."
         ),
     }
+    print_admission(&hub, addr).await?;
     let shutdown = CancellationToken::new();
     let signals = tokio::spawn(stop_on_signal(shutdown.clone()));
     ferry_hub::serve(hub, listener, shutdown).await;
     signals.abort();
     println!("Hub stopped.");
     Ok(())
+}
+
+/// Says who may join, loudly for an open hub, and prints the owner invite
+/// while no one owns an invite-only hub.
+async fn print_admission(hub: &ferry_hub::Hub, addr: std::net::SocketAddr) -> Result<()> {
+    let access = &hub.access;
+    match access.admission {
+        Admission::Open => println!(
+            "  admission:   OPEN ({}): ANYONE who can reach this port may register a handle,\n  \
+             read every file and upload. Start with --admission invite to admit by invite only.",
+            access.admission_reason
+        ),
+        Admission::Invite => println!("  admission:   by invite ({})", access.admission_reason),
+    }
+    let link_addr = reachable_addr(addr);
+    if let Some(link) = hub.owner_invite(&link_addr).await? {
+        println!(
+            "\nNo one owns this hub yet. The owner joins with this one-time invite\n\
+             (also in {}, until it is used):\n\n  ferry join {link}\n",
+            hub.config.data_dir.join("owner-invite").display()
+        );
+    } else if access.admission == Admission::Invite {
+        println!("  Admins make invites with `ferry invite`; newcomers run `ferry join LINK`.");
+    }
+    Ok(())
+}
+
+/// The address to put in links: the listening one, or this machine's name
+/// when listening on every interface.
+fn reachable_addr(addr: std::net::SocketAddr) -> String {
+    if !addr.ip().is_unspecified() {
+        return addr.to_string();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{host}:{}", addr.port())
 }
 
 async fn stop_on_signal(shutdown: CancellationToken) {

@@ -2,11 +2,11 @@
 //! demand, shared by one-shot commands and the shell.
 
 use anyhow::{Context, Result, bail};
-use ferry_client::identity::load_or_create_secret;
 use ferry_client::{ClientError, HubClient, HubInfo, LoggedIn};
-use ferry_protocol::ErrorCode;
+use ferry_protocol::{Claim, ErrorCode, InviteLink};
 
 use crate::output::shown;
+use crate::remembered::{HubMemory, Remembered};
 use crate::settings::ClientSettings;
 
 /// Connection state.
@@ -54,8 +54,18 @@ impl Session {
 
     /// Connects to `addr`, replacing any current connection.
     pub(crate) async fn join(&mut self, addr: &str) -> Result<HubInfo> {
+        self.connect(addr, None).await
+    }
+
+    /// Connects to `addr` accepting only the certificate `expect` if given.
+    async fn connect(
+        &mut self,
+        addr: &str,
+        expect: Option<ferry_protocol::Fingerprint>,
+    ) -> Result<HubInfo> {
         self.leave();
-        let options = self.settings.connect_options(addr);
+        let mut options = self.settings.connect_options(addr);
+        options.expect = expect;
         let client = HubClient::connect(&options).await?;
         let info = client.info().clone();
         if info.first_use
@@ -84,11 +94,29 @@ impl Session {
 
     /// Claims `handle` (or logs in, if this client already owns it).
     pub(crate) async fn register(&mut self, handle: &str) -> Result<LoggedIn> {
+        self.log_in(handle, Claim::Register).await
+    }
+
+    /// Joins the hub of an invite link as `handle`: the TLS handshake
+    /// accepts only the link's certificate, so nothing is sent to an
+    /// impostor; then the invite is redeemed, the certificate pinned, and
+    /// hub and handle remembered as this client's defaults.
+    pub(crate) async fn join_invite(
+        &mut self,
+        link: &InviteLink,
+        handle: &str,
+    ) -> Result<LoggedIn> {
+        self.settings.tls = link.fingerprint.is_some();
+        self.connect(&link.addr, link.fingerprint).await?;
+        self.log_in(handle, Claim::Invite(link.secret)).await
+    }
+
+    async fn log_in(&mut self, handle: &str, claim: Claim) -> Result<LoggedIn> {
         let reused = self.hub.is_some();
         self.connection().await?;
-        let secret = load_or_create_secret(&self.settings.secret_path())?;
+        let credentials = self.settings.credentials()?;
         let hub = self.hub.as_mut().expect("connected above");
-        let mut result = hub.login(handle, secret, true).await;
+        let mut result = hub.authenticate(handle, &credentials, claim).await;
         // A connection opened by /join and left without a login is closed
         // by the hub after its login deadline: connect again, once.
         let closed =
@@ -97,11 +125,20 @@ impl Session {
             self.leave();
             self.connection().await?;
             let hub = self.hub.as_mut().expect("connected above");
-            result = hub.login(handle, secret, true).await;
+            result = hub.authenticate(handle, &credentials, claim).await;
         }
         let reply = self.check(result)?;
         self.handle = Some(reply.handle.clone());
         self.logged_in = true;
+        if let Some(addr) = &self.addr {
+            let memory = HubMemory {
+                handle: Some(reply.handle.clone()),
+                plaintext: !self.settings.tls,
+            };
+            if let Err(e) = Remembered::remember(&self.settings.state_dir, addr, memory) {
+                eprintln!("warning: could not remember this hub: {e:#}");
+            }
+        }
         Ok(reply)
     }
 

@@ -8,7 +8,9 @@ use anyhow::{Context, Result, bail};
 use ferry_client::{ConnectOptions, KnownHubs};
 use serde::Deserialize;
 
-use crate::cli::{GlobalArgs, ServeArgs};
+use crate::cli::{AdmissionArg, GlobalArgs, ServeArgs};
+use crate::remembered::Remembered;
+use ferry_hub::access::Admission;
 
 /// Port used when an address names none.
 pub(crate) const DEFAULT_PORT: u16 = 7878;
@@ -50,11 +52,20 @@ impl ClientSettings {
                 .with_context(|| format!("reading {}", config_path.display()))?,
             Err(_) => ClientFile::default(),
         };
+        let remembered = Remembered::load(&state_dir);
         let hub = global
             .hub
             .clone()
             .or(file.hub)
-            .or_else(|| std::env::var("FERRY_HUB").ok());
+            .or_else(|| std::env::var("FERRY_HUB").ok())
+            .map(|h| normalize_addr(&h))
+            .transpose()?
+            .or(remembered.default.clone());
+        let memory = hub
+            .as_ref()
+            .and_then(|h| remembered.hubs.get(h))
+            .cloned()
+            .unwrap_or_default();
         let peer_bind = match std::env::var("FERRY_PEER_BIND") {
             Ok(ip) => ip
                 .parse()
@@ -63,10 +74,11 @@ impl ClientSettings {
                 .peer_bind
                 .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
         };
+        let plaintext = global.plaintext || file.plaintext.unwrap_or(memory.plaintext);
         Ok(Self {
-            hub: hub.map(|h| normalize_addr(&h)).transpose()?,
-            name: global.name.clone().or(file.name),
-            tls: !(global.plaintext || file.plaintext.unwrap_or(false)),
+            hub,
+            name: global.name.clone().or(file.name).or(memory.handle),
+            tls: !plaintext,
             json: global.json,
             state_dir,
             peer_bind,
@@ -79,6 +91,7 @@ impl ClientSettings {
             addr: addr.to_owned(),
             tls: self.tls,
             known_hubs: self.known_hubs(),
+            expect: None,
             connect_timeout: Duration::from_secs(10),
             stall_timeout: Duration::from_secs(60),
         }
@@ -89,9 +102,9 @@ impl ClientSettings {
         KnownHubs::new(self.state_dir.join("known_hubs"))
     }
 
-    /// The client's secret file.
-    pub(crate) fn secret_path(&self) -> PathBuf {
-        self.state_dir.join("secret")
+    /// The client's login key and old secret.
+    pub(crate) fn credentials(&self) -> Result<ferry_client::identity::Credentials> {
+        Ok(ferry_client::identity::Credentials::load(&self.state_dir)?)
     }
 }
 
@@ -143,6 +156,9 @@ struct HubFile {
     max_offers_total: Option<usize>,
     max_offer_memory: Option<usize>,
     min_free_space: Option<u64>,
+    admission: Option<String>,
+    default_quota: Option<u64>,
+    idle_handle_days: Option<u64>,
 }
 
 /// A hub's resolved settings.
@@ -187,11 +203,23 @@ impl ServeSettings {
         hub.max_file_size = file.max_file_size.unwrap_or(hub.max_file_size);
         hub.peer_timeout = secs(file.peer_timeout_secs, hub.peer_timeout);
         hub.relay_timeout = secs(file.relay_timeout_secs, hub.relay_timeout);
-        hub.keep_relayed = file.keep_relayed.unwrap_or(hub.keep_relayed);
+        hub.keep_relayed = file.keep_relayed.or(hub.keep_relayed);
         hub.max_offers_per_peer = file.max_offers_per_peer.unwrap_or(hub.max_offers_per_peer);
         hub.max_offers_total = file.max_offers_total.unwrap_or(hub.max_offers_total);
         hub.max_offer_memory = file.max_offer_memory.unwrap_or(hub.max_offer_memory);
         hub.min_free_space = file.min_free_space.unwrap_or(hub.min_free_space);
+        hub.default_quota = file.default_quota.or(hub.default_quota);
+        if let Some(days) = file.idle_handle_days {
+            hub.idle_handle_ttl = Duration::from_secs(days.saturating_mul(86_400));
+        }
+        hub.admission = match (args.admission, file.admission.as_deref()) {
+            (Some(AdmissionArg::Invite), _) => Some(Admission::Invite),
+            (Some(AdmissionArg::Open), _) => Some(Admission::Open),
+            (None, Some(text)) => Some(Admission::parse(text).with_context(|| {
+                format!("admission = \"{text}\" in the config file: say \"invite\" or \"open\"")
+            })?),
+            (None, None) => None,
+        };
         let listen = args
             .listen
             .or(file.listen)

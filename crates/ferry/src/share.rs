@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use ferry_client::identity::{PeerIdentity, load_or_create_secret};
+use ferry_client::identity::PeerIdentity;
 use ferry_client::peer::agent::{ShareConfig, ShareEvent, share};
 use ferry_client::peer::serve::Served;
 use ferry_client::peer::shelf::{HashCache, Shelf};
@@ -106,7 +106,7 @@ pub(crate) fn share_config(session: &Session, advertise_port: u16) -> Result<Sha
     Ok(ShareConfig {
         connect: settings.connect_options(addr),
         handle: handle.to_owned(),
-        secret: load_or_create_secret(&settings.secret_path())?,
+        credentials: std::sync::Arc::new(settings.credentials()?),
         identity: PeerIdentity::load_or_create(&settings.state_dir)?,
         advertise_port,
         rescan_every: RESCAN_EVERY,

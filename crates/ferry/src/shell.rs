@@ -4,12 +4,11 @@
 //! grammar as the one-shot commands. Hub events print live.
 
 use std::io::{BufRead, IsTerminal};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use ferry_client::identity::load_or_create_secret;
 use ferry_client::peer::agent::share;
 use ferry_client::peer::shelf::{HashCache, Shelf};
 use ferry_client::{EventFeed, HubClient};
@@ -178,7 +177,13 @@ impl Shell {
                 println!("Deregistered: offers withdrawn. Goodbye!");
                 return Ok(false);
             }
-            ShellCommand::Join { host, port } => {
+            ShellCommand::Join { host, name, .. }
+                if host.starts_with(ferry_protocol::access::INVITE_SCHEME) =>
+            {
+                crate::manage::join(&mut self.session, &host, name.as_deref()).await?;
+                self.ensure_events().await;
+            }
+            ShellCommand::Join { host, port, .. } => {
                 let addr = match port {
                     Some(port) => normalize_addr(&format!("{host}:{port}"))?,
                     None => normalize_addr(&host)?,
@@ -273,7 +278,11 @@ impl Shell {
         }
         self.stop_events();
         let options = self.session.settings.connect_options(&addr);
-        let feed = match subscribe(&options, &handle, &self.session.settings.secret_path()).await {
+        let credentials = match self.session.settings.credentials() {
+            Ok(credentials) => credentials,
+            Err(e) => return tracing::warn!("live events unavailable: {e:#}"),
+        };
+        let feed = match subscribe(&options, &handle, &credentials).await {
             Ok(feed) => feed,
             Err(e) => return tracing::warn!("live events unavailable: {e:#}"),
         };
@@ -297,11 +306,11 @@ impl Shell {
 async fn subscribe(
     options: &ferry_client::ConnectOptions,
     handle: &str,
-    secret: &Path,
+    credentials: &ferry_client::identity::Credentials,
 ) -> Result<EventFeed> {
     let mut client = HubClient::connect(options).await?;
     client
-        .login(handle, load_or_create_secret(secret)?, false)
+        .authenticate(handle, credentials, ferry_protocol::Claim::Existing)
         .await?;
     Ok(client.subscribe().await?)
 }

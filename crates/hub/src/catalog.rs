@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_protocol::{ContentHash, FileEntry, FileName, Handle};
+use ferry_protocol::{ContentHash, FileEntry, FileName};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, SqlSafeStr, Sqlite, SqliteConnection, SqlitePool};
@@ -24,22 +24,12 @@ macro_rules! select_file {
     };
 }
 
+mod access;
 mod answers;
 mod check;
 mod reads;
 
-/// Result of a login attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoginOutcome {
-    /// The secret matches the handle's owner.
-    Existing,
-    /// The handle was free and now belongs to this secret.
-    Registered,
-    /// Nobody has the handle and registration was not asked for.
-    Unknown,
-    /// The handle belongs to another secret.
-    Taken,
-}
+pub use access::{Redeemed, UserRecord};
 
 /// Handle to the metadata database.
 #[derive(Debug, Clone)]
@@ -71,40 +61,6 @@ impl Catalog {
         migrator().run(&pool).await?;
         let readers = Arc::new(reads::Readers::open(path)?);
         Ok(Self { pool, readers })
-    }
-
-    /// Logs `handle` in with a secret's hash, registering it if asked and free.
-    pub async fn login(
-        &self,
-        handle: &Handle,
-        secret_hash: &[u8; 32],
-        register: bool,
-        now: i64,
-    ) -> Result<LoginOutcome, HubError> {
-        let mut registered = false;
-        if register {
-            let inserted = sqlx::query(
-                "INSERT INTO users (handle, secret_hash, created_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (handle) DO NOTHING",
-            )
-            .bind(handle.as_str())
-            .bind(&secret_hash[..])
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-            registered = inserted.rows_affected() == 1;
-        }
-        let stored: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT secret_hash FROM users WHERE handle = $1")
-                .bind(handle.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(match stored {
-            None => LoginOutcome::Unknown,
-            Some(hash) if hash != secret_hash[..] => LoginOutcome::Taken,
-            Some(_) if registered => LoginOutcome::Registered,
-            Some(_) => LoginOutcome::Existing,
-        })
     }
 
     /// The entry called `name`, if any.
@@ -305,7 +261,14 @@ fn migrator() -> Migrator {
         include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
         false,
     );
-    Migrator::with_migrations(vec![init])
+    let access = Migration::new(
+        2,
+        "access".into(),
+        MigrationType::Simple,
+        include_str!("../migrations/sqlite/0002_access.sql").into_sql_str(),
+        false,
+    );
+    Migrator::with_migrations(vec![init, access])
 }
 
 #[cfg(test)]
@@ -325,8 +288,10 @@ mod tests {
     /// A new catalog in `dir` where the handle "alice" is registered.
     async fn catalog_with_alice(dir: &std::path::Path) -> Catalog {
         let catalog = Catalog::open(&dir.join("c.db")).await.unwrap();
-        let alice = Handle::parse("alice").unwrap();
-        catalog.login(&alice, &[1; 32], true, 0).await.unwrap();
+        let alice = ferry_protocol::Handle::parse("alice").unwrap();
+        let key = ferry_protocol::PublicKey([1; 32]);
+        let role = ferry_protocol::Role::Member;
+        catalog.register(&alice, &key, role, None, 0).await.unwrap();
         catalog
     }
 

@@ -40,8 +40,10 @@ pub struct HubConfig {
     pub grant_timeout: Duration,
     /// How long a relay waits for the owner to start pushing.
     pub relay_timeout: Duration,
-    /// Keep a copy of relayed files in the store (as the older relay design did).
-    pub keep_relayed: bool,
+    /// Keep a copy of relayed files in the store, as the older relay design
+    /// did (`None`: open hubs do, invite-only hubs do not). Copies within
+    /// `max_file_size` only.
+    pub keep_relayed: Option<bool>,
     /// Most files one peer may offer.
     pub max_offers_per_peer: usize,
     /// Most files all peers together may offer.
@@ -51,6 +53,14 @@ pub struct HubConfig {
     /// Free space the store's disk keeps: uploads that would leave less
     /// are refused at once, as "storage full".
     pub min_free_space: u64,
+    /// Who may register (`None`: open for a data dir from before invites,
+    /// else invite).
+    pub admission: Option<crate::access::Admission>,
+    /// Quota of users whose invite set none, in bytes (`None`: unlimited).
+    pub default_quota: Option<u64>,
+    /// On an open hub, handles that never uploaded or shared are removed
+    /// this long after they were last seen.
+    pub idle_handle_ttl: Duration,
     /// At start, remove catalog entries whose bytes are missing from the
     /// store (and say which) instead of refusing to start.
     pub repair: bool,
@@ -75,7 +85,10 @@ impl HubConfig {
             peer_timeout: Duration::from_secs(9),
             grant_timeout: Duration::from_secs(5),
             relay_timeout: Duration::from_secs(10),
-            keep_relayed: true,
+            keep_relayed: None,
+            admission: None,
+            default_quota: None,
+            idle_handle_ttl: Duration::from_secs(30 * 24 * 3600),
             max_offers_per_peer: 100_000,
             max_offers_total: 1_000_000,
             max_offer_memory: 256 << 20,

@@ -27,6 +27,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod access;
+mod admin;
 pub mod catalog;
 pub mod config;
 mod download;
@@ -34,7 +36,8 @@ pub mod error;
 pub mod grants;
 pub mod index;
 mod integrity;
-mod outcome;
+mod login;
+pub mod outcome;
 mod peer;
 pub mod publish;
 mod relay_copy;

@@ -35,7 +35,10 @@ impl RelayCopy {
         if offset > 0 {
             return Self::Nothing;
         }
-        if !session.hub.config.keep_relayed {
+        let hub = &session.hub;
+        let open = hub.access.admission == crate::access::Admission::Open;
+        let keep = hub.config.keep_relayed.unwrap_or(open) && size <= hub.config.max_file_size;
+        if !keep {
             return Self::Checked(Box::default());
         }
         let path = session.hub.store.temp_path();
@@ -120,6 +123,7 @@ async fn keep(session: &Session, grant: &Issued, path: PathBuf) {
         hash: grant.file.hash,
         owner,
         policy: ConflictPolicy::Refuse,
+        admin: false,
     };
     match session
         .hub

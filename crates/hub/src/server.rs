@@ -43,10 +43,12 @@ pub async fn serve(hub: Arc<Hub>, listener: TcpListener, shutdown: CancellationT
                 let store_hub = Arc::clone(&hub);
                 let ttl = hub.config.partial_ttl;
                 let swept = tokio::task::spawn_blocking(move || store_hub.store.sweep_partials(ttl));
+                let idle_hub = Arc::clone(&hub);
                 sessions.spawn(async move {
                     if let Ok(Err(e)) = swept.await {
                         tracing::warn!("sweeping abandoned partial uploads: {e}");
                     }
+                    expire_idle_handles(&idle_hub).await;
                 });
             }
             Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
@@ -102,6 +104,21 @@ pub async fn serve(hub: Arc<Hub>, listener: TcpListener, shutdown: CancellationT
 
 /// How often abandoned partial uploads are looked for while running: a
 /// few times per lifetime, at most hourly.
+/// On an open hub, removes handles that never uploaded or shared and were
+/// not seen for `idle_handle_ttl` (one host once registered 20,000 in 10 s).
+async fn expire_idle_handles(hub: &Hub) {
+    if hub.access.admission != crate::access::Admission::Open {
+        return;
+    }
+    let ttl = i64::try_from(hub.config.idle_handle_ttl.as_secs()).unwrap_or(i64::MAX);
+    let before = crate::publish::unix_now().saturating_sub(ttl);
+    match hub.catalog.expire_idle(before).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("removed {n} handles that never stored or shared anything"),
+        Err(e) => tracing::warn!("expiring idle handles: {e}"),
+    }
+}
+
 fn sweep_every(partial_ttl: Duration) -> Duration {
     (partial_ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600))
 }

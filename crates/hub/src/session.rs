@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use ferry_io::{FrameReader, FrameWriter, Slot, Transport};
 use ferry_protocol::{
-    ErrorCode, FileName, FrameError, Handle, MAX_FRAME_LEN, MAX_LIST_PAGE, MAX_NAME_LEN,
-    MAX_PRE_LOGIN_FRAME_LEN, MAX_TEXT_LEN, PROTOCOL_VERSION, Request, Response, UploadMode,
+    CHANNEL_BINDING_LABEL, Challenge, ErrorCode, FileName, FrameError, Handle, MAX_LIST_PAGE,
+    MAX_NAME_LEN, MAX_PRE_LOGIN_FRAME_LEN, MAX_TEXT_LEN, PROTOCOL_VERSION, Request, Response, Role,
+    UploadMode,
 };
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
@@ -18,11 +19,12 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout, timeout_at};
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::LoginOutcome;
+use crate::access::live::Entered;
+use crate::access::policy;
 use crate::error::HubError;
+use crate::login::LoginRequest;
 use crate::outcome::{Outcome, Refusal};
 use crate::publish::group::Published;
-use crate::publish::unix_now;
 use crate::state::Hub;
 
 /// Reading half of a client connection.
@@ -50,9 +52,22 @@ pub(crate) struct Session {
     /// A request read ahead (while batching downloads) and not yet served.
     pub(crate) deferred: Option<Result<Request, FrameError>>,
     /// This connection's place among its source's connections.
-    slot: Slot,
+    pub(crate) slot: Slot,
     /// When a connection that has not logged in is closed.
     login_by: Instant,
+    /// What a login proof on this connection signs: the challenge sent in
+    /// `Welcome`, and the TLS channel binding (`None` in plaintext).
+    pub(crate) challenge: Challenge,
+    pub(crate) channel: Option<[u8; 32]>,
+    /// The logged-in handle's rights (from login; changes end the session).
+    pub(crate) role: Role,
+    pub(crate) quota: Option<u64>,
+    /// Cancelled to end this session: hub shutdown, or the handle revoked.
+    pub(crate) ended: CancellationToken,
+    /// This session's entry among its handle's live sessions.
+    pub(crate) entered: Option<Entered>,
+    /// Whether the handle's first upload or share was recorded.
+    pub(crate) active: bool,
 }
 
 /// Grouped uploads a session may have waiting before it stops reading.
@@ -79,14 +94,15 @@ pub(crate) async fn serve(
     shutdown: CancellationToken,
 ) {
     let deadline = hub.config.handshake_timeout;
-    let opened = handshake(Arc::clone(&hub), stream, peer, slot);
+    let ended = shutdown.child_token();
+    let opened = handshake(Arc::clone(&hub), stream, peer, slot, ended.clone());
     let session = match timeout(deadline, opened).await {
         Ok(Ok(Some(session))) => session,
         Ok(Ok(None)) => return,
         Ok(Err(e)) => return tracing::debug!(%peer, "handshake failed: {e}"),
         Err(_) => return tracing::debug!(%peer, "handshake timed out after {deadline:?}"),
     };
-    if let Err(e) = session.run(shutdown).await {
+    if let Err(e) = session.run(ended).await {
         // What a client did wrong is its business (and a free log flood);
         // what failed here is the operator's.
         match e.code() {
@@ -103,17 +119,26 @@ async fn handshake(
     stream: TcpStream,
     remote: SocketAddr,
     slot: Slot,
+    ended: CancellationToken,
 ) -> Result<Option<Session>, HubError> {
     let login_by = Instant::now() + hub.config.login_timeout;
-    let transport: Box<dyn Transport> = match hub.tls() {
-        Some(tls) => Box::new(
-            tls.acceptor
+    let (transport, channel): (Box<dyn Transport>, _) = match hub.tls() {
+        Some(tls) => {
+            let tls = tls
+                .acceptor
                 .accept(stream)
                 .await
-                .map_err(|e| HubError::Tls(e.to_string()))?,
-        ),
-        None => Box::new(stream),
+                .map_err(|e| HubError::Tls(e.to_string()))?;
+            let mut channel = [0; 32];
+            tls.get_ref()
+                .1
+                .export_keying_material(&mut channel, CHANNEL_BINDING_LABEL, None)
+                .map_err(|e| HubError::Tls(e.to_string()))?;
+            (Box::new(tls), Some(channel))
+        }
+        None => (Box::new(stream), None),
     };
+    let challenge = crate::access::random_secret().map(|secret| Challenge(secret.0))?;
     let (read, write) = tokio::io::split(transport);
     let mut reader = FrameReader::new(read);
     reader.set_max_frame_len(MAX_PRE_LOGIN_FRAME_LEN);
@@ -129,6 +154,13 @@ async fn handshake(
         deferred: None,
         slot,
         login_by,
+        challenge,
+        channel,
+        role: Role::Reader,
+        quota: None,
+        ended,
+        entered: None,
+        active: false,
     };
     let first = match session.reader.recv().await {
         Ok(first) => first,
@@ -152,6 +184,7 @@ async fn handshake(
                 .send(&Response::Welcome {
                     version: PROTOCOL_VERSION,
                     agent,
+                    challenge: session.challenge,
                 })
                 .await?;
             Ok(Some(session))
@@ -334,7 +367,14 @@ impl Session {
                 self.refuse(refusal).await?;
                 return Ok(Flow::Continue);
             }
-            (_, Some(handle)) => Some(handle.clone()),
+            (_, Some(handle)) => {
+                if let Err(refusal) = policy::check(handle.as_str(), self.role, &request) {
+                    self.audit("refused", "-", Some(&refusal));
+                    self.refuse(refusal).await?;
+                    return Ok(Flow::Continue);
+                }
+                Some(handle.clone())
+            }
             (_, None) => {
                 let message = "register a handle first (/register HANDLE, or --name HANDLE)";
                 self.refuse(Refusal::new(ErrorCode::LoginRequired, message))
@@ -346,9 +386,20 @@ impl Session {
             Request::Hello { .. } => unreachable!("answered above"),
             Request::Login {
                 handle,
-                secret,
-                register,
-            } => self.login(&handle, &secret.0, register).await,
+                key,
+                proof,
+                claim,
+                legacy,
+            } => {
+                self.login(LoginRequest {
+                    handle,
+                    key,
+                    proof,
+                    claim,
+                    legacy,
+                })
+                .await
+            }
             Request::Subscribe => self.subscribe(shutdown).await,
             Request::List {
                 prefix,
@@ -371,6 +422,7 @@ impl Session {
                 peer_port,
                 fingerprint,
             } => {
+                self.record_activity().await?;
                 self.share(
                     &handle.expect("checked above"),
                     peer_port,
@@ -403,51 +455,15 @@ impl Session {
                     .await?;
                 Ok(Flow::Continue)
             }
+            Request::CreateInvite { terms } => self.create_invite(terms).await,
+            Request::ListInvites => self.list_invites().await,
+            Request::RemoveInvite { id } => self.remove_invite(&id).await,
+            Request::ListUsers => self.list_users().await,
+            Request::ChangeUser { handle, change } => self.change_user(&handle, change).await,
+            Request::Usage => self.usage().await,
+            Request::Allow { handle, folder } => self.allow(&handle, &folder).await,
+            Request::Audit { limit } => self.audit_lines(limit).await,
         }
-    }
-
-    async fn login(
-        &mut self,
-        raw: &str,
-        secret: &[u8; 32],
-        register: bool,
-    ) -> Result<Flow, HubError> {
-        let Ok(handle) = Handle::parse(raw) else {
-            let message = ferry_protocol::HandleError.to_string();
-            self.refuse(Refusal::new(ErrorCode::InvalidHandle, message))
-                .await?;
-            return Ok(Flow::Continue);
-        };
-        let secret_hash = blake3::hash(secret);
-        let outcome = self
-            .hub
-            .catalog
-            .login(&handle, secret_hash.as_bytes(), register, unix_now())
-            .await?;
-        let refusal = match outcome {
-            LoginOutcome::Existing | LoginOutcome::Registered => {
-                let registered = outcome == LoginOutcome::Registered;
-                let reply = Response::LoggedIn {
-                    handle: handle.to_string(),
-                    registered,
-                };
-                self.writer.send(&reply).await?;
-                self.handle = Some(handle);
-                self.slot.verified();
-                self.reader.set_max_frame_len(MAX_FRAME_LEN);
-                return Ok(Flow::Continue);
-            }
-            LoginOutcome::Unknown => Refusal::new(
-                ErrorCode::UnknownHandle,
-                format!("no handle '{handle}' on this hub; register it first (/register {handle})"),
-            ),
-            LoginOutcome::Taken => Refusal::new(
-                ErrorCode::HandleTaken,
-                format!("handle '{handle}' is registered to another client; choose another"),
-            ),
-        };
-        self.refuse(refusal).await?;
-        Ok(Flow::Continue)
     }
 
     async fn list(
@@ -487,7 +503,8 @@ impl Session {
         let Some(name) = self.name_or_refuse(raw).await? else {
             return Ok(Flow::Continue);
         };
-        match self.hub.publisher.remove(&name, handle).await? {
+        let admin = policy::allows(self.role, policy::Permission::Manage);
+        match self.hub.publisher.remove(&name, handle, admin).await? {
             Outcome::Done(entry) => {
                 self.writer
                     .send(&Response::Deleted { name: entry.name })

@@ -8,12 +8,14 @@ use std::sync::Arc;
 use ferry_protocol::{Event, Fingerprint};
 use tokio::sync::broadcast;
 
+use crate::access::Access;
 use crate::catalog::Catalog;
 use crate::config::HubConfig;
 use crate::error::HubError;
 use crate::grants::Grants;
 use crate::index::{Index, OfferLimits};
 use crate::publish::Publisher;
+use crate::publish::accounts::Accounts;
 use crate::store::Store;
 use crate::tls::{self, TlsIdentity};
 
@@ -34,6 +36,8 @@ pub struct Hub {
     pub index: Index,
     /// Issued grants and waiting relays.
     pub grants: Grants,
+    /// Admission, guessing, live sessions, audit log.
+    pub access: Access,
     tls: Option<TlsIdentity>,
     next_session: std::sync::atomic::AtomicU64,
     events: broadcast::Sender<Event>,
@@ -50,11 +54,14 @@ impl Hub {
         crate::integrity::check(&catalog, &store, config.repair).await?;
         let store = Arc::new(store);
         let events = broadcast::channel(EVENT_BACKLOG).0;
+        let accounts = Accounts::load(&catalog).await?;
         let publisher = Arc::new(Publisher::new(
             catalog.clone(),
             Arc::clone(&store),
             events.clone(),
+            accounts,
         ));
+        let access = Access::open(dir, &catalog, config.admission).await?;
         let tls = if config.tls {
             Some(tls::load_or_create(&dir.join("tls"))?)
         } else {
@@ -67,6 +74,7 @@ impl Hub {
                 total_bytes: config.max_offer_memory,
             }),
             grants: Grants::default(),
+            access,
             next_session: std::sync::atomic::AtomicU64::new(1),
             config,
             catalog,
@@ -85,6 +93,17 @@ impl Hub {
     /// The certificate fingerprint clients will pin.
     pub fn fingerprint(&self) -> Option<Fingerprint> {
         self.tls.as_ref().map(|tls| tls.fingerprint)
+    }
+
+    /// While no one owns this invite-only hub: the owner invite, as a link
+    /// to `addr` (see [`Access::owner_invite`]).
+    pub async fn owner_invite(
+        &self,
+        addr: &str,
+    ) -> Result<Option<ferry_protocol::InviteLink>, HubError> {
+        self.access
+            .owner_invite(&self.catalog, self.fingerprint(), addr)
+            .await
     }
 
     /// A receiver of every future event.

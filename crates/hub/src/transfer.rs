@@ -16,10 +16,12 @@ use ferry_protocol::{
     Response, UploadMode,
 };
 
+use crate::access::policy;
 use crate::error::HubError;
 use crate::outcome::{Outcome, Refusal};
+use crate::publish::accounts::Reservation;
 use crate::publish::group::Received;
-use crate::publish::{Placement, Publication};
+use crate::publish::{Placement, Publication, unix_now};
 use crate::session::{Flow, MAX_PENDING, Session};
 use crate::space;
 use crate::state::Hub;
@@ -46,10 +48,19 @@ impl Session {
                 .await?;
             return Ok(Flow::Close);
         }
-        let publication = match validate(owner, raw_name, size, hash, policy, &self.hub) {
+        let admin = policy::allows(self.role, policy::Permission::Manage);
+        let publication = match validate(owner, raw_name, size, hash, policy, admin, &self.hub) {
             Ok(publication) => publication,
             Err(refusal) => return self.refuse_upload(eager, size, refusal).await,
         };
+        // Reserved before any byte flows, so that uploads under way
+        // together cannot pass the quota; given back when this one ends.
+        let accounts = &self.hub.publisher.accounts;
+        let reservation = match accounts.reserve(&publication.owner, size, self.quota) {
+            Ok(reservation) => reservation,
+            Err(refusal) => return self.refuse_upload(eager, size, refusal).await,
+        };
+        self.record_activity().await?;
         if eager {
             let reserve = self.hub.config.min_free_space;
             let room = space::check_room(&self.hub.config.data_dir, size, reserve)
@@ -59,13 +70,25 @@ impl Session {
                 return self.refuse_upload(true, size, refusal).await;
             }
             // Placement is decided at commit; the body comes anyway.
-            return self.receive_eager(publication).await;
+            return self.receive_eager(publication, reservation).await;
         }
         match self.hub.publisher.place(&publication).await? {
             Outcome::Refused(refusal) => self.refuse_upload(false, size, refusal).await,
             Outcome::Done(Placement::AlreadyThere(entry)) => self.stored(entry, true).await,
             Outcome::Done(Placement::Store(_)) => self.receive_negotiated(&publication).await,
         }
+    }
+
+    /// Notes, once per session, that its handle stores things (handles
+    /// that never do expire on open hubs).
+    pub(crate) async fn record_activity(&mut self) -> Result<(), HubError> {
+        if !self.active
+            && let Some(handle) = &self.handle
+        {
+            self.hub.catalog.active(handle, unix_now()).await?;
+            self.active = true;
+        }
+        Ok(())
     }
 
     /// Tells the client its upload is durable and listed.
@@ -98,11 +121,19 @@ impl Session {
 
     /// Receives a small upload and hands it to the group commit; its reply
     /// goes out when the group is durable.
-    async fn receive_eager(&mut self, publication: Publication) -> Result<Flow, HubError> {
+    async fn receive_eager(
+        &mut self,
+        publication: Publication,
+        reservation: Reservation,
+    ) -> Result<Flow, HubError> {
         let Some(bytes) = self.receive_small(&publication).await? else {
             return Ok(Flow::Continue); // refused: it did not hash as announced
         };
-        let commit = tokio::spawn(self.hub.publisher.publish_grouped(publication, bytes));
+        let publishing = self.hub.publisher.publish_grouped(publication, bytes);
+        let commit = tokio::spawn(async move {
+            let _reservation = reservation;
+            publishing.await
+        });
         self.pending.push_back(commit);
         if self.pending.len() >= MAX_PENDING {
             // Free many slots at once, not one: admitting one upload per
@@ -299,6 +330,7 @@ fn validate(
     size: u64,
     hash: ContentHash,
     policy: ConflictPolicy,
+    admin: bool,
     hub: &Hub,
 ) -> Result<Publication, Refusal> {
     let name = FileName::parse(raw_name)
@@ -314,6 +346,7 @@ fn validate(
         hash,
         owner,
         policy,
+        admin,
     })
 }
 

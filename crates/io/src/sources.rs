@@ -116,7 +116,7 @@ impl Drop for Slot {
 
 /// The address a source is counted under: IPv4 as is (also when mapped
 /// into IPv6), IPv6 by its /64.
-fn source_of(ip: IpAddr) -> IpAddr {
+pub fn source_of(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -49,9 +49,10 @@
 //! ```text
 //! client                                     hub
 //!   Hello{version, agent}              ──▶
-//!                                      ◀──   Welcome{version, agent} | Error{VersionMismatch}
-//!   Login{handle, secret, register}    ──▶
-//!                                      ◀──   LoggedIn{handle, registered} | Error{HandleTaken,…}
+//!                                      ◀──   Welcome{version, agent, challenge} | Error{VersionMismatch}
+//!   Login{handle, key, proof, claim}   ──▶
+//!                                      ◀──   LoggedIn{handle, registered, role}
+//!                                            | Error{HandleTaken|InviteRequired|InviteInvalid|Revoked,…}
 //!   List{prefix, after, limit}         ──▶
 //!                                      ◀──   Listing{entries, more}
 //!   Upload{…, mode: Eager} + bytes     ──▶
@@ -71,6 +72,16 @@
 //! Requests are answered strictly in order, so a client may pipeline: send
 //! many `Eager` uploads or `Download`s back to back and read the replies as
 //! they come. Until `Login` succeeds only `Hello` and `Login` are accepted.
+//!
+//! `Login` proves the client's key by signing this connection's challenge
+//! and TLS channel binding (see [`access`]): nothing a hub or an
+//! eavesdropper sees logs in anywhere else. `claim` says whether to
+//! register the handle (open hubs), redeem an invite (the join exchange:
+//! `Login{claim: Invite(secret)}` after a TLS handshake that pinned the
+//! fingerprint from the invite link), or only log in. A handle registered
+//! before keys existed is answered `LegacySecretNeeded` once; the client
+//! then repeats the login with its old secret, and the hub moves the handle
+//! to the key and never accepts that secret again.
 //!
 //! ## Peers
 //!
@@ -141,6 +152,7 @@
 //! assert_eq!(decoded, Some(hello));
 //! ```
 
+pub mod access;
 pub mod codec;
 pub mod hash;
 pub mod limits;
@@ -148,6 +160,10 @@ pub mod message;
 pub mod name;
 pub mod peer;
 
+pub use access::{
+    CHANNEL_BINDING_LABEL, Challenge, Claim, InviteInfo, InviteLink, InviteLinkError, InviteSecret,
+    InviteTerms, PublicKey, Role, Signature, UserChange, UserInfo, login_transcript,
+};
 pub use codec::{FrameError, MessageCodec};
 pub use hash::{ContentHash, Fingerprint};
 pub use limits::*;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 /// Version of the wire protocol carried in `Hello`/`Welcome`. Bump it when an
 /// existing message changes shape; appending a new enum variant does not need it.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest control frame (length prefix excluded). File bytes never travel in
 /// frames, so 1 MiB leaves ample room for a page of listings.

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use ferry_io::body::flush_within;
 use ferry_io::disk::send_from_file;
-use ferry_protocol::{
-    HEARTBEAT_INTERVAL, MAX_OFFERS_PER_FRAME, Offered, Request, Response, Secret, Token,
-};
+use ferry_protocol::{HEARTBEAT_INTERVAL, MAX_OFFERS_PER_FRAME, Offered, Request, Response, Token};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -28,8 +26,8 @@ pub struct ShareConfig {
     pub connect: ConnectOptions,
     /// Our handle (registered on first use).
     pub handle: String,
-    /// Our secret.
-    pub secret: Secret,
+    /// What we log in with.
+    pub credentials: std::sync::Arc<crate::identity::Credentials>,
     /// Our peer certificate.
     pub identity: PeerIdentity,
     /// The port other peers are told to use (normally the listener's).
@@ -76,7 +74,9 @@ pub async fn share(
     events: mpsc::UnboundedSender<ShareEvent>,
 ) -> Result<(), ClientError> {
     let mut hub = HubClient::connect(&config.connect).await?;
-    hub.login(&config.handle, config.secret, true).await?;
+    let claim = ferry_protocol::Claim::Register;
+    hub.authenticate(&config.handle, &config.credentials, claim)
+        .await?;
     let expectations = Expectations::default();
     let server_stop = shutdown.child_token();
     let server = PeerServer {
@@ -261,7 +261,9 @@ impl Agent {
 
 async fn push(config: &ShareConfig, token: Token, file: &ShelfFile) -> Result<(), ClientError> {
     let mut hub = HubClient::connect(&config.connect).await?;
-    hub.login(&config.handle, config.secret, false).await?;
+    let claim = ferry_protocol::Claim::Existing;
+    hub.authenticate(&config.handle, &config.credentials, claim)
+        .await?;
     let offset = match hub.call(&Request::Push { token }).await? {
         Response::UploadReady { offset } if offset <= file.size => offset,
         other => return Err(unexpected(&other)),

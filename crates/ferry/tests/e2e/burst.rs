@@ -22,7 +22,9 @@ async fn new_user_story(hub: &TestHub, i: usize, start: &Barrier) -> Result<(), 
     } else {
         2_000 + i
     };
-    let name = format!("burst/u{i:03}.bin");
+    // Each user's own folder: a folder belongs to whoever first stored in it.
+    let folder = format!("burst{i:03}");
+    let name = format!("{folder}/u{i:03}.bin");
     let data = pattern(size, i as u8);
     let item = local_file(src.path(), &name, &data).await;
     start.wait().await;
@@ -31,7 +33,11 @@ async fn new_user_story(hub: &TestHub, i: usize, start: &Barrier) -> Result<(), 
         .await
         .map_err(|e| format!("connect: {e}"))?;
     client
-        .login(&format!("user{i:03}"), home.secret(), true)
+        .authenticate(
+            &format!("user{i:03}"),
+            &home.credentials(),
+            ferry_protocol::Claim::Register,
+        )
         .await
         .map_err(|e| format!("register: {e}"))?;
     let stored = client
@@ -39,7 +45,7 @@ async fn new_user_story(hub: &TestHub, i: usize, start: &Barrier) -> Result<(), 
         .await
         .map_err(|e| format!("put: {e}"))?;
     stored[0].as_ref().map_err(|e| format!("put: {e}"))?;
-    let folder = FileName::parse("burst").expect("valid");
+    let folder = FileName::parse(&folder).expect("valid");
     let listed = client
         .list(Some(&folder))
         .await

@@ -111,8 +111,11 @@ async fn tls_client_against_a_plaintext_hub_says_what_to_do() {
             attempt.code, 0,
             "the helper passes --plaintext for plaintext hubs"
         );
+        // A client that never used this hub with --plaintext (one that
+        // did remembers it, and needs the flag no more).
+        let fresh = Home::new();
         let mut tls = tokio::process::Command::new(ferry_bin());
-        tls.env("FERRY_HOME", home.path()).args([
+        tls.env("FERRY_HOME", fresh.path()).args([
             "--hub",
             &hub.addr.to_string(),
             "--name",
@@ -246,20 +249,74 @@ async fn ferry_serve_prints_how_to_reach_it_and_stops_on_sigterm() {
             .strip_prefix("Ferry hub listening on ")
             .expect("address line")
             .to_owned();
+        // A new data dir: invite-only, with a one-time owner invite.
         let mut banner = String::new();
-        for _ in 0..2 {
-            banner.push_str(&lines.next_line().await.unwrap().unwrap());
-        }
+        let link = loop {
+            let line = lines.next_line().await.unwrap().expect("an owner invite");
+            banner.push_str(&line);
+            banner.push('\n');
+            if let Some(link) = line.trim().strip_prefix("ferry join ") {
+                break link.to_owned();
+            }
+        };
         assert!(banner.contains("fingerprint: b3:"), "{banner}");
+        assert!(banner.contains("by invite"), "{banner}");
+        let invite_file = data.path().join("owner-invite");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&invite_file)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the owner invite is private");
+        assert_eq!(std::fs::read_to_string(&invite_file).unwrap().trim(), link);
 
+        // A stranger's --name is refused with how to join.
+        let stranger = Home::new();
+        let mut refused = tokio::process::Command::new(ferry_bin());
+        refused
+            .env("FERRY_HOME", stranger.path())
+            .args(["--hub", &addr, "--name", "eve", "ls"]);
+        let refused = run(&mut refused).await;
+        assert_eq!(refused.code, 5, "{}", refused.stderr);
+        assert!(
+            refused.stderr.contains("by invite only") && refused.stderr.contains("ferry join"),
+            "{}",
+            refused.stderr
+        );
+
+        // The owner joins; later commands need neither --hub nor --name.
         let home = Home::new();
+        let mut join = tokio::process::Command::new(ferry_bin());
+        join.env("FERRY_HOME", home.path())
+            .env_remove("FERRY_HUB")
+            .args(["join", &link, "--name", "zoe"]);
+        let joined = run(&mut join).await;
+        assert_eq!(joined.code, 0, "{}", joined.stderr);
+        assert!(
+            joined.stdout.contains("as zoe (owner)"),
+            "{}",
+            joined.stdout
+        );
+        assert!(!invite_file.exists(), "a used owner invite is gone");
         let work = tempfile::tempdir().unwrap();
         std::fs::write(work.path().join("f.txt"), b"via the real binary").unwrap();
         let mut put = tokio::process::Command::new(ferry_bin());
         put.env("FERRY_HOME", home.path())
+            .env_remove("FERRY_HUB")
             .current_dir(work.path())
-            .args(["--hub", &addr, "--name", "zoe", "put", "f.txt"]);
-        assert_eq!(run(&mut put).await.code, 0);
+            .args(["put", "f.txt"]);
+        let put = run(&mut put).await;
+        assert_eq!(put.code, 0, "{}", put.stderr);
+
+        // The owner invite works once only.
+        let again = Home::new();
+        let mut twice = tokio::process::Command::new(ferry_bin());
+        twice
+            .env("FERRY_HOME", again.path())
+            .args(["join", &link, "--name", "mallory"]);
+        let twice = run(&mut twice).await;
+        assert_eq!(twice.code, 5, "{}", twice.stderr);
+        assert!(twice.stderr.contains("not valid"), "{}", twice.stderr);
 
         let pid = serve.id().unwrap().to_string();
         let killed = tokio::process::Command::new("kill")

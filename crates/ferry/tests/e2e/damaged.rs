@@ -33,7 +33,15 @@ async fn stopped_hub_with_files(count: usize) -> tempfile::TempDir {
 fn serve(data: &Path, extra: &[&str]) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(ferry_bin());
     command
-        .args(["serve", "--plaintext", "--listen", "127.0.0.1:0", "--data"])
+        .args([
+            "serve",
+            "--plaintext",
+            "--admission",
+            "open",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+        ])
         .arg(data)
         .args(extra)
         .env("RUST_LOG", "warn")

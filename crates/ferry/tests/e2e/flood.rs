@@ -254,7 +254,11 @@ async fn offer_floods_from_many_handles_stay_within_the_hubs_budget() {
     within(120, async {
         let data = tempfile::tempdir().unwrap();
         let config = data.path().join("hub.toml");
-        std::fs::write(&config, "max_offer_memory = 16777216\n").unwrap();
+        std::fs::write(
+            &config,
+            "max_offer_memory = 16777216\nadmission = \"open\"\n",
+        )
+        .unwrap();
         let mut serve = tokio::process::Command::new(crate::support::ferry_bin())
             .args([
                 "serve",

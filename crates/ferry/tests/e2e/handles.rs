@@ -1,7 +1,7 @@
 //! Handles belong to the client that registered them.
 
 use ferry_client::ClientError;
-use ferry_protocol::{ErrorCode, FileName, Request};
+use ferry_protocol::{Claim, ErrorCode, FileName, Request};
 
 use crate::support::{Home, Raw, TestHub, code_of, within};
 
@@ -11,14 +11,18 @@ async fn a_registered_handle_cannot_be_used_or_taken_by_another_client() {
         let hub = TestHub::start().await;
         let (alice, mallory) = (Home::new(), Home::new());
         let mut first = alice.connect(&hub).await;
-        let reply = first.login("Alice", alice.secret(), true).await.unwrap();
+        let (alice_key, mallory_key) = (alice.credentials(), mallory.credentials());
+        let reply = first
+            .authenticate("Alice", &alice_key, Claim::Register)
+            .await
+            .unwrap();
         assert_eq!(reply.handle, "alice", "handles are normalised");
         assert!(reply.registered);
 
         let mut other = mallory.connect(&hub).await;
-        for register in [true, false] {
+        for claim in [Claim::Register, Claim::Existing] {
             let err = other
-                .login("alice", mallory.secret(), register)
+                .authenticate("alice", &mallory_key, claim)
                 .await
                 .unwrap_err();
             assert_eq!(err.hub_code(), Some(ErrorCode::HandleTaken), "{err}");
@@ -37,13 +41,17 @@ async fn unknown_and_invalid_handles_are_refused_clearly() {
         let hub = TestHub::start().await;
         let home = Home::new();
         let mut client = home.connect(&hub).await;
+        let credentials = home.credentials();
         let err = client
-            .login("nobody", home.secret(), false)
+            .authenticate("nobody", &credentials, Claim::Existing)
             .await
             .unwrap_err();
         assert_eq!(err.hub_code(), Some(ErrorCode::UnknownHandle));
         for bad in ["", "has space", "../x", "a\u{1b}[31m", &"x".repeat(40)] {
-            let err = client.login(bad, home.secret(), true).await.unwrap_err();
+            let err = client
+                .authenticate(bad, &credentials, Claim::Register)
+                .await
+                .unwrap_err();
             assert_eq!(err.hub_code(), Some(ErrorCode::InvalidHandle), "{bad:?}");
         }
         hub.stop().await;

@@ -21,10 +21,12 @@ async fn lying_hub(listener: TcpListener, listed: FileEntry, sent: FileEntry) {
             Request::Hello { .. } => Response::Welcome {
                 version: PROTOCOL_VERSION,
                 agent: "liar".into(),
+                challenge: ferry_protocol::Challenge([0; 32]),
             },
             Request::Login { handle, .. } => Response::LoggedIn {
                 handle,
                 registered: true,
+                role: ferry_protocol::Role::Member,
             },
             Request::List { .. } => Response::Listing {
                 entries: vec![listed.clone()],

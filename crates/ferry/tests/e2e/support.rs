@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferry_client::identity::{Credentials, LoginKey};
 use ferry_client::{ConnectOptions, HubClient, KnownHubs, UploadItem, prepare_upload};
 use ferry_hub::{Hub, HubConfig};
 use ferry_io::{FrameReader, FrameWriter};
-use ferry_protocol::{FileName, PROTOCOL_VERSION, Request, Response, Secret};
+use ferry_protocol::{Challenge, Claim, FileName, PROTOCOL_VERSION, Request, Response};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -50,14 +51,20 @@ impl TestHub {
 
     /// Stops this hub and starts a new one on the same address and data.
     pub(crate) async fn restart(self) -> Self {
-        let (addr, tls) = (self.addr, self.tls());
+        let (addr, tls, admission) = (self.addr, self.tls(), self.hub.config.admission);
         let dir = self.stop().await;
-        Self::start_on(dir, addr, |c| c.tls = tls).await
+        Self::start_on(dir, addr, |c| {
+            c.tls = tls;
+            c.admission = admission;
+        })
+        .await
     }
 
     async fn start_on(dir: TempDir, addr: SocketAddr, tweak: impl FnOnce(&mut HubConfig)) -> Self {
         let mut config = HubConfig::new(dir.path().join("data"));
         config.shutdown_grace = Duration::from_secs(10);
+        // The older designs' open hubs, unless a test asks for invites.
+        config.admission = Some(ferry_hub::access::Admission::Open);
         tweak(&mut config);
         let hub = Hub::open(config).await.unwrap();
         let listener = TcpListener::bind(addr).await.unwrap();
@@ -122,8 +129,8 @@ impl Home {
         self.dir.path()
     }
 
-    pub(crate) fn secret(&self) -> Secret {
-        ferry_client::identity::load_or_create_secret(&self.dir.path().join("secret")).unwrap()
+    pub(crate) fn credentials(&self) -> Credentials {
+        Credentials::load(self.dir.path()).unwrap()
     }
 
     pub(crate) fn options(&self, addr: SocketAddr, tls: bool) -> ConnectOptions {
@@ -131,6 +138,7 @@ impl Home {
             addr: addr.to_string(),
             tls,
             known_hubs: KnownHubs::new(self.dir.path().join("known_hubs")),
+            expect: None,
             connect_timeout: Duration::from_secs(5),
             stall_timeout: Duration::from_secs(10),
         }
@@ -150,7 +158,11 @@ impl Home {
 
     pub(crate) async fn client_at(&self, addr: SocketAddr, tls: bool, handle: &str) -> HubClient {
         let mut client = HubClient::connect(&self.options(addr, tls)).await.unwrap();
-        client.login(handle, self.secret(), true).await.unwrap();
+        let credentials = self.credentials();
+        client
+            .authenticate(handle, &credentials, Claim::Register)
+            .await
+            .unwrap();
         client
     }
 }
@@ -201,6 +213,13 @@ pub(crate) fn pattern(len: usize, seed: u8) -> Vec<u8> {
 pub(crate) struct Raw {
     pub(crate) reader: FrameReader<tokio::net::tcp::OwnedReadHalf, Response>,
     pub(crate) writer: FrameWriter<tokio::net::tcp::OwnedWriteHalf, Request>,
+    /// From the hub's `Welcome`, once greeted.
+    pub(crate) challenge: Challenge,
+}
+
+/// The key raw connections log in with.
+pub(crate) fn raw_key() -> LoginKey {
+    LoginKey::from_seed(&[9; 32])
 }
 
 impl Raw {
@@ -209,6 +228,7 @@ impl Raw {
         Self {
             reader: FrameReader::new(read),
             writer: FrameWriter::new(write),
+            challenge: Challenge([0; 32]),
         }
     }
 
@@ -218,6 +238,7 @@ impl Raw {
         Self {
             reader: FrameReader::new(read),
             writer: FrameWriter::new(write),
+            challenge: Challenge([0; 32]),
         }
     }
 
@@ -230,7 +251,26 @@ impl Raw {
         if self.writer.send(&hello).await.is_err() {
             return false;
         }
-        matches!(self.recv().await, Some(Response::Welcome { .. }))
+        match self.recv().await {
+            Some(Response::Welcome { challenge, .. }) => {
+                self.challenge = challenge;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A `Login` registering `handle` with [`raw_key`] on this (plaintext)
+    /// connection.
+    pub(crate) fn login_request(&self, handle: &str) -> Request {
+        let key = raw_key();
+        Request::Login {
+            handle: handle.into(),
+            key: key.public(),
+            proof: key.prove(&self.challenge, None, handle),
+            claim: Claim::Register,
+            legacy: None,
+        }
     }
 
     /// Greets and registers `handle`; whether both worked.
@@ -238,11 +278,7 @@ impl Raw {
         if !self.greeted().await {
             return false;
         }
-        let login = Request::Login {
-            handle: handle.into(),
-            secret: Secret([9; 32]),
-            register: true,
-        };
+        let login = self.login_request(handle);
         self.writer.send(&login).await.is_ok()
             && matches!(self.recv().await, Some(Response::LoggedIn { .. }))
     }
@@ -250,18 +286,8 @@ impl Raw {
     /// Connected, greeted and logged in as `handle` with a fresh secret.
     pub(crate) async fn logged_in(addr: SocketAddr, handle: &str) -> Self {
         let mut raw = Self::connect(addr).await;
-        let hello = raw
-            .call(&Request::Hello {
-                version: PROTOCOL_VERSION,
-                agent: "raw".into(),
-            })
-            .await;
-        assert!(matches!(hello, Some(Response::Welcome { .. })), "{hello:?}");
-        let login = Request::Login {
-            handle: handle.into(),
-            secret: Secret([9; 32]),
-            register: true,
-        };
+        assert!(raw.greeted().await, "no Welcome");
+        let login = raw.login_request(handle);
         assert!(matches!(
             raw.call(&login).await,
             Some(Response::LoggedIn { .. })
@@ -517,7 +543,7 @@ impl TestPeer {
         let config = ferry_client::peer::agent::ShareConfig {
             connect: home.options(hub.addr, hub.tls()),
             handle: handle.to_owned(),
-            secret: home.secret(),
+            credentials: Arc::new(home.credentials()),
             identity: ferry_client::identity::PeerIdentity::load_or_create(home.path()).unwrap(),
             advertise_port: port.unwrap_or(listener.local_addr().unwrap().port()),
             rescan_every: Duration::ZERO,

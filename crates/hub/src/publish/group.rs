@@ -261,7 +261,11 @@ impl Publisher {
                 return;
             }
         };
-        for previous in replaced.into_iter().flatten() {
+        for (entry, previous) in entries.iter().zip(replaced) {
+            if let Err(e) = self.written(entry, previous.as_ref()).await {
+                tracing::warn!("could not record a folder's owner: {e}");
+            }
+            let Some(previous) = previous else { continue };
             if let Err(e) = self.release_blob(&previous.hash).await {
                 tracing::warn!("could not free a replaced blob: {e}");
             }
@@ -301,7 +305,12 @@ mod tests {
     async fn hub_with_alice(dir: &Path) -> Arc<Hub> {
         let hub = Hub::open(HubConfig::new(dir)).await.unwrap();
         let alice = Handle::parse("alice").unwrap();
-        hub.catalog.login(&alice, &[7; 32], true, 0).await.unwrap();
+        let key = ferry_protocol::PublicKey([7; 32]);
+        let role = ferry_protocol::Role::Member;
+        hub.catalog
+            .register(&alice, &key, role, None, 0)
+            .await
+            .unwrap();
         hub
     }
 
@@ -315,6 +324,7 @@ mod tests {
             hash: ContentHash::of(bytes),
             owner: Handle::parse("alice").unwrap(),
             policy,
+            admin: false,
         };
         (publication, path)
     }

@@ -28,7 +28,10 @@ use crate::error::HubError;
 use crate::outcome::{Outcome, Refusal, not_found};
 use crate::store::Store;
 
+pub mod accounts;
 pub(crate) mod group;
+
+use accounts::Accounts;
 
 /// Highest `n` tried for `name (n).ext` under the rename policy.
 const MAX_RENAME_ATTEMPTS: u32 = 10_000;
@@ -50,6 +53,8 @@ pub struct Publication {
     pub owner: Handle,
     /// What to do if the name is taken.
     pub policy: ConflictPolicy,
+    /// The uploader is an admin: any folder, any file to overwrite.
+    pub admin: bool,
 }
 
 /// What placing a file resolved to.
@@ -72,13 +77,21 @@ pub struct Publisher {
     /// Bytes of small uploads that may wait in memory for their commit.
     pub(crate) upload_memory: Arc<tokio::sync::Semaphore>,
     uploads: Mutex<HashSet<ContentHash>>,
+    /// Quotas and folder owners.
+    pub accounts: Arc<Accounts>,
 }
 
 impl Publisher {
     /// Publishes into `catalog` and `store`, announcing uploads and
     /// deletions on `events`.
-    pub fn new(catalog: Catalog, store: Arc<Store>, events: broadcast::Sender<Event>) -> Self {
+    pub fn new(
+        catalog: Catalog,
+        store: Arc<Store>,
+        events: broadcast::Sender<Event>,
+        accounts: Arc<Accounts>,
+    ) -> Self {
         Self {
+            accounts,
             catalog,
             store,
             events,
@@ -114,6 +127,12 @@ impl Publisher {
         current: Option<FileEntry>,
     ) -> Result<Outcome<Placement>, HubError> {
         let name = &publication.name;
+        if let Err(refusal) = self
+            .accounts
+            .may_store(name, &publication.owner, publication.admin)
+        {
+            return Ok(Outcome::Refused(refusal));
+        }
         let Some(existing) = current else {
             return Ok(Outcome::Done(Placement::Store(name.clone())));
         };
@@ -128,7 +147,9 @@ impl Publisher {
                     existing.owner
                 ),
             ),
-            ConflictPolicy::Overwrite if existing.owner != publication.owner.as_str() => {
+            ConflictPolicy::Overwrite
+                if existing.owner != publication.owner.as_str() && !publication.admin =>
+            {
                 Refusal::new(
                     ErrorCode::PermissionDenied,
                     format!(
@@ -196,7 +217,9 @@ impl Publisher {
             owner: publication.owner.to_string(),
             modified: unix_now(),
         };
-        if let Some(previous) = self.catalog.put(&entry).await? {
+        let previous = self.catalog.put(&entry).await?;
+        self.written(&entry, previous.as_ref()).await?;
+        if let Some(previous) = previous {
             self.release_blob(&previous.hash).await?;
         }
         self.announce(Event::Uploaded {
@@ -207,17 +230,32 @@ impl Publisher {
         Ok(Outcome::Done(Some((entry, deduplicated))))
     }
 
-    /// Deletes `name` on behalf of `by`, who must own it.
+    /// Counts a written entry against its owner (and the one it replaced),
+    /// and records a new folder's owner.
+    pub(crate) async fn written(
+        &self,
+        entry: &FileEntry,
+        replaced: Option<&FileEntry>,
+    ) -> Result<(), HubError> {
+        self.accounts.stored(entry, replaced);
+        if let Some((folder, owner)) = self.accounts.to_record(&entry.name) {
+            self.catalog.claim_folder(&folder, &owner).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes `name` on behalf of `by`, who must own it or be an admin.
     pub async fn remove(
         &self,
         name: &FileName,
         by: &Handle,
+        admin: bool,
     ) -> Result<Outcome<FileEntry>, HubError> {
         let _commit = self.commit_lock.lock().await;
         let Some(entry) = self.catalog.get(name).await? else {
             return Ok(Outcome::Refused(not_found(name)));
         };
-        if entry.owner != by.as_str() {
+        if entry.owner != by.as_str() && !admin {
             return Ok(Outcome::Refused(Refusal::new(
                 ErrorCode::PermissionDenied,
                 format!(
@@ -227,6 +265,7 @@ impl Publisher {
             )));
         }
         self.catalog.delete(name).await?;
+        self.accounts.removed(&entry);
         self.release_blob(&entry.hash).await?;
         self.announce(Event::Deleted {
             handle: by.to_string(),

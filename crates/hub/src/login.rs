@@ -1,0 +1,251 @@
+//! `Login`, for a [`Session`]: check the proof (a signature of this
+//! connection's challenge and TLS channel binding), then the claim —
+//! log in, register (open hubs), or redeem an invite — after the wait the
+//! source's recent failures earned.
+
+use aws_lc_rs::signature::{ED25519, UnparsedPublicKey};
+use ferry_protocol::{
+    Claim, ErrorCode, Handle, HandleError, MAX_FRAME_LEN, PublicKey, Response, Role, Secret,
+    Signature, login_transcript,
+};
+
+use crate::access::Admission;
+use crate::catalog::{Redeemed, UserRecord};
+use crate::error::HubError;
+use crate::outcome::Refusal;
+use crate::publish::unix_now;
+use crate::session::{Flow, Session};
+
+/// A login request's parts.
+pub(crate) struct LoginRequest {
+    pub(crate) handle: String,
+    pub(crate) key: PublicKey,
+    pub(crate) proof: Signature,
+    pub(crate) claim: Claim,
+    pub(crate) legacy: Option<Secret>,
+}
+
+/// What a login attempt came to.
+enum Verdict {
+    In {
+        user: UserRecord,
+        registered: bool,
+    },
+    /// Refused for a reason that counts as a failed guess.
+    Failed(Refusal),
+    /// Refused for a reason that is no guess (taken handle, closed hub).
+    Refused(Refusal),
+}
+
+impl Session {
+    pub(crate) async fn login(&mut self, request: LoginRequest) -> Result<Flow, HubError> {
+        let Ok(handle) = Handle::parse(&request.handle) else {
+            let refusal = Refusal::new(ErrorCode::InvalidHandle, HandleError.to_string());
+            self.refuse(refusal).await?;
+            return Ok(Flow::Continue);
+        };
+        let ip = self.remote.ip();
+        let delay = self.hub.access.attempts.delay(ip);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let verdict = self.verdict(&handle, &request).await?;
+        let (user, registered) = match verdict {
+            Verdict::In { user, registered } => (user, registered),
+            Verdict::Failed(refusal) => {
+                self.hub.access.attempts.failed(ip);
+                self.audit("login.refused", handle.as_str(), Some(&refusal));
+                self.refuse(refusal).await?;
+                return Ok(Flow::Continue);
+            }
+            Verdict::Refused(refusal) => {
+                self.refuse(refusal).await?;
+                return Ok(Flow::Continue);
+            }
+        };
+        if self.handle.is_none() {
+            self.hub.catalog.seen(&handle, unix_now()).await?;
+        }
+        self.enter(handle, &user);
+        let reply = Response::LoggedIn {
+            handle: user.handle.clone(),
+            registered,
+            role: user.role,
+        };
+        self.writer.send(&reply).await?;
+        Ok(Flow::Continue)
+    }
+
+    /// Binds the session to `handle` with `user`'s rights.
+    fn enter(&mut self, handle: Handle, user: &UserRecord) {
+        self.role = user.role;
+        self.quota = user.quota.or(self.hub.config.default_quota);
+        self.entered = Some(
+            self.hub
+                .access
+                .live
+                .enter(handle.as_str(), self.ended.clone()),
+        );
+        self.handle = Some(handle);
+        self.slot.verified();
+        self.reader.set_max_frame_len(MAX_FRAME_LEN);
+    }
+
+    async fn verdict(&self, handle: &Handle, request: &LoginRequest) -> Result<Verdict, HubError> {
+        let transcript = login_transcript(&self.challenge, self.channel.as_ref(), &request.handle);
+        let verified = UnparsedPublicKey::new(&ED25519, request.key.0)
+            .verify(&transcript, &request.proof.to_bytes());
+        if verified.is_err() {
+            return Ok(Verdict::Failed(Refusal::new(
+                ErrorCode::PermissionDenied,
+                "the login proof does not verify for this connection",
+            )));
+        }
+        if let Claim::Invite(secret) = request.claim {
+            return self.redeem(handle, &request.key, &secret).await;
+        }
+        let catalog = &self.hub.catalog;
+        match catalog.user(handle).await? {
+            Some(user) if user.revoked => Ok(Verdict::Failed(Refusal::new(
+                ErrorCode::Revoked,
+                format!("the handle '{handle}' was revoked on this hub"),
+            ))),
+            Some(user) if user.key == Some(request.key) => Ok(Verdict::In {
+                user,
+                registered: false,
+            }),
+            Some(user) if user.key.is_none() => self.migrate(handle, user, request).await,
+            Some(_) => Ok(Verdict::Failed(Refusal::new(
+                ErrorCode::HandleTaken,
+                format!("handle '{handle}' is registered to another client; choose another"),
+            ))),
+            None if request.claim == Claim::Existing => Ok(Verdict::Failed(Refusal::new(
+                ErrorCode::UnknownHandle,
+                format!("no handle '{handle}' on this hub; register it first (/register {handle})"),
+            ))),
+            None => self.register(handle, &request.key).await,
+        }
+    }
+
+    /// Moves a handle registered with a bearer secret onto the key, once
+    /// the client shows that secret (it is never accepted again after).
+    async fn migrate(
+        &self,
+        handle: &Handle,
+        user: UserRecord,
+        request: &LoginRequest,
+    ) -> Result<Verdict, HubError> {
+        let Some(secret) = request.legacy else {
+            return Ok(Verdict::Refused(Refusal::new(
+                ErrorCode::LegacySecretNeeded,
+                format!(
+                    "'{handle}' was registered before login keys: send its secret once to move it"
+                ),
+            )));
+        };
+        if blake3::hash(&secret.0).as_bytes()[..] != user.secret_hash[..] {
+            return Ok(Verdict::Failed(Refusal::new(
+                ErrorCode::HandleTaken,
+                format!("handle '{handle}' is registered to another client; choose another"),
+            )));
+        }
+        self.hub.catalog.adopt_key(handle, &request.key).await?;
+        self.audit("login.migrated", handle.as_str(), None);
+        Ok(Verdict::In {
+            user: UserRecord {
+                key: Some(request.key),
+                ..user
+            },
+            registered: false,
+        })
+    }
+
+    async fn register(&self, handle: &Handle, key: &PublicKey) -> Result<Verdict, HubError> {
+        if self.hub.access.admission == Admission::Invite {
+            return Ok(Verdict::Refused(Refusal::new(
+                ErrorCode::InviteRequired,
+                format!(
+                    "this hub admits new users by invite only: ask one of its admins for an invite \
+                     (they run `ferry invite`), then run `ferry join LINK --name {handle}`"
+                ),
+            )));
+        }
+        if !self.hub.access.attempts.may_register(self.remote.ip()) {
+            return Ok(Verdict::Refused(Refusal::new(
+                ErrorCode::Busy,
+                "too many handles registered from your address lately; try again in a few minutes",
+            )));
+        }
+        let now = unix_now();
+        let registered = self
+            .hub
+            .catalog
+            .register(handle, key, Role::Member, None, now)
+            .await?;
+        match self.hub.catalog.user(handle).await? {
+            // Someone else registered it between our look and our insert.
+            Some(user) if user.key != Some(*key) => Ok(Verdict::Refused(Refusal::new(
+                ErrorCode::HandleTaken,
+                format!("handle '{handle}' is registered to another client; choose another"),
+            ))),
+            Some(user) => {
+                if registered {
+                    self.audit("register", handle.as_str(), None);
+                }
+                Ok(Verdict::In { user, registered })
+            }
+            None => Err(HubError::io(
+                "registering",
+                std::path::Path::new("catalog"),
+                std::io::Error::other("a registered handle vanished"),
+            )),
+        }
+    }
+
+    async fn redeem(
+        &self,
+        handle: &Handle,
+        key: &PublicKey,
+        secret: &ferry_protocol::InviteSecret,
+    ) -> Result<Verdict, HubError> {
+        let redeemed = self
+            .hub
+            .catalog
+            .redeem(&secret.hashed(), handle, key, unix_now())
+            .await?;
+        let (user, registered) = match redeemed {
+            Redeemed::Joined(user) => (user, true),
+            Redeemed::Raised(user) => (user, false),
+            Redeemed::Invalid => {
+                return Ok(Verdict::Failed(Refusal::new(
+                    ErrorCode::InviteInvalid,
+                    "this invite is not valid here: it is used up, expired, withdrawn or mistyped; ask for a new one",
+                )));
+            }
+            Redeemed::Taken => {
+                return Ok(Verdict::Refused(Refusal::new(
+                    ErrorCode::HandleTaken,
+                    format!("handle '{handle}' is taken; join with another (--name HANDLE)"),
+                )));
+            }
+        };
+        if user.role == Role::Owner {
+            self.hub.access.owner_invite_used();
+        }
+        self.audit("join", handle.as_str(), None);
+        Ok(Verdict::In { user, registered })
+    }
+
+    /// Records what this session did (or was refused) in the audit log.
+    pub(crate) fn audit(&self, action: &str, target: &str, refusal: Option<&Refusal>) {
+        let actor = self.handle.as_ref().map_or("-", Handle::as_str);
+        let target = match refusal {
+            Some(refusal) => format!("{target}: {}", refusal.message),
+            None => target.to_owned(),
+        };
+        self.hub
+            .access
+            .audit
+            .record(actor, action, &target, Some(self.remote));
+    }
+}
