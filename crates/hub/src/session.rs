@@ -339,6 +339,36 @@ impl Session {
         }
     }
 
+    /// Refuses `request` as a whole: an eager upload's body, which follows
+    /// its header anyway, is read past so the next frame is found.
+    async fn refuse_request(
+        &mut self,
+        request: &Request,
+        refusal: Refusal,
+    ) -> Result<Flow, HubError> {
+        match request {
+            Request::Upload {
+                size,
+                mode: UploadMode::Eager,
+                ..
+            } if *size <= ferry_protocol::EAGER_UPLOAD_MAX => {
+                self.refuse_upload(true, *size, refusal).await
+            }
+            Request::Upload {
+                mode: UploadMode::Eager,
+                ..
+            } => {
+                // Too large a body to read past: the stream is lost.
+                self.refuse(refusal).await?;
+                Ok(Flow::Close)
+            }
+            _ => {
+                self.refuse(refusal).await?;
+                Ok(Flow::Continue)
+            }
+        }
+    }
+
     /// Sends a refusal; the session goes on.
     pub(crate) async fn refuse(&mut self, refusal: Refusal) -> Result<(), HubError> {
         self.settle().await?;
@@ -370,16 +400,14 @@ impl Session {
             (_, Some(handle)) => {
                 if let Err(refusal) = policy::check(handle.as_str(), self.role, &request) {
                     self.audit("refused", "-", Some(&refusal));
-                    self.refuse(refusal).await?;
-                    return Ok(Flow::Continue);
+                    return self.refuse_request(&request, refusal).await;
                 }
                 Some(handle.clone())
             }
             (_, None) => {
                 let message = "register a handle first (/register HANDLE, or --name HANDLE)";
-                self.refuse(Refusal::new(ErrorCode::LoginRequired, message))
-                    .await?;
-                return Ok(Flow::Continue);
+                let refusal = Refusal::new(ErrorCode::LoginRequired, message);
+                return self.refuse_request(&request, refusal).await;
             }
         };
         match request {

@@ -102,7 +102,7 @@ impl Session {
         Ok(Flow::Continue)
     }
 
-    async fn refuse_upload(
+    pub(crate) async fn refuse_upload(
         &mut self,
         eager: bool,
         size: u64,

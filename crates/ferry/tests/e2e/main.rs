@@ -1,6 +1,7 @@
 //! End-to-end tests: a real hub on loopback, real clients, real files, TLS
 //! unless a test needs to speak raw bytes. One test binary (see STYLE.md).
 
+mod access;
 mod burst;
 mod cli;
 mod damaged;

@@ -49,6 +49,26 @@ impl TestHub {
         Self::start_on(dir, "127.0.0.1:0".parse().unwrap(), tweak).await
     }
 
+    /// An invite-only hub (TLS unless `tls` is false) with its owner
+    /// `owner` joined from `home`: the hub and the owner's client.
+    pub(crate) async fn invite_only(tls: bool, home: &Home, owner: &str) -> (Self, HubClient) {
+        let hub = Self::start_with(|c| {
+            c.tls = tls;
+            c.admission = Some(ferry_hub::access::Admission::Invite);
+        })
+        .await;
+        let link = hub.owner_link().await;
+        let client = home.join(&hub, link.secret, owner).await.unwrap();
+        (hub, client)
+    }
+
+    /// The owner invite of a hub no one owns yet.
+    pub(crate) async fn owner_link(&self) -> ferry_protocol::InviteLink {
+        let addr = self.addr.to_string();
+        let link = self.hub.owner_invite(&addr).await.unwrap();
+        link.expect("no one owns this hub yet")
+    }
+
     /// Stops this hub and starts a new one on the same address and data.
     pub(crate) async fn restart(self) -> Self {
         let (addr, tls, admission) = (self.addr, self.tls(), self.hub.config.admission);
@@ -154,6 +174,21 @@ impl Home {
     /// Connects and registers (or logs in as) `handle`.
     pub(crate) async fn client(&self, hub: &TestHub, handle: &str) -> HubClient {
         self.client_at(hub.addr, hub.tls(), handle).await
+    }
+
+    /// Connects and redeems the invite `secret` as `handle`.
+    pub(crate) async fn join(
+        &self,
+        hub: &TestHub,
+        secret: ferry_protocol::InviteSecret,
+        handle: &str,
+    ) -> Result<HubClient, ferry_client::ClientError> {
+        let mut client = HubClient::connect(&self.options(hub.addr, hub.tls())).await?;
+        let credentials = self.credentials();
+        client
+            .authenticate(handle, &credentials, Claim::Invite(secret))
+            .await?;
+        Ok(client)
     }
 
     pub(crate) async fn client_at(&self, addr: SocketAddr, tls: bool, handle: &str) -> HubClient {
@@ -263,12 +298,17 @@ impl Raw {
     /// A `Login` registering `handle` with [`raw_key`] on this (plaintext)
     /// connection.
     pub(crate) fn login_request(&self, handle: &str) -> Request {
-        let key = raw_key();
+        self.claim_request(handle, &raw_key(), Claim::Register)
+    }
+
+    /// A `Login` making `claim` for `handle` with `key` on this (plaintext)
+    /// connection.
+    pub(crate) fn claim_request(&self, handle: &str, key: &LoginKey, claim: Claim) -> Request {
         Request::Login {
             handle: handle.into(),
             key: key.public(),
             proof: key.prove(&self.challenge, None, handle),
-            claim: Claim::Register,
+            claim,
             legacy: None,
         }
     }
@@ -500,6 +540,17 @@ impl TestPeer {
         Self::start_advertising(hub, handle, files, None).await
     }
 
+    /// As `start`, as the client in `home` (which may have joined already).
+    pub(crate) async fn start_as(
+        hub: &TestHub,
+        home: Home,
+        handle: &str,
+        files: &[(&str, &[u8])],
+    ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_home(hub, home, handle, files, listener, None).await
+    }
+
     /// As `start`, but tells the hub `port` instead of the real one (a peer
     /// whose port cannot be reached).
     pub(crate) async fn start_advertising(
@@ -533,7 +584,17 @@ impl TestPeer {
         listener: TcpListener,
         port: Option<u16>,
     ) -> Self {
-        let home = Home::new();
+        Self::start_home(hub, Home::new(), handle, files, listener, port).await
+    }
+
+    async fn start_home(
+        hub: &TestHub,
+        home: Home,
+        handle: &str,
+        files: &[(&str, &[u8])],
+        listener: TcpListener,
+        port: Option<u16>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         for (name, data) in files {
             let path = dir.path().join(name);
@@ -578,6 +639,12 @@ impl TestPeer {
             shutdown,
             task,
         }
+    }
+
+    /// Stops sharing, whatever the agent's state (it may have failed).
+    pub(crate) async fn abandon(self) {
+        self.shutdown.cancel();
+        let _ = within(10, self.task).await;
     }
 
     /// Stops sharing and waits for the agent to end.

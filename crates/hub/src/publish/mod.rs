@@ -153,7 +153,7 @@ impl Publisher {
                 Refusal::new(
                     ErrorCode::PermissionDenied,
                     format!(
-                        "'{name}' belongs to {}; only its owner may overwrite it",
+                        "not allowed: '{name}' belongs to {}; only its owner or an admin may overwrite it",
                         existing.owner
                     ),
                 )
@@ -259,7 +259,7 @@ impl Publisher {
             return Ok(Outcome::Refused(Refusal::new(
                 ErrorCode::PermissionDenied,
                 format!(
-                    "'{name}' belongs to {}; only its owner may delete it",
+                    "not allowed: '{name}' belongs to {}; only its owner or an admin may delete it",
                     entry.owner
                 ),
             )));

@@ -1,0 +1,696 @@
+//! Access control end to end: login proofs that cannot be replayed, invites
+//! that pin the hub, one policy for every role, quotas, revocation, slowed
+//! guesses, the audit log, and old handles moving onto keys.
+
+use std::time::{Duration, Instant};
+
+use ferry_client::identity::LoginKey;
+use ferry_client::{ClientError, HubClient};
+use ferry_io::{FrameReader, FrameWriter};
+use ferry_protocol::{
+    Claim, ConflictPolicy, ErrorCode, FileName, Fingerprint, InviteLink, InviteSecret, InviteTerms,
+    PROTOCOL_VERSION, Request, Response, Role, UploadMode, UserChange,
+};
+
+use crate::support::{
+    Home, Raw, TestHub, TestPeer, code_of, eventually, ferry_bin, local_file, run, within,
+};
+
+fn terms(role: Role) -> InviteTerms {
+    InviteTerms {
+        role,
+        uses: 1,
+        expires_at: None,
+        quota: None,
+    }
+}
+
+/// An invite made by `admin` for `role`.
+async fn invite(admin: &mut HubClient, terms: InviteTerms) -> InviteSecret {
+    admin.create_invite(terms).await.unwrap().1
+}
+
+/// A greeted plaintext connection from `source` logged in with `key` as
+/// `claim` says; the reply.
+async fn raw_login(
+    hub: &TestHub,
+    source: [u8; 4],
+    handle: &str,
+    key: &LoginKey,
+    claim: Claim,
+) -> (Raw, Option<Response>) {
+    let mut raw = Raw::connect_from(hub.addr, source).await;
+    assert!(raw.greeted().await);
+    let request = raw.claim_request(handle, key, claim);
+    let reply = raw.call(&request).await;
+    (raw, reply)
+}
+
+#[tokio::test]
+async fn a_recorded_login_proof_logs_in_nowhere_else() {
+    within(60, async {
+        let alice = Home::new();
+        let (hub, _owner) = TestHub::invite_only(false, &alice, "alice").await;
+        let key = alice.credentials().key;
+
+        // Recorded on one connection, replayed on another: refused.
+        let mut first = Raw::connect(hub.addr).await;
+        assert!(first.greeted().await);
+        let recorded = first.claim_request("alice", &key, Claim::Existing);
+        let mut second = Raw::connect(hub.addr).await;
+        assert!(second.greeted().await);
+        let replayed = second.call(&recorded).await;
+        assert_eq!(
+            code_of(&replayed),
+            Some(ErrorCode::PermissionDenied),
+            "{replayed:?}"
+        );
+        let genuine = first.call(&recorded).await;
+        assert!(
+            matches!(genuine, Some(Response::LoggedIn { .. })),
+            "{genuine:?}"
+        );
+
+        // A fake TLS hub passes the real hub's challenge on and relays the
+        // proof it gets: the proof is bound to the fake hub's TLS session.
+        let fake_dir = tempfile::tempdir().unwrap();
+        let fake_tls = ferry_hub::tls::load_or_create(fake_dir.path()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let fake_addr = listener.local_addr().unwrap();
+        let real = hub.addr;
+        let fake = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let tls = fake_tls.acceptor.accept(stream).await.unwrap();
+            let (read, write) = tokio::io::split(tls);
+            let mut reader = FrameReader::<_, Request>::new(read);
+            let mut writer = FrameWriter::<_, Response>::new(write);
+            let _hello = reader.recv().await.unwrap();
+            let mut upstream = Raw::connect(real).await;
+            assert!(upstream.greeted().await);
+            let welcome = Response::Welcome {
+                version: PROTOCOL_VERSION,
+                agent: "fake".into(),
+                challenge: upstream.challenge,
+            };
+            writer.send(&welcome).await.unwrap();
+            let login = reader.recv().await.unwrap().unwrap();
+            let relayed = upstream.call(&login).await;
+            let refusal = Response::Error {
+                code: ErrorCode::Internal,
+                message: "fake".into(),
+            };
+            writer.send(&refusal).await.unwrap();
+            relayed
+        });
+        let mut victim = HubClient::connect(&alice.options(fake_addr, true))
+            .await
+            .unwrap();
+        let credentials = alice.credentials();
+        let _ = victim
+            .authenticate("alice", &credentials, Claim::Existing)
+            .await;
+        let relayed = within(10, fake).await.unwrap();
+        assert_eq!(
+            code_of(&relayed),
+            Some(ErrorCode::PermissionDenied),
+            "{relayed:?}"
+        );
+        hub.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn join_refuses_an_impostor_before_sending_anything() {
+    within(60, async {
+        let owner = Home::new();
+        let (hub, mut admin) = TestHub::invite_only(true, &owner, "olive").await;
+        let secret = invite(&mut admin, terms(Role::Member)).await;
+        let real = InviteLink {
+            addr: hub.addr.to_string(),
+            fingerprint: hub.hub.fingerprint(),
+            secret,
+        };
+
+        // An impostor at the invite's address, with its own certificate,
+        // records whatever the client sends inside TLS.
+        let impostor_dir = tempfile::tempdir().unwrap();
+        let impostor_tls = ferry_hub::tls::load_or_create(impostor_dir.path()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let impostor_addr = listener.local_addr().unwrap();
+        let impostor = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            match impostor_tls.acceptor.accept(stream).await {
+                Err(_) => Vec::new(),
+                Ok(mut tls) => {
+                    let mut received = Vec::new();
+                    let _ = tokio::io::AsyncReadExt::read_to_end(&mut tls, &mut received).await;
+                    received
+                }
+            }
+        });
+        let fooled = InviteLink {
+            addr: impostor_addr.to_string(),
+            ..real.clone()
+        };
+        let mia = Home::new();
+        let mut join = tokio::process::Command::new(ferry_bin());
+        join.env("FERRY_HOME", mia.path())
+            .args(["join", &fooled.to_string(), "--name", "mia"]);
+        let refused = run(&mut join).await;
+        assert_eq!(refused.code, 8, "certificate changed: {}", refused.stderr);
+        let received = within(10, impostor).await.unwrap();
+        assert!(
+            received.is_empty(),
+            "the impostor got {} bytes",
+            received.len()
+        );
+
+        // The invite was not spent: it still works at the real hub.
+        let mut join = tokio::process::Command::new(ferry_bin());
+        join.env("FERRY_HOME", mia.path())
+            .args(["join", &real.to_string(), "--name", "mia"]);
+        let joined = run(&mut join).await;
+        assert_eq!(joined.code, 0, "{}", joined.stderr);
+        assert!(
+            joined.stdout.contains("as mia (member)"),
+            "{}",
+            joined.stdout
+        );
+        hub.stop().await;
+    })
+    .await;
+}
+
+/// What each role may do, as one table: `true` where allowed.
+#[tokio::test]
+async fn each_role_may_do_exactly_what_its_role_allows() {
+    within(90, async {
+        let owner = Home::new();
+        let (hub, mut admin) = TestHub::invite_only(false, &owner, "olive").await;
+        // Files of a member for the others to try deleting, one each.
+        let zed = Home::new();
+        let mut zed_client = zed
+            .join(&hub, invite(&mut admin, terms(Role::Member)).await, "zed")
+            .await
+            .unwrap();
+        let src = tempfile::tempdir().unwrap();
+        for role in ["owner", "admin", "member", "reader"] {
+            let item = local_file(src.path(), &format!("zed/{role}.txt"), role.as_bytes()).await;
+            let stored = zed_client
+                .upload(&[item], ConflictPolicy::Refuse, &())
+                .await
+                .unwrap();
+            assert!(stored[0].is_ok());
+        }
+        let ops = [
+            "list",
+            "search",
+            "put",
+            "rm own",
+            "rm other's",
+            "invite",
+            "users",
+            "audit",
+            "manage owner",
+            "share",
+        ];
+        // The owner last: changing its own quota ends its sessions.
+        let table: [(Role, &str, [bool; 10]); 4] = [
+            (
+                Role::Admin,
+                "adam",
+                [true, true, true, true, true, true, true, true, false, true],
+            ),
+            (
+                Role::Member,
+                "mia",
+                [
+                    true, true, true, true, false, false, false, false, false, true,
+                ],
+            ),
+            (
+                Role::Reader,
+                "rex",
+                [
+                    true, true, false, false, false, false, false, false, false, false,
+                ],
+            ),
+            (Role::Owner, "olive", [true; 10]),
+        ];
+        for (role, handle, expected) in table {
+            let (key, claim) = if role == Role::Owner {
+                (owner.credentials().key, Claim::Existing)
+            } else {
+                let secret = invite(&mut admin, terms(role)).await;
+                (
+                    LoginKey::from_seed(&[role as u8 + 1; 32]),
+                    Claim::Invite(secret),
+                )
+            };
+            let (mut raw, reply) = raw_login(&hub, [127, 0, 0, 1], handle, &key, claim).await;
+            assert!(
+                matches!(reply, Some(Response::LoggedIn { role: r, .. }) if r == role),
+                "{reply:?}"
+            );
+            let mut got = [false; 10];
+            for (i, op) in ops.iter().enumerate() {
+                got[i] = try_op(&hub, &mut raw, &key, handle, role, op).await;
+            }
+            let row: Vec<_> = ops
+                .iter()
+                .zip(got)
+                .map(|(op, ok)| format!("{op}: {ok}"))
+                .collect();
+            assert_eq!(got, expected, "{role}: {}", row.join(", "));
+        }
+        hub.stop().await;
+    })
+    .await;
+}
+
+/// Tries `op` as `handle`; whether the hub allowed it. A refusal must say
+/// which permission is missing.
+async fn try_op(
+    hub: &TestHub,
+    raw: &mut Raw,
+    key: &LoginKey,
+    handle: &str,
+    role: Role,
+    op: &str,
+) -> bool {
+    let request = match op {
+        "list" => Request::List {
+            prefix: None,
+            after: None,
+            limit: 10,
+        },
+        "search" => Request::Search {
+            term: "txt".into(),
+            limit: 10,
+        },
+        "put" => {
+            let body = b"mine";
+            let upload = Request::Upload {
+                name: format!("{handle}/f.txt"),
+                size: body.len() as u64,
+                hash: ferry_protocol::ContentHash::of(body),
+                policy: ConflictPolicy::Refuse,
+                mode: UploadMode::Eager,
+            };
+            raw.writer.send(&upload).await.unwrap();
+            raw.raw_bytes(body).await;
+            return allowed(raw.recv().await);
+        }
+        "rm own" => Request::Delete {
+            name: format!("{handle}/f.txt"),
+        },
+        "rm other's" => Request::Delete {
+            name: format!("zed/{}.txt", role.as_str()),
+        },
+        "invite" => Request::CreateInvite {
+            terms: terms(Role::Reader),
+        },
+        "users" => Request::ListUsers,
+        "audit" => Request::Audit { limit: 5 },
+        "manage owner" => Request::ChangeUser {
+            handle: "olive".into(),
+            change: UserChange::Quota(Some(1 << 40)),
+        },
+        "share" => {
+            // On a connection of its own: sharing takes the connection over.
+            let (mut sharer, _) =
+                raw_login(hub, [127, 0, 0, 1], handle, key, Claim::Existing).await;
+            let share = Request::Share {
+                peer_port: 9,
+                fingerprint: Fingerprint::of_certificate(b"peer"),
+            };
+            return allowed(sharer.call(&share).await);
+        }
+        other => panic!("no op {other}"),
+    };
+    allowed(raw.call(&request).await)
+}
+
+fn allowed(reply: Option<Response>) -> bool {
+    match reply {
+        Some(Response::Error {
+            code: ErrorCode::PermissionDenied,
+            message,
+        }) => {
+            assert!(message.starts_with("not allowed"), "{message}");
+            false
+        }
+        Some(Response::Error { code, message }) => panic!("{code:?}: {message}"),
+        Some(_) => true,
+        None => panic!("the hub closed the connection"),
+    }
+}
+
+#[tokio::test]
+async fn a_quota_refuses_before_any_byte_and_deleting_gives_space_back() {
+    within(60, async {
+        let owner = Home::new();
+        let (hub, mut admin) = TestHub::invite_only(true, &owner, "olive").await;
+        let limited = InviteTerms {
+            quota: Some(1_000_000),
+            ..terms(Role::Member)
+        };
+        let mia = Home::new();
+        let mut client = mia
+            .join(&hub, invite(&mut admin, limited).await, "mia")
+            .await
+            .unwrap();
+        let src = tempfile::tempdir().unwrap();
+        let a = local_file(src.path(), "mia/a.bin", &vec![1; 600_000]).await;
+        let b = local_file(src.path(), "mia/b.bin", &vec![2; 600_000]).await;
+        assert!(
+            client
+                .upload(std::slice::from_ref(&a), ConflictPolicy::Refuse, &())
+                .await
+                .unwrap()[0]
+                .is_ok()
+        );
+
+        let refused = client
+            .upload(std::slice::from_ref(&b), ConflictPolicy::Refuse, &())
+            .await
+            .unwrap();
+        let err = refused[0].as_ref().unwrap_err();
+        assert_eq!(err.hub_code(), Some(ErrorCode::QuotaExceeded), "{err}");
+        let text = err.to_string();
+        assert!(text.contains("600.0 kB of 1.0 MB"), "{text}");
+        assert_eq!(client.list(None).await.unwrap().len(), 1, "nothing stored");
+        assert_eq!(hub.leftovers(), 0, "no partial kept");
+        let usage = client.usage().await.unwrap();
+        assert_eq!((usage.used, usage.quota), (600_000, Some(1_000_000)));
+
+        // The binary says so with its own exit code.
+        let mut put = tokio::process::Command::new(ferry_bin());
+        put.env("FERRY_HOME", mia.path())
+            .args(["--hub", &hub.addr.to_string(), "--name", "mia", "put"])
+            .arg(&b.path);
+        let put = run(&mut put).await;
+        assert_eq!(put.code, 10, "{}", put.stderr);
+        assert!(put.stderr.contains("quota"), "{}", put.stderr);
+
+        client
+            .delete(&FileName::parse("mia/a.bin").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(client.usage().await.unwrap().used, 0);
+        assert!(
+            client
+                .upload(&[b], ConflictPolicy::Refuse, &())
+                .await
+                .unwrap()[0]
+                .is_ok()
+        );
+        hub.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn uploads_under_way_together_cannot_pass_a_quota() {
+    within(60, async {
+        let owner = Home::new();
+        let (hub, mut admin) = TestHub::invite_only(false, &owner, "olive").await;
+        let limited = InviteTerms {
+            quota: Some(1_000_000),
+            ..terms(Role::Member)
+        };
+        let key = LoginKey::from_seed(&[5; 32]);
+        let secret = invite(&mut admin, limited).await;
+        let (mut first, reply) =
+            raw_login(&hub, [127, 0, 0, 1], "mia", &key, Claim::Invite(secret)).await;
+        assert!(
+            matches!(reply, Some(Response::LoggedIn { .. })),
+            "{reply:?}"
+        );
+        let (mut second, _) = raw_login(&hub, [127, 0, 0, 1], "mia", &key, Claim::Existing).await;
+        let body = vec![7u8; 600_000];
+        let upload = |name: &str| Request::Upload {
+            name: name.into(),
+            size: body.len() as u64,
+            hash: ferry_protocol::ContentHash::of(&body),
+            policy: ConflictPolicy::Refuse,
+            mode: UploadMode::Negotiate,
+        };
+        assert_eq!(
+            first.call(&upload("mia/a.bin")).await,
+            Some(Response::UploadReady { offset: 0 })
+        );
+        first.raw_bytes(&body[..100_000]).await;
+        // The first upload is under way, 100 kB in: its 600 kB are reserved.
+        let refused = second.call(&upload("mia/b.bin")).await;
+        match &refused {
+            Some(Response::Error {
+                code: ErrorCode::QuotaExceeded,
+                message,
+            }) => {
+                assert!(message.contains("under way"), "{message}");
+            }
+            other => panic!("expected a quota refusal, got {other:?}"),
+        }
+        first.raw_bytes(&body[100_000..]).await;
+        assert!(matches!(first.recv().await, Some(Response::Stored { .. })));
+        hub.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn revoking_a_user_ends_its_share_within_a_second() {
+    within(60, async {
+        let owner = Home::new();
+        let (hub, mut admin) = TestHub::invite_only(true, &owner, "olive").await;
+        let mia = Home::new();
+        drop(
+            mia.join(&hub, invite(&mut admin, terms(Role::Member)).await, "mia")
+                .await
+                .unwrap(),
+        );
+        // The same client, to try logging in after the revocation.
+        let again = Home::new();
+        for file in ["login-key", "known_hubs"] {
+            std::fs::copy(mia.path().join(file), again.path().join(file)).unwrap();
+        }
+        let peer = TestPeer::start_as(&hub, mia, "mia", &[("song.ogg", b"la la")]).await;
+        let (hits, _) = admin.search("song", 10).await.unwrap();
+        assert_eq!(hits.len(), 1, "{hits:?}");
+
+        let revoked_at = Instant::now();
+        let user = admin.change_user("mia", UserChange::Revoke).await.unwrap();
+        assert!(user.revoked);
+        let gone = eventually(1, async || {
+            admin.search("song", 10).await.unwrap().0.is_empty()
+        })
+        .await;
+        assert!(
+            gone,
+            "offers still listed {:?} after revocation",
+            revoked_at.elapsed()
+        );
+
+        let mut client = again.connect(&hub).await;
+        let err = client
+            .authenticate("mia", &again.credentials(), Claim::Existing)
+            .await
+            .unwrap_err();
+        assert_eq!(err.hub_code(), Some(ErrorCode::Revoked), "{err}");
+        let users = admin.users().await.unwrap();
+        assert!(
+            users.iter().any(|u| u.handle == "mia" && u.revoked),
+            "{users:?}"
+        );
+        peer.abandon().await;
+        hub.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn wrong_invite_secrets_slow_a_source_down_but_the_right_one_gets_in() {
+    within(90, async {
+        let owner = Home::new();
+        let (hub, mut admin) = TestHub::invite_only(false, &owner, "olive").await;
+        let secret = invite(&mut admin, terms(Role::Member)).await;
+        let key = LoginKey::from_seed(&[6; 32]);
+        let guesser = [127, 0, 0, 9];
+        let mut waits = Vec::new();
+        for n in 0..4u8 {
+            let started = Instant::now();
+            let wrong = Claim::Invite(InviteSecret([n; 32]));
+            let (_, reply) = raw_login(&hub, guesser, "mia", &key, wrong).await;
+            assert_eq!(code_of(&reply), Some(ErrorCode::InviteInvalid), "{reply:?}");
+            waits.push(started.elapsed());
+        }
+        // Waits of 0, 250 ms, 500 ms and 1 s before the answers.
+        assert!(waits[3] >= Duration::from_millis(900), "{waits:?}");
+        assert!(waits[2] >= Duration::from_millis(450), "{waits:?}");
+        let started = Instant::now();
+        let (_, reply) = raw_login(&hub, guesser, "mia", &key, Claim::Invite(secret)).await;
+        assert!(
+            matches!(reply, Some(Response::LoggedIn { .. })),
+            "never a lock-out: {reply:?}"
+        );
+        assert!(
+            started.elapsed() >= Duration::from_millis(1800),
+            "the right one waits too"
+        );
+        hub.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn used_up_expired_and_withdrawn_invites_admit_nobody() {
+    within(60, async {
+        let owner = Home::new();
+        let (hub, mut admin) = TestHub::invite_only(true, &owner, "olive").await;
+        let once = invite(&mut admin, terms(Role::Member)).await;
+        Home::new().join(&hub, once, "first").await.unwrap();
+        let past = InviteTerms {
+            expires_at: Some(ferry_hub::publish::unix_now() - 10),
+            ..terms(Role::Member)
+        };
+        let expired = invite(&mut admin, past).await;
+        let (withdrawn_info, withdrawn) = admin.create_invite(terms(Role::Member)).await.unwrap();
+        admin.remove_invite(&withdrawn_info.id).await.unwrap();
+        for (what, secret) in [
+            ("used up", once),
+            ("expired", expired),
+            ("withdrawn", withdrawn),
+        ] {
+            let err = Home::new()
+                .join(&hub, secret, "second")
+                .await
+                .err()
+                .expect(what);
+            assert_eq!(
+                err.hub_code(),
+                Some(ErrorCode::InviteInvalid),
+                "{what}: {err}"
+            );
+        }
+        let listed = admin.invites().await.unwrap();
+        assert!(
+            listed.is_empty(),
+            "only usable invites are listed: {listed:?}"
+        );
+
+        // The owner invite is spent too, and an admin cannot make another owner.
+        let link = hub.hub.owner_invite(&hub.addr.to_string()).await.unwrap();
+        assert!(link.is_none(), "the hub has an owner");
+        hub.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_audit_log_chains_and_shows_where_it_was_changed() {
+    within(60, async {
+        let owner = Home::new();
+        let (hub, mut admin) = TestHub::invite_only(true, &owner, "olive").await;
+        let reader = Home::new();
+        let mut rex = reader
+            .join(&hub, invite(&mut admin, terms(Role::Reader)).await, "rex")
+            .await
+            .unwrap();
+        let err = rex.users().await.unwrap_err();
+        assert_eq!(err.hub_code(), Some(ErrorCode::PermissionDenied));
+        let lines = admin.audit(50).await.unwrap();
+        let actions: Vec<String> = lines
+            .iter()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["action"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        for wanted in ["invite.owner", "join", "invite.create", "refused"] {
+            assert!(
+                actions.iter().any(|a| a == wanted),
+                "{wanted} in {actions:?}"
+            );
+        }
+        let err = rex.audit(5).await.unwrap_err();
+        assert_eq!(err.hub_code(), Some(ErrorCode::PermissionDenied));
+
+        let log = hub.dir.path().join("data/audit.log");
+        let mut verify = tokio::process::Command::new(ferry_bin());
+        verify.args(["audit", "--verify"]).arg(&log);
+        let verified = run(&mut verify).await;
+        assert_eq!(verified.code, 0, "{}", verified.stderr);
+        assert!(
+            verified.stdout.contains("chain intact"),
+            "{}",
+            verified.stdout
+        );
+
+        let text = std::fs::read_to_string(&log).unwrap();
+        std::fs::write(&log, text.replacen("\"rex\"", "\"eve\"", 1)).unwrap();
+        let broken = run(&mut verify).await;
+        assert_eq!(broken.code, 1, "{}", broken.stdout);
+        assert!(broken.stderr.contains("was changed"), "{}", broken.stderr);
+        hub.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_handle_from_before_keys_moves_onto_the_key_at_its_next_login() {
+    within(60, async {
+        let hub = TestHub::start().await; // TLS, open: an upgraded hub
+        let old_secret = [42u8; 32];
+        let catalog = hub.dir.path().join("data/catalog.db");
+        let db = rusqlite::Connection::open(&catalog).unwrap();
+        db.execute(
+            "INSERT INTO users (handle, secret_hash, created_at) VALUES ('old', ?1, 0)",
+            [blake3::hash(&old_secret).as_bytes().to_vec()],
+        )
+        .unwrap();
+        drop(db);
+        let home = Home::new();
+        std::fs::write(home.path().join("secret"), old_secret).unwrap();
+        let credentials = home.credentials();
+
+        // First contact with this hub: the old secret is not sent.
+        let mut client = home.connect(&hub).await;
+        let err = client
+            .authenticate("old", &credentials, Claim::Existing)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ClientError::Protocol(ref m) if m.contains("not sending")),
+            "{err}"
+        );
+        // Pinned now: the handle moves onto the key.
+        let mut client = home.connect(&hub).await;
+        let moved = client
+            .authenticate("old", &credentials, Claim::Existing)
+            .await
+            .unwrap();
+        assert_eq!(moved.handle, "old");
+
+        // The old secret alone no longer logs in, with any other key.
+        let thief = Home::new();
+        std::fs::write(thief.path().join("secret"), old_secret).unwrap();
+        std::fs::copy(
+            home.path().join("known_hubs"),
+            thief.path().join("known_hubs"),
+        )
+        .unwrap();
+        let mut stolen = thief.connect(&hub).await;
+        let err = stolen
+            .authenticate("old", &thief.credentials(), Claim::Existing)
+            .await
+            .unwrap_err();
+        assert_eq!(err.hub_code(), Some(ErrorCode::HandleTaken), "{err}");
+        home.client(&hub, "old").await;
+        hub.stop().await;
+    })
+    .await;
+}
