@@ -211,3 +211,40 @@ async fn register_long_after_join_reconnects_past_the_login_deadline() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_shell_joins_an_invite_only_hub_by_invite() {
+    within(60, async {
+        let owner = Home::new();
+        let (hub, mut admin) = TestHub::invite_only(true, &owner, "olive").await;
+        let terms = ferry_protocol::InviteTerms {
+            role: ferry_protocol::Role::Member,
+            uses: 1,
+            expires_at: None,
+            quota: None,
+        };
+        let (_, secret) = admin.create_invite(terms).await.unwrap();
+        let link = ferry_protocol::InviteLink {
+            addr: hub.addr.to_string(),
+            fingerprint: hub.hub.fingerprint(),
+            secret,
+        };
+        let home = Home::new();
+        let work = workdir(&[("x.txt", "by invite")]);
+        let script = format!(
+            "/join 127.0.0.1 {}\n/register bob\n/join {link} --name bob\n/store src/x.txt\n/dir\n/leave\n",
+            hub.addr.port()
+        );
+        let ran = shell_without_hub(&home, work.path(), &[], &script).await;
+        assert!(
+            ran.stderr.contains("admits new users by invite only") && ran.stderr.contains("ferry join"),
+            "/register explains what to do: {}",
+            ran.stderr
+        );
+        let out = &ran.stdout;
+        assert!(out.contains("as bob (member)"), "{out}\n{}", ran.stderr);
+        assert!(out.lines().any(|l| l.starts_with("bob<") && l.ends_with(">: Uploaded x.txt")), "{out}");
+        hub.stop().await;
+    })
+    .await;
+}
