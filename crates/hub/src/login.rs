@@ -16,6 +16,9 @@ use crate::outcome::Refusal;
 use crate::publish::unix_now;
 use crate::session::{Flow, Session};
 
+/// How precisely a user's last login is recorded, in seconds.
+const SEEN_RESOLUTION: i64 = 3600;
+
 /// A login request's parts.
 pub(crate) struct LoginRequest {
     pub(crate) handle: String,
@@ -63,8 +66,11 @@ impl Session {
                 return Ok(Flow::Continue);
             }
         };
-        if self.handle.is_none() {
-            self.hub.catalog.seen(&handle, unix_now()).await?;
+        // Last seen to the hour: a disk flush per login would cost a burst
+        // of logins one flush each.
+        let now = unix_now();
+        if user.last_seen.is_none_or(|seen| now - seen >= SEEN_RESOLUTION) {
+            self.hub.catalog.seen(&handle, now).await?;
         }
         self.enter(handle, &user);
         let reply = Response::LoggedIn {
@@ -101,10 +107,20 @@ impl Session {
                 "the login proof does not verify for this connection",
             )));
         }
+        let catalog = &self.hub.catalog;
         if let Claim::Invite(secret) = request.claim {
+            // A handle from before keys moves onto the key first (an owner
+            // invite on an upgraded hub is for such a handle to claim).
+            if let Some(user) = catalog.user(handle).await?
+                && user.key.is_none()
+                && !user.revoked
+                && let moved @ (Verdict::Failed(_) | Verdict::Refused(_)) =
+                    self.migrate(handle, user, request).await?
+            {
+                return Ok(moved);
+            }
             return self.redeem(handle, &request.key, &secret).await;
         }
-        let catalog = &self.hub.catalog;
         match catalog.user(handle).await? {
             Some(user) if user.revoked => Ok(Verdict::Failed(Refusal::new(
                 ErrorCode::Revoked,

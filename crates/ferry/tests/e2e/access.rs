@@ -694,3 +694,108 @@ async fn a_handle_from_before_keys_moves_onto_the_key_at_its_next_login() {
     })
     .await;
 }
+
+/// A catalog as the hub before access control made it: schema 1, one
+/// handle registered with a bearer secret.
+fn plant_old_catalog(data: &std::path::Path, handle: &str, secret: &[u8; 32]) {
+    std::fs::create_dir_all(data).unwrap();
+    let init = include_str!("../../../hub/migrations/sqlite/0001_init.sql");
+    let checksum = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA384, init.as_bytes());
+    let db = rusqlite::Connection::open(data.join("catalog.db")).unwrap();
+    db.execute_batch(init).unwrap();
+    db.execute_batch(
+        "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
+         installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, \
+         checksum BLOB NOT NULL, execution_time BIGINT NOT NULL)",
+    )
+    .unwrap();
+    db.execute(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (1, 'init', 1, ?1, 0)",
+        [checksum.as_ref().to_vec()],
+    )
+    .unwrap();
+    db.execute(
+        "INSERT INTO users (handle, secret_hash, created_at) VALUES (?1, ?2, 0)",
+        rusqlite::params![handle, blake3::hash(secret).as_bytes().to_vec()],
+    )
+    .unwrap();
+}
+
+/// Starts `ferry serve` on `data` with `extra` flags; the child and the
+/// banner up to the line `until` matches.
+async fn serve_until(
+    data: &std::path::Path,
+    extra: &[&str],
+    until: impl Fn(&str) -> bool,
+) -> (tokio::process::Child, String) {
+    let mut child = tokio::process::Command::new(ferry_bin())
+        .args(["serve", "--plaintext", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let mut banner = String::new();
+    loop {
+        let line = lines.next_line().await.unwrap().expect("the banner line");
+        banner.push_str(&line);
+        banner.push('\n');
+        if until(&line) {
+            return (child, banner);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_data_dir_from_before_invites_stays_open_until_told_and_its_handles_claim_it() {
+    within(60, async {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let secret = [7u8; 32];
+        plant_old_catalog(&data, "alice", &secret);
+
+        let (mut open, banner) = serve_until(&data, &[], |l| l.contains("admission:")).await;
+        assert!(
+            banner.contains("OPEN") && banner.contains("predates invites"),
+            "{banner}"
+        );
+        open.kill().await.unwrap();
+
+        let (mut hub, banner) = serve_until(&data, &["--admission", "invite"], |l| {
+            l.contains("ferry join ")
+        })
+        .await;
+        let link = banner
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("ferry join "))
+            .unwrap();
+        let home = Home::new();
+        std::fs::write(home.path().join("secret"), secret).unwrap();
+        let mut join = tokio::process::Command::new(ferry_bin());
+        join.env("FERRY_HOME", home.path())
+            .args(["join", link, "--name", "alice"]);
+        let joined = run(&mut join).await;
+        assert_eq!(joined.code, 0, "{}", joined.stderr);
+        assert!(
+            joined.stdout.contains("Rejoined") && joined.stdout.contains("as alice (owner)"),
+            "{}",
+            joined.stdout
+        );
+        let mut users = tokio::process::Command::new(ferry_bin());
+        users.env("FERRY_HOME", home.path()).arg("users");
+        let listed = run(&mut users).await;
+        assert_eq!(listed.code, 0, "{}", listed.stderr);
+        assert!(
+            listed.stdout.contains("alice") && listed.stdout.contains("owner"),
+            "{}",
+            listed.stdout
+        );
+        hub.kill().await.unwrap();
+    })
+    .await;
+}
