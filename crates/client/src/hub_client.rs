@@ -5,7 +5,7 @@ use std::time::Duration;
 use ferry_io::{FrameReader, FrameWriter, Transport};
 use ferry_protocol::{
     CHANNEL_BINDING_LABEL, Challenge, Claim, Event, FileEntry, FileName, Fingerprint, Grant, Hit,
-    MAX_LIST_PAGE, PROTOCOL_VERSION, Request, Response, Role, Secret,
+    LegacyProof, MAX_LIST_PAGE, PROTOCOL_VERSION, Request, Response, Role,
 };
 use rustls::pki_types::ServerName;
 use tokio::io::{ReadHalf, WriteHalf};
@@ -135,14 +135,14 @@ impl HubClient {
     }
 
     /// Establishes `handle` for this connection by proving `key`, as
-    /// `claim` says. `legacy` is the pre-key secret, for a hub that asked
-    /// for it ([`ferry_protocol::ErrorCode::LegacySecretNeeded`]).
+    /// `claim` says. `legacy` proves the pre-key secret, for a hub that
+    /// asked for it ([`ferry_protocol::ErrorCode::LegacySecretNeeded`]).
     pub async fn login(
         &mut self,
         handle: &str,
         key: &LoginKey,
         claim: Claim,
-        legacy: Option<Secret>,
+        legacy: Option<LegacyProof>,
     ) -> Result<LoggedIn, ClientError> {
         let request = Request::Login {
             handle: handle.to_owned(),
@@ -166,10 +166,8 @@ impl HubClient {
     }
 
     /// Logs in as `handle` with `credentials`. A handle registered before
-    /// login keys moves onto the key here, by sending the old secret once
-    /// — but only to a hub whose certificate was pinned before this
-    /// connection (a hub met for the first time may be an impostor
-    /// fishing for it) or to a plaintext hub (which always saw it).
+    /// login keys moves onto the key here, with a proof of the old secret
+    /// bound to this connection (the secret itself is never sent).
     pub async fn authenticate(
         &mut self,
         handle: &str,
@@ -184,16 +182,18 @@ impl HubClient {
                 ..
             })
         );
-        match (needs_legacy, credentials.legacy) {
-            (true, Some(secret)) if !self.info.first_use => {
-                self.login(handle, &credentials.key, claim, Some(secret))
+        match credentials.legacy {
+            Some(secret) if needs_legacy => {
+                let proof = LegacyProof::new(
+                    blake3::hash(&secret.0).as_bytes(),
+                    &self.challenge,
+                    self.channel.as_ref(),
+                    handle,
+                    &credentials.key.public(),
+                );
+                self.login(handle, &credentials.key, claim, Some(proof))
                     .await
             }
-            (true, Some(_)) => Err(ClientError::Protocol(format!(
-                "the hub at {} asks for this client's old secret, but its certificate was not pinned \
-                 before; not sending it. If this is really your hub, run the command again",
-                self.info.addr
-            ))),
             _ => first,
         }
     }

@@ -3,9 +3,10 @@
 //! log in, register (open hubs), or redeem an invite — after the wait the
 //! source's recent failures earned.
 
+use aws_lc_rs::constant_time::verify_slices_are_equal;
 use aws_lc_rs::signature::{ED25519, UnparsedPublicKey};
 use ferry_protocol::{
-    Claim, ErrorCode, Handle, HandleError, MAX_FRAME_LEN, PublicKey, Response, Role, Secret,
+    Claim, ErrorCode, Handle, HandleError, LegacyProof, MAX_FRAME_LEN, PublicKey, Response, Role,
     Signature, login_transcript,
 };
 
@@ -25,7 +26,7 @@ pub(crate) struct LoginRequest {
     pub(crate) key: PublicKey,
     pub(crate) proof: Signature,
     pub(crate) claim: Claim,
-    pub(crate) legacy: Option<Secret>,
+    pub(crate) legacy: Option<LegacyProof>,
 }
 
 /// What a login attempt came to.
@@ -69,7 +70,10 @@ impl Session {
         // Last seen to the hour: a disk flush per login would cost a burst
         // of logins one flush each.
         let now = unix_now();
-        if user.last_seen.is_none_or(|seen| now - seen >= SEEN_RESOLUTION) {
+        if user
+            .last_seen
+            .is_none_or(|seen| now - seen >= SEEN_RESOLUTION)
+        {
             self.hub.catalog.seen(&handle, now).await?;
         }
         self.enter(handle, &user);
@@ -144,28 +148,44 @@ impl Session {
     }
 
     /// Moves a handle registered with a bearer secret onto the key, once
-    /// the client shows that secret (it is never accepted again after).
+    /// the client proves that secret (it is never accepted again after).
     async fn migrate(
         &self,
         handle: &Handle,
         user: UserRecord,
         request: &LoginRequest,
     ) -> Result<Verdict, HubError> {
-        let Some(secret) = request.legacy else {
+        let Some(proof) = request.legacy else {
             return Ok(Verdict::Refused(Refusal::new(
                 ErrorCode::LegacySecretNeeded,
                 format!(
-                    "'{handle}' was registered before login keys: send its secret once to move it"
+                    "'{handle}' was registered before login keys: prove its old secret once to move it"
                 ),
             )));
         };
-        if blake3::hash(&secret.0).as_bytes()[..] != user.secret_hash[..] {
-            return Ok(Verdict::Failed(Refusal::new(
+        let taken = || {
+            Verdict::Failed(Refusal::new(
                 ErrorCode::HandleTaken,
                 format!("handle '{handle}' is registered to another client; choose another"),
-            )));
+            ))
+        };
+        let Ok(stored) = <[u8; 32]>::try_from(user.secret_hash.as_slice()) else {
+            return Ok(taken());
+        };
+        let expected = LegacyProof::new(
+            &stored,
+            &self.challenge,
+            self.channel.as_ref(),
+            &request.handle,
+            &request.key,
+        );
+        // A MAC: compared in constant time.
+        if verify_slices_are_equal(&expected.0, &proof.0).is_err() {
+            return Ok(taken());
         }
-        self.hub.catalog.adopt_key(handle, &request.key).await?;
+        if !self.hub.catalog.adopt_key(handle, &request.key).await? {
+            return Ok(taken()); // another login moved it first
+        }
         self.audit("login.migrated", handle.as_str(), None);
         Ok(Verdict::In {
             user: UserRecord {

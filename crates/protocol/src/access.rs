@@ -12,6 +12,10 @@
 //! active attacker in the middle can still relay a live login; a passive
 //! one learns nothing that logs in later.
 //!
+//! A handle registered before keys moves onto a key with a [`LegacyProof`]:
+//! a MAC of the same transcript keyed with the hash of the old secret, so
+//! the old secret itself never travels again.
+//!
 //! ## Invites
 //!
 //! An invite is the link `ferry://HOST:PORT/#v1.FINGERPRINT.SECRET` (see
@@ -85,6 +89,33 @@ pub fn login_transcript(
     transcript.extend_from_slice(channel.unwrap_or(&[0; 32]));
     transcript.extend_from_slice(handle.as_bytes());
     transcript
+}
+
+/// Proof that a client holds the bearer secret a handle was registered with
+/// before login keys, without sending it: BLAKE3 keyed with the secret's
+/// hash (all the hub keeps) over this connection's transcript and the new
+/// key. Bound to the connection like a key proof; only a party that already
+/// holds the hash (a hub the user registered on) could make one.
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegacyProof(pub [u8; 32]);
+
+impl LegacyProof {
+    /// The proof for a secret whose BLAKE3 hash is `secret_hash`, moving
+    /// `handle` onto `key` on the connection with `challenge` and `channel`.
+    pub fn new(
+        secret_hash: &[u8; 32],
+        challenge: &Challenge,
+        channel: Option<&[u8; 32]>,
+        handle: &str,
+        key: &PublicKey,
+    ) -> Self {
+        let mut hasher = blake3::Hasher::new_keyed(secret_hash);
+        hasher.update(b"ferry legacy v1\0");
+        hasher.update(&key.0);
+        hasher.update(&login_transcript(challenge, channel, handle));
+        Self(*hasher.finalize().as_bytes())
+    }
 }
 
 /// The TLS exporter label of RFC 9266 channel bindings.

@@ -80,8 +80,9 @@
 //! `Login{claim: Invite(secret)}` after a TLS handshake that pinned the
 //! fingerprint from the invite link), or only log in. A handle registered
 //! before keys existed is answered `LegacySecretNeeded` once; the client
-//! then repeats the login with its old secret, and the hub moves the handle
-//! to the key and never accepts that secret again.
+//! then repeats the login with a `LegacyProof` (a MAC keyed with the hash
+//! of its old secret over the same transcript), and the hub moves the
+//! handle to the key and never accepts the old secret again.
 //!
 //! ## Peers
 //!
@@ -162,7 +163,7 @@ pub mod peer;
 
 pub use access::{
     CHANNEL_BINDING_LABEL, Challenge, Claim, InviteInfo, InviteLink, InviteLinkError, InviteSecret,
-    InviteTerms, PublicKey, Role, Signature, UserChange, UserInfo, login_transcript,
+    InviteTerms, LegacyProof, PublicKey, Role, Signature, UserChange, UserInfo, login_transcript,
 };
 pub use codec::{FrameError, MessageCodec};
 pub use hash::{ContentHash, Fingerprint};

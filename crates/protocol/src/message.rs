@@ -9,15 +9,15 @@
 use serde::{Deserialize, Serialize};
 
 use crate::access::{
-    Challenge, Claim, InviteInfo, InviteSecret, InviteTerms, PublicKey, Role, Signature,
-    UserChange, UserInfo,
+    Challenge, Claim, InviteInfo, InviteSecret, InviteTerms, LegacyProof, PublicKey, Role,
+    Signature, UserChange, UserInfo,
 };
 use crate::hash::{ContentHash, Fingerprint};
 use crate::peer::{Grant, Hit, Offered, Token};
 
 /// The bearer secret of clients before login keys: kept in their state
-/// directory, hashed on hubs. Sent only once more, to move a handle that
-/// was registered with it onto the client's key.
+/// directory, hashed on hubs. It no longer travels: a [`LegacyProof`] made
+/// from its hash moves a handle registered with it onto the client's key.
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 #[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Secret(pub [u8; 32]);
@@ -77,9 +77,9 @@ pub enum Request {
         proof: Signature,
         /// Register, redeem an invite, or only log in.
         claim: Claim,
-        /// The pre-key secret of a handle registered with one, sent only
-        /// when the hub answered [`ErrorCode::LegacySecretNeeded`].
-        legacy: Option<Secret>,
+        /// For a handle registered before keys, proof of its old secret,
+        /// sent when the hub answered [`ErrorCode::LegacySecretNeeded`].
+        legacy: Option<LegacyProof>,
     },
     /// Turn this connection into an event feed: the hub sends
     /// [`Response::Event`] frames until the connection closes.
@@ -472,7 +472,7 @@ pub enum ErrorCode {
     InviteInvalid,
     /// The handle was revoked.
     Revoked,
-    /// The handle predates login keys: send its old secret once.
+    /// The handle predates login keys: prove its old secret once.
     LegacySecretNeeded,
 }
 
@@ -514,7 +514,7 @@ mod tests {
                     s: [3; 32],
                 },
                 claim: Claim::Register,
-                legacy: Some(Secret([7; 32])),
+                legacy: Some(LegacyProof([7; 32])),
             },
             Request::Subscribe,
             Request::List {

@@ -657,17 +657,8 @@ async fn a_handle_from_before_keys_moves_onto_the_key_at_its_next_login() {
         std::fs::write(home.path().join("secret"), old_secret).unwrap();
         let credentials = home.credentials();
 
-        // First contact with this hub: the old secret is not sent.
-        let mut client = home.connect(&hub).await;
-        let err = client
-            .authenticate("old", &credentials, Claim::Existing)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, ClientError::Protocol(ref m) if m.contains("not sending")),
-            "{err}"
-        );
-        // Pinned now: the handle moves onto the key.
+        // The handle moves onto the key, on first contact too: what goes
+        // over the wire is a proof bound to this connection, never the secret.
         let mut client = home.connect(&hub).await;
         let moved = client
             .authenticate("old", &credentials, Claim::Existing)
@@ -796,6 +787,82 @@ async fn a_data_dir_from_before_invites_stays_open_until_told_and_its_handles_cl
             listed.stdout
         );
         hub.kill().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_recorded_proof_of_an_old_secret_moves_nothing() {
+    within(60, async {
+        let hub = TestHub::start_with(|c| c.tls = false).await;
+        let old_secret = [43u8; 32];
+        let hashed = *blake3::hash(&old_secret).as_bytes();
+        let db = rusqlite::Connection::open(hub.dir.path().join("data/catalog.db")).unwrap();
+        db.execute(
+            "INSERT INTO users (handle, secret_hash, created_at) VALUES ('old', ?1, 0)",
+            [hashed.to_vec()],
+        )
+        .unwrap();
+        drop(db);
+        // What a sniffer or a fake hub records of the victim's move.
+        let victim = LoginKey::from_seed(&[1; 32]);
+        let mut watched = Raw::connect(hub.addr).await;
+        assert!(watched.greeted().await);
+        let recorded = ferry_protocol::LegacyProof::new(
+            &hashed,
+            &watched.challenge,
+            None,
+            "old",
+            &victim.public(),
+        );
+        // Replayed with the attacker's own key on a new connection: refused.
+        let attacker = LoginKey::from_seed(&[2; 32]);
+        let mut replay = Raw::connect(hub.addr).await;
+        assert!(replay.greeted().await);
+        let Request::Login {
+            handle,
+            key,
+            proof,
+            claim,
+            ..
+        } = replay.claim_request("old", &attacker, Claim::Existing)
+        else {
+            unreachable!()
+        };
+        let login = Request::Login {
+            handle,
+            key,
+            proof,
+            claim,
+            legacy: Some(recorded),
+        };
+        assert_eq!(
+            code_of(&replay.call(&login).await),
+            Some(ErrorCode::HandleTaken)
+        );
+        // The genuine one, on its own connection, moves the handle.
+        let Request::Login {
+            handle,
+            key,
+            proof,
+            claim,
+            ..
+        } = watched.claim_request("old", &victim, Claim::Existing)
+        else {
+            unreachable!()
+        };
+        let login = Request::Login {
+            handle,
+            key,
+            proof,
+            claim,
+            legacy: Some(recorded),
+        };
+        assert!(matches!(
+            watched.call(&login).await,
+            Some(Response::LoggedIn { .. })
+        ));
+        hub.stop().await;
     })
     .await;
 }

@@ -108,8 +108,9 @@ impl Catalog {
     }
 
     /// Moves a pre-key handle onto `key`: its old secret no longer counts.
-    pub async fn adopt_key(&self, handle: &Handle, key: &PublicKey) -> Result<(), HubError> {
-        sqlx::query(
+    /// Whether it moved (another login may have moved it first).
+    pub async fn adopt_key(&self, handle: &Handle, key: &PublicKey) -> Result<bool, HubError> {
+        let moved = sqlx::query(
             "UPDATE users SET public_key = $2, secret_hash = x'' \
              WHERE handle = $1 AND public_key IS NULL",
         )
@@ -117,7 +118,7 @@ impl Catalog {
         .bind(&key.0[..])
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(moved.rows_affected() == 1)
     }
 
     /// Records a login.
