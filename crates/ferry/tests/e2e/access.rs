@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use ferry_client::identity::LoginKey;
-use ferry_client::{ClientError, HubClient};
+use ferry_client::HubClient;
 use ferry_io::{FrameReader, FrameWriter};
 use ferry_protocol::{
     Claim, ConflictPolicy, ErrorCode, FileName, Fingerprint, InviteLink, InviteSecret, InviteTerms,
