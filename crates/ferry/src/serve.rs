@@ -54,13 +54,21 @@ async fn print_admission(hub: &ferry_hub::Hub, addr: std::net::SocketAddr) -> Re
         Admission::Invite => println!("  admission:   by invite ({})", access.admission_reason),
     }
     let link_addr = reachable_addr(addr);
-    if let Some(link) = hub.owner_invite(&link_addr).await? {
-        println!(
+    let kept_in = hub.config.data_dir.join("owner-invite");
+    match hub.owner_invite(&link_addr).await? {
+        // Printed once: logs are read by more people than the data dir.
+        Some((link, true)) => println!(
             "\nNo one owns this hub yet. The owner joins with this one-time invite\n\
              (also in {}, until it is used):\n\n  ferry join {link}\n",
-            hub.config.data_dir.join("owner-invite").display()
-        );
-    } else if access.admission == Admission::Invite {
+            kept_in.display()
+        ),
+        Some((_, false)) => println!(
+            "  No one owns this hub yet: the one-time owner invite is in {} (ferry join LINK).",
+            kept_in.display()
+        ),
+        None => {}
+    }
+    if access.admission == Admission::Invite {
         println!("  Admins make invites with `ferry invite`; newcomers run `ferry join LINK`.");
     }
     Ok(())

@@ -106,6 +106,22 @@ impl Session {
         link: &InviteLink,
         handle: &str,
     ) -> Result<LoggedIn> {
+        // A link never overrides what this client already trusts: neither
+        // another certificate nor plaintext for a hub it knows by its pin.
+        if let Some(pinned) = self.settings.known_hubs().get(&link.addr)
+            && link.fingerprint != Some(pinned)
+        {
+            let what = link.fingerprint.map_or_else(
+                || "no certificate (plaintext)".to_owned(),
+                |fp| fp.to_string(),
+            );
+            bail!(
+                "this invite names {what} for {}, but this client pinned {pinned} there; \
+                 if the hub's certificate really changed, run `ferry forget {}` first",
+                link.addr,
+                link.addr
+            );
+        }
         self.settings.tls = link.fingerprint.is_some();
         self.connect(&link.addr, link.fingerprint).await?;
         self.log_in(handle, Claim::Invite(link.secret)).await

@@ -159,6 +159,7 @@ struct HubFile {
     admission: Option<String>,
     default_quota: Option<u64>,
     idle_handle_days: Option<u64>,
+    registrations_per_source: Option<u32>,
 }
 
 /// A hub's resolved settings.
@@ -209,6 +210,9 @@ impl ServeSettings {
         hub.max_offer_memory = file.max_offer_memory.unwrap_or(hub.max_offer_memory);
         hub.min_free_space = file.min_free_space.unwrap_or(hub.min_free_space);
         hub.default_quota = file.default_quota.or(hub.default_quota);
+        hub.registrations_per_source = file
+            .registrations_per_source
+            .unwrap_or(hub.registrations_per_source);
         if let Some(days) = file.idle_handle_days {
             hub.idle_handle_ttl = Duration::from_secs(days.saturating_mul(86_400));
         }

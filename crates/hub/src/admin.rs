@@ -8,6 +8,7 @@ use ferry_protocol::{
 };
 
 use crate::access::{policy, random_secret};
+use crate::catalog::QuotaSetting;
 use crate::error::HubError;
 use crate::outcome::Refusal;
 use crate::publish::unix_now;
@@ -110,16 +111,27 @@ impl Session {
         }
         let handle = Handle::parse(&target.handle).expect("stored handles are valid");
         let (quota, revoke) = match change {
-            UserChange::Quota(quota) => (Some(quota), false),
+            UserChange::Quota(quota) => {
+                let setting = quota.map_or(QuotaSetting::Unlimited, QuotaSetting::Bytes);
+                (Some(setting), false)
+            }
             UserChange::Revoke => (None, true),
             UserChange::Role(_) => (None, false),
         };
         let changed = self
             .hub
             .catalog
-            .change_user(&handle, new_role, quota, revoke)
-            .await?
-            .expect("the user was just read");
+            .change_user(&handle, target.role, new_role, quota, revoke)
+            .await?;
+        let Some(changed) = changed else {
+            let refusal = Refusal::new(
+                ErrorCode::Busy,
+                format!(
+                    "'{handle}' changed while this change was made; look again (ferry users) and retry"
+                ),
+            );
+            return self.refuse_continue(refusal).await;
+        };
         // Sessions hold their rights from login: end them, so that the
         // change holds at once (a revoked sharer's offers go with it).
         let ended = self.hub.access.live.end(handle.as_str());

@@ -29,7 +29,7 @@ mod answers;
 mod check;
 mod reads;
 
-pub use access::{Redeemed, UserRecord};
+pub use access::{QuotaSetting, Redeemed, UserRecord};
 
 /// Handle to the metadata database.
 #[derive(Debug, Clone)]
@@ -291,7 +291,10 @@ mod tests {
         let alice = ferry_protocol::Handle::parse("alice").unwrap();
         let key = ferry_protocol::PublicKey([1; 32]);
         let role = ferry_protocol::Role::Member;
-        catalog.register(&alice, &key, role, None, 0).await.unwrap();
+        catalog
+            .register(&alice, &key, role, QuotaSetting::Default, 0)
+            .await
+            .unwrap();
         catalog
     }
 

@@ -58,6 +58,8 @@ pub struct HubConfig {
     pub admission: Option<crate::access::Admission>,
     /// Quota of users whose invite set none, in bytes (`None`: unlimited).
     pub default_quota: Option<u64>,
+    /// On an open hub, handles one source address may register per 10 minutes.
+    pub registrations_per_source: u32,
     /// On an open hub, handles that never uploaded or shared are removed
     /// this long after they were last seen.
     pub idle_handle_ttl: Duration,
@@ -89,6 +91,7 @@ impl HubConfig {
             admission: None,
             default_quota: None,
             idle_handle_ttl: Duration::from_secs(30 * 24 * 3600),
+            registrations_per_source: crate::access::attempts::REGISTRATIONS_PER_WINDOW,
             max_offers_per_peer: 100_000,
             max_offers_total: 1_000_000,
             max_offer_memory: 256 << 20,

@@ -11,11 +11,16 @@ use ferry_protocol::{
 };
 
 use crate::access::Admission;
-use crate::catalog::{Redeemed, UserRecord};
+use crate::catalog::{QuotaSetting, Redeemed, UserRecord};
 use crate::error::HubError;
 use crate::outcome::Refusal;
 use crate::publish::unix_now;
 use crate::session::{Flow, Session};
+
+/// What a stranger (or anyone without a handle for its key) is told on an
+/// invite-only hub.
+const INVITE_ONLY: &str = "this hub admits new users by invite only: ask one of its admins for an \
+     invite (they run `ferry invite`), then run `ferry join LINK --name HANDLE`";
 
 /// How precisely a user's last login is recorded, in seconds.
 const SEEN_RESOLUTION: i64 = 3600;
@@ -48,16 +53,21 @@ impl Session {
             self.refuse(refusal).await?;
             return Ok(Flow::Continue);
         };
-        let ip = self.remote.ip();
-        let delay = self.hub.access.attempts.delay(ip);
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
+        let attempts = &self.hub.access.attempts;
+        let attempt = attempts.begin(self.remote.ip());
+        if !attempt.delay.is_zero() {
+            tokio::time::sleep(attempt.delay).await;
         }
-        let verdict = self.verdict(&handle, &request).await?;
+        let verdict = self.verdict(&handle, &request).await;
+        let attempts = &self.hub.access.attempts;
+        match &verdict {
+            Ok(Verdict::Failed(_)) => attempts.failed(attempt),
+            _ => attempts.succeeded(attempt),
+        }
+        let verdict = self.uniform(verdict?, &request.claim);
         let (user, registered) = match verdict {
             Verdict::In { user, registered } => (user, registered),
             Verdict::Failed(refusal) => {
-                self.hub.access.attempts.failed(ip);
                 self.audit("login.refused", handle.as_str(), Some(&refusal));
                 self.refuse(refusal).await?;
                 return Ok(Flow::Continue);
@@ -76,7 +86,20 @@ impl Session {
         {
             self.hub.catalog.seen(&handle, now).await?;
         }
-        self.enter(handle, &user);
+        self.enter(handle.clone(), &user);
+        // A revocation or change between the check and `enter` found no
+        // session of ours to end: look once more now that it would.
+        let current = self.hub.catalog.user(&handle).await?;
+        if current.is_none_or(|now| now.revoked || now.role != user.role) {
+            self.entered = None;
+            self.handle = None;
+            let refusal = Refusal::new(
+                ErrorCode::Busy,
+                "your handle changed while you logged in; log in again",
+            );
+            self.refuse(refusal).await?;
+            return Ok(Flow::Continue);
+        }
         let reply = Response::LoggedIn {
             handle: user.handle.clone(),
             registered,
@@ -86,10 +109,33 @@ impl Session {
         Ok(Flow::Continue)
     }
 
+    /// On an invite-only hub, whether a handle exists, belongs to another
+    /// key or was revoked is nobody's business before login: all of these
+    /// get the one answer a stranger gets.
+    fn uniform(&self, verdict: Verdict, claim: &Claim) -> Verdict {
+        let hidden = [
+            ErrorCode::HandleTaken,
+            ErrorCode::UnknownHandle,
+            ErrorCode::Revoked,
+            ErrorCode::InviteRequired,
+        ];
+        if self.hub.access.admission != Admission::Invite || matches!(claim, Claim::Invite(_)) {
+            return verdict;
+        }
+        match verdict {
+            Verdict::Failed(refusal) | Verdict::Refused(refusal)
+                if hidden.contains(&refusal.code) =>
+            {
+                Verdict::Failed(Refusal::new(ErrorCode::InviteRequired, INVITE_ONLY))
+            }
+            other => other,
+        }
+    }
+
     /// Binds the session to `handle` with `user`'s rights.
     fn enter(&mut self, handle: Handle, user: &UserRecord) {
         self.role = user.role;
-        self.quota = user.quota.or(self.hub.config.default_quota);
+        self.quota = user.quota.effective(self.hub.config.default_quota);
         self.entered = Some(
             self.hub
                 .access
@@ -200,10 +246,7 @@ impl Session {
         if self.hub.access.admission == Admission::Invite {
             return Ok(Verdict::Refused(Refusal::new(
                 ErrorCode::InviteRequired,
-                format!(
-                    "this hub admits new users by invite only: ask one of its admins for an invite \
-                     (they run `ferry invite`), then run `ferry join LINK --name {handle}`"
-                ),
+                INVITE_ONLY,
             )));
         }
         if !self.hub.access.attempts.may_register(self.remote.ip()) {
@@ -216,7 +259,7 @@ impl Session {
         let registered = self
             .hub
             .catalog
-            .register(handle, key, Role::Member, None, now)
+            .register(handle, key, Role::Member, QuotaSetting::Default, now)
             .await?;
         match self.hub.catalog.user(handle).await? {
             // Someone else registered it between our look and our insert.
@@ -251,7 +294,7 @@ impl Session {
             .await?;
         let (user, registered) = match redeemed {
             Redeemed::Joined(user) => (user, true),
-            Redeemed::Raised(user) => (user, false),
+            Redeemed::Raised(user) | Redeemed::Unchanged(user) => (user, false),
             Redeemed::Invalid => {
                 return Ok(Verdict::Failed(Refusal::new(
                     ErrorCode::InviteInvalid,
@@ -275,13 +318,13 @@ impl Session {
     /// Records what this session did (or was refused) in the audit log.
     pub(crate) fn audit(&self, action: &str, target: &str, refusal: Option<&Refusal>) {
         let actor = self.handle.as_ref().map_or("-", Handle::as_str);
-        let target = match refusal {
-            Some(refusal) => format!("{target}: {}", refusal.message),
-            None => target.to_owned(),
-        };
-        self.hub
-            .access
-            .audit
-            .record(actor, action, &target, Some(self.remote));
+        let audit = &self.hub.access.audit;
+        match refusal {
+            Some(refusal) => {
+                let target = format!("{target}: {}", refusal.message);
+                audit.refusal(actor, action, &target, Some(self.remote));
+            }
+            None => audit.record(actor, action, target, Some(self.remote)),
+        }
     }
 }

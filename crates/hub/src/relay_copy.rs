@@ -117,6 +117,33 @@ async fn keep(session: &Session, grant: &Issued, path: PathBuf) {
         remove_quietly(&path).await;
         return;
     };
+    // The copy is the sharing owner's file: it counts against their quota,
+    // and a revoked or read-only owner keeps nothing here.
+    let hub = &session.hub;
+    let user = match hub.catalog.user(&owner).await {
+        Ok(Some(user)) if !user.revoked && user.role >= ferry_protocol::Role::Member => user,
+        _ => {
+            remove_quietly(&path).await;
+            return;
+        }
+    };
+    let quota = user.quota.effective(hub.config.default_quota);
+    let _reservation = match hub
+        .publisher
+        .accounts
+        .reserve(&owner, grant.file.size, quota)
+    {
+        Ok(reservation) => reservation,
+        Err(refusal) => {
+            tracing::info!(
+                "not keeping relayed '{}': {}",
+                grant.file.name,
+                refusal.message
+            );
+            remove_quietly(&path).await;
+            return;
+        }
+    };
     let publication = Publication {
         name,
         size: grant.file.size,

@@ -224,6 +224,8 @@ impl Session {
                 let (pending, reader) = (&mut self.pending, &mut self.reader);
                 let waiting = !pending.is_empty();
                 tokio::select! {
+                    // Shutdown or revocation first: nothing more is served.
+                    biased;
                     () = shutdown.cancelled() => Wake::Shutdown,
                     done = oldest(pending), if waiting => Wake::Committed(done),
                     next = timeout_at(until, reader.recv()) => Wake::Request(next),

@@ -61,7 +61,13 @@ impl Hub {
             events.clone(),
             accounts,
         ));
-        let access = Access::open(dir, &catalog, config.admission).await?;
+        let access = Access::open(
+            dir,
+            &catalog,
+            config.admission,
+            config.registrations_per_source,
+        )
+        .await?;
         let tls = if config.tls {
             Some(tls::load_or_create(&dir.join("tls"))?)
         } else {
@@ -100,7 +106,7 @@ impl Hub {
     pub async fn owner_invite(
         &self,
         addr: &str,
-    ) -> Result<Option<ferry_protocol::InviteLink>, HubError> {
+    ) -> Result<Option<(ferry_protocol::InviteLink, bool)>, HubError> {
         self.access
             .owner_invite(&self.catalog, self.fingerprint(), addr)
             .await

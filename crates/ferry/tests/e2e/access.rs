@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use ferry_client::identity::LoginKey;
 use ferry_client::HubClient;
+use ferry_client::identity::LoginKey;
 use ferry_io::{FrameReader, FrameWriter};
 use ferry_protocol::{
     Claim, ConflictPolicy, ErrorCode, FileName, Fingerprint, InviteLink, InviteSecret, InviteTerms,
@@ -498,7 +498,8 @@ async fn revoking_a_user_ends_its_share_within_a_second() {
             .authenticate("mia", &again.credentials(), Claim::Existing)
             .await
             .unwrap_err();
-        assert_eq!(err.hub_code(), Some(ErrorCode::Revoked), "{err}");
+        // Told what a stranger is told: revocation is nobody else's business.
+        assert_eq!(err.hub_code(), Some(ErrorCode::InviteRequired), "{err}");
         let users = admin.users().await.unwrap();
         assert!(
             users.iter().any(|u| u.handle == "mia" && u.revoked),
@@ -750,21 +751,25 @@ async fn a_data_dir_from_before_invites_stays_open_until_told_and_its_handles_cl
         let secret = [7u8; 32];
         plant_old_catalog(&data, "alice", &secret);
 
-        let (mut open, banner) = serve_until(&data, &[], |l| l.contains("admission:")).await;
+        // Open, as before; the owner invite is printed once, even so.
+        let (mut open, banner) = serve_until(&data, &[], |l| l.contains("ferry join ")).await;
         assert!(
             banner.contains("OPEN") && banner.contains("predates invites"),
             "{banner}"
         );
         open.kill().await.unwrap();
 
-        let (mut hub, banner) = serve_until(&data, &["--admission", "invite"], |l| {
-            l.contains("ferry join ")
-        })
-        .await;
-        let link = banner
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("ferry join "))
-            .unwrap();
+        // By invite from now on; the owner invite waits in its file.
+        let invite_only = ["--admission", "invite"];
+        let (mut hub, banner) =
+            serve_until(&data, &invite_only, |l| l.contains("owner invite is in")).await;
+        assert!(banner.contains("by invite"), "{banner}");
+        assert!(
+            !banner.contains("ferry join ferry://"),
+            "printed once only: {banner}"
+        );
+        let link = std::fs::read_to_string(data.join("owner-invite")).unwrap();
+        let link = link.trim();
         let home = Home::new();
         std::fs::write(home.path().join("secret"), secret).unwrap();
         let mut join = tokio::process::Command::new(ferry_bin());
@@ -862,6 +867,73 @@ async fn a_recorded_proof_of_an_old_secret_moves_nothing() {
             watched.call(&login).await,
             Some(Response::LoggedIn { .. })
         ));
+        hub.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_admin_demoted_or_revoked_leaves_no_working_invites_behind() {
+    within(60, async {
+        let owner = Home::new();
+        let (hub, mut olive) = TestHub::invite_only(true, &owner, "olive").await;
+        for change in [UserChange::Role(Role::Member), UserChange::Revoke] {
+            let adam_home = Home::new();
+            let handle = match change {
+                UserChange::Revoke => "adam2",
+                _ => "adam",
+            };
+            let secret = invite(&mut olive, terms(Role::Admin)).await;
+            let mut adam = adam_home.join(&hub, secret, handle).await.unwrap();
+            let left_behind = invite(&mut adam, terms(Role::Admin)).await;
+            olive.change_user(handle, change).await.unwrap();
+            let err = Home::new()
+                .join(&hub, left_behind, "mole")
+                .await
+                .err()
+                .expect("refused");
+            assert_eq!(
+                err.hub_code(),
+                Some(ErrorCode::InviteInvalid),
+                "{change:?}: {err}"
+            );
+        }
+        // And an admin cannot make an owner, nor change one.
+        let secret = invite(&mut olive, terms(Role::Admin)).await;
+        let mut admin = Home::new().join(&hub, secret, "ada").await.unwrap();
+        let err = admin.create_invite(terms(Role::Owner)).await.unwrap_err();
+        assert_eq!(err.hub_code(), Some(ErrorCode::PermissionDenied));
+        let err = admin
+            .change_user("olive", UserChange::Revoke)
+            .await
+            .unwrap_err();
+        assert_eq!(err.hub_code(), Some(ErrorCode::PermissionDenied));
+        hub.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_invite_never_overrides_a_pinned_certificate() {
+    within(60, async {
+        let owner = Home::new();
+        let (hub, mut olive) = TestHub::invite_only(true, &owner, "olive").await;
+        let secret = invite(&mut olive, terms(Role::Member)).await;
+        let mia = Home::new();
+        drop(mia.connect(&hub).await); // pins the real certificate
+        for fingerprint in [Some(Fingerprint([9; 32])), None] {
+            let link = InviteLink {
+                addr: hub.addr.to_string(),
+                fingerprint,
+                secret,
+            };
+            let mut join = tokio::process::Command::new(ferry_bin());
+            join.env("FERRY_HOME", mia.path())
+                .args(["join", &link.to_string(), "--name", "mia"]);
+            let refused = run(&mut join).await;
+            assert_ne!(refused.code, 0);
+            assert!(refused.stderr.contains("pinned"), "{}", refused.stderr);
+        }
         hub.stop().await;
     })
     .await;

@@ -66,7 +66,7 @@ impl TestHub {
     pub(crate) async fn owner_link(&self) -> ferry_protocol::InviteLink {
         let addr = self.addr.to_string();
         let link = self.hub.owner_invite(&addr).await.unwrap();
-        link.expect("no one owns this hub yet")
+        link.expect("no one owns this hub yet").0
     }
 
     /// Stops this hub and starts a new one on the same address and data.

@@ -9,7 +9,9 @@ ALTER TABLE users ADD COLUMN quota INTEGER;
 ALTER TABLE users ADD COLUMN last_seen INTEGER;
 ALTER TABLE users ADD COLUMN revoked INTEGER NOT NULL DEFAULT 0;
 -- Last upload or share: handles on open hubs that never do either expire.
+-- Handles from before this migration count as active: they were kept so far.
 ALTER TABLE users ADD COLUMN active_at INTEGER;
+UPDATE users SET active_at = created_at;
 
 CREATE TABLE invites (
     id          TEXT PRIMARY KEY NOT NULL,

@@ -45,7 +45,17 @@ pub struct AuditLog {
 struct Tail {
     file: File,
     last: blake3::Hash,
+    /// Refusals that may still be written now (refilled over time), and
+    /// those left out since the last one written.
+    refusal_budget: f64,
+    refilled: std::time::Instant,
+    left_out: u64,
 }
+
+/// Refusals written per second at most, and in one burst: anyone may cause
+/// refusals, and the log must not fill the disk for them.
+const REFUSALS_PER_SECOND: f64 = 10.0;
+const REFUSAL_BURST: f64 = 100.0;
 
 /// Where a chain broke.
 #[derive(Debug, thiserror::Error)]
@@ -97,14 +107,52 @@ impl AuditLog {
             .open(path)?;
         Ok(Self {
             path: path.to_owned(),
-            state: Mutex::new(Tail { file, last }),
+            state: Mutex::new(Tail {
+                file,
+                last,
+                refusal_budget: REFUSAL_BURST,
+                refilled: std::time::Instant::now(),
+                left_out: 0,
+            }),
         })
+    }
+
+    /// Appends a record of a refusal, unless refusals come faster than
+    /// [`REFUSALS_PER_SECOND`]: those are counted, and the next refusal
+    /// written says how many were left out.
+    pub fn refusal(&self, actor: &str, action: &str, target: &str, source: Option<SocketAddr>) {
+        let mut tail = self.state.lock().expect("audit lock is never poisoned");
+        let now = std::time::Instant::now();
+        let earned = now.duration_since(tail.refilled).as_secs_f64() * REFUSALS_PER_SECOND;
+        tail.refusal_budget = (tail.refusal_budget + earned).min(REFUSAL_BURST);
+        tail.refilled = now;
+        if tail.refusal_budget < 1.0 {
+            tail.left_out += 1;
+            return;
+        }
+        tail.refusal_budget -= 1.0;
+        let target = match std::mem::take(&mut tail.left_out) {
+            0 => target.to_owned(),
+            n => format!("{target} (and {n} refusals before it not logged: too many at once)"),
+        };
+        self.append(&mut tail, actor, action, &target, source);
     }
 
     /// Appends a record. A failed write is logged, never fatal: the
     /// action it records has happened.
     pub fn record(&self, actor: &str, action: &str, target: &str, source: Option<SocketAddr>) {
         let mut tail = self.state.lock().expect("audit lock is never poisoned");
+        self.append(&mut tail, actor, action, target, source);
+    }
+
+    fn append(
+        &self,
+        tail: &mut Tail,
+        actor: &str,
+        action: &str,
+        target: &str,
+        source: Option<SocketAddr>,
+    ) {
         let record = Record {
             time: unix_now(),
             actor: actor.to_owned(),
@@ -121,8 +169,9 @@ impl AuditLog {
     }
 
     /// The newest `limit` lines, within `max_bytes` in all, oldest first.
+    /// (Read without the writers' lock: the log only grows, and a line
+    /// being written is not yet whole.)
     pub fn tail(&self, limit: usize, max_bytes: usize) -> std::io::Result<Vec<String>> {
-        let _writes = self.state.lock().expect("audit lock is never poisoned");
         let mut kept = VecDeque::new();
         let mut bytes = 0;
         for line in BufReader::new(File::open(&self.path)?).lines() {

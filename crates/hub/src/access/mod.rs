@@ -68,6 +68,7 @@ impl Access {
         data_dir: &Path,
         catalog: &Catalog,
         configured: Option<Admission>,
+        registrations_per_source: u32,
     ) -> Result<Self, HubError> {
         let legacy = catalog.setting(CREATED_OPEN).await?.is_some();
         let (admission, admission_reason) = match (configured, legacy) {
@@ -84,38 +85,39 @@ impl Access {
         Ok(Self {
             admission,
             admission_reason,
-            attempts: attempts::Attempts::default(),
+            attempts: attempts::Attempts::new(registrations_per_source),
             audit,
             live: Arc::default(),
             owner_invite_path: data_dir.join("owner-invite"),
         })
     }
 
-    /// While no one owns this invite-only hub: the owner invite, made on
-    /// first call and kept (mode 0600) in the data dir until it is used.
-    /// `addr` is where clients reach the hub.
+    /// While no one owns this hub (whatever its admission: an open hub is
+    /// managed too): the owner invite, made on first call and kept (mode
+    /// 0600) in the data dir until it is used, and whether it was made just
+    /// now. `addr` is where clients reach the hub.
     pub async fn owner_invite(
         &self,
         catalog: &Catalog,
         fingerprint: Option<Fingerprint>,
         addr: &str,
-    ) -> Result<Option<InviteLink>, HubError> {
-        if self.admission != Admission::Invite || catalog.has_owner().await? {
+    ) -> Result<Option<(InviteLink, bool)>, HubError> {
+        if catalog.has_owner().await? {
             self.owner_invite_used();
             return Ok(None);
         }
         let kept = std::fs::read_to_string(&self.owner_invite_path)
             .ok()
             .and_then(|text| InviteLink::parse(&text).ok());
-        let secret = match kept {
+        let (secret, fresh) = match kept {
             Some(link)
                 if catalog
                     .invite_usable(&link.secret.hashed(), unix_now())
                     .await? =>
             {
-                link.secret
+                (link.secret, false)
             }
-            _ => self.new_owner_invite(catalog).await?,
+            _ => (self.new_owner_invite(catalog).await?, true),
         };
         let link = InviteLink {
             addr: addr.to_owned(),
@@ -124,7 +126,7 @@ impl Access {
         };
         write_private(&self.owner_invite_path, &format!("{link}\n"))
             .map_err(|e| HubError::io("writing the owner invite", &self.owner_invite_path, e))?;
-        Ok(Some(link))
+        Ok(Some((link, fresh)))
     }
 
     async fn new_owner_invite(&self, catalog: &Catalog) -> Result<InviteSecret, HubError> {

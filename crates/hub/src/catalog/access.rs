@@ -21,8 +21,8 @@ pub struct UserRecord {
     pub secret_hash: Vec<u8>,
     /// Role.
     pub role: Role,
-    /// Own quota in bytes (`None`: the hub's default).
-    pub quota: Option<u64>,
+    /// Its quota.
+    pub quota: QuotaSetting,
     /// Last login.
     pub last_seen: Option<i64>,
     /// No more logins.
@@ -32,15 +32,65 @@ pub struct UserRecord {
 impl UserRecord {
     /// What admins see, given the bytes the user's files take.
     pub fn info(&self, used: u64, default_quota: Option<u64>) -> UserInfo {
+        let quota = self.quota.effective(default_quota);
         UserInfo {
             handle: self.handle.clone(),
             role: self.role,
             used,
-            quota: self.quota.or(default_quota),
+            quota,
             last_seen: self.last_seen,
             revoked: self.revoked,
         }
     }
+}
+
+/// A user's quota as set: stored as NULL (the hub's default), -1
+/// (unlimited) or a number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaSetting {
+    /// The hub's `default_quota`.
+    Default,
+    /// No limit, whatever the default.
+    Unlimited,
+    /// This many bytes.
+    Bytes(u64),
+}
+
+impl QuotaSetting {
+    /// The quota in force given the hub's default (`None`: unlimited).
+    pub fn effective(self, default_quota: Option<u64>) -> Option<u64> {
+        match self {
+            Self::Default => default_quota,
+            Self::Unlimited => None,
+            Self::Bytes(n) => Some(n),
+        }
+    }
+
+    fn stored(self) -> Option<i64> {
+        match self {
+            Self::Default => None,
+            Self::Unlimited => Some(-1),
+            Self::Bytes(n) => Some(to_i64(n)),
+        }
+    }
+
+    fn from_stored(value: Option<i64>) -> Self {
+        match value {
+            None => Self::Default,
+            Some(n) if n < 0 => Self::Unlimited,
+            Some(n) => Self::Bytes(to_u64(n)),
+        }
+    }
+}
+
+/// Only invites whose maker may still make them: the hub itself, or an
+/// unrevoked owner, or an unrevoked admin for anything short of owner.
+macro_rules! usable_invite {
+    () => {
+        "uses_left > 0 AND (expires_at IS NULL OR expires_at > $2) AND (created_by IS NULL OR EXISTS ( \
+         SELECT 1 FROM users maker WHERE maker.handle = invites.created_by AND maker.revoked = 0 \
+         AND (maker.role = 'owner' OR (maker.role = 'admin' AND invites.role != 'owner'))))"
+    };
 }
 
 /// What redeeming an invite did.
@@ -48,8 +98,11 @@ impl UserRecord {
 pub enum Redeemed {
     /// A new user, with the invite's terms.
     Joined(UserRecord),
-    /// The key's own existing handle now has the invite's role (if higher).
+    /// The key's own existing handle now has the invite's (higher) role.
     Raised(UserRecord),
+    /// The key's own existing handle already had that role or more: the
+    /// invite was not used.
+    Unchanged(UserRecord),
     /// No usable invite with that secret.
     Invalid,
     /// The handle belongs to another key (the invite was not used).
@@ -90,7 +143,7 @@ impl Catalog {
         handle: &Handle,
         key: &PublicKey,
         role: Role,
-        quota: Option<u64>,
+        quota: QuotaSetting,
         now: i64,
     ) -> Result<bool, HubError> {
         let inserted = sqlx::query(
@@ -101,7 +154,7 @@ impl Catalog {
         .bind(now)
         .bind(&key.0[..])
         .bind(role.as_str())
-        .bind(quota.map(to_i64))
+        .bind(quota.stored())
         .execute(&self.pool)
         .await?;
         Ok(inserted.rows_affected() == 1)
@@ -143,40 +196,64 @@ impl Catalog {
     }
 
     /// Removes members that never uploaded or shared and were last seen
-    /// before `seen_before`; returns how many.
+    /// before `seen_before` (never a revoked one: its handle stays taken),
+    /// with the folders they were allowed into; returns how many.
     pub async fn expire_idle(&self, seen_before: i64) -> Result<u64, HubError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
-            "DELETE FROM users WHERE role = 'member' AND active_at IS NULL \
+            "DELETE FROM users WHERE role = 'member' AND revoked = 0 AND active_at IS NULL \
              AND coalesce(last_seen, created_at) < $1 \
              AND NOT EXISTS (SELECT 1 FROM files WHERE files.owner = users.handle)",
         )
         .bind(seen_before)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        sqlx::query(
+            "DELETE FROM folder_writers WHERE NOT EXISTS \
+             (SELECT 1 FROM users WHERE users.handle = folder_writers.handle)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(done.rows_affected())
     }
 
-    /// Sets a user's role, quota or revocation.
+    /// Sets a user's role, quota or revocation, if its role is still
+    /// `was` (another admin may have changed it since it was read). A user
+    /// revoked or demoted below admin loses the invites it made. `None`:
+    /// the user changed (or went) in between; nothing was done.
     pub async fn change_user(
         &self,
         handle: &Handle,
+        was: Role,
         role: Option<Role>,
-        quota: Option<Option<u64>>,
+        quota: Option<QuotaSetting>,
         revoke: bool,
     ) -> Result<Option<UserRecord>, HubError> {
-        let set_quota = quota.is_some();
-        sqlx::query(
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let changed = sqlx::query(
             "UPDATE users SET role = coalesce($2, role), \
              quota = CASE WHEN $3 THEN $4 ELSE quota END, \
-             revoked = CASE WHEN $5 THEN 1 ELSE revoked END WHERE handle = $1",
+             revoked = CASE WHEN $5 THEN 1 ELSE revoked END WHERE handle = $1 AND role = $6",
         )
         .bind(handle.as_str())
         .bind(role.map(Role::as_str))
-        .bind(set_quota)
-        .bind(quota.flatten().map(to_i64))
+        .bind(quota.is_some())
+        .bind(quota.and_then(QuotaSetting::stored))
         .bind(revoke)
-        .execute(&self.pool)
+        .bind(was.as_str())
+        .execute(&mut *tx)
         .await?;
+        if changed.rows_affected() == 0 {
+            return Ok(None);
+        }
+        if revoke || role.is_some_and(|r| r < Role::Admin) {
+            sqlx::query("DELETE FROM invites WHERE created_by = $1")
+                .bind(handle.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         self.user(handle).await
     }
 
@@ -222,10 +299,13 @@ impl Catalog {
 
     /// Invites that can still be used, oldest first.
     pub async fn invites(&self, now: i64) -> Result<Vec<InviteInfo>, HubError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(concat!(
             "SELECT id, role, quota, uses_left, expires_at, created_by, created_at FROM invites \
-             WHERE uses_left > 0 AND (expires_at IS NULL OR expires_at > $1) ORDER BY created_at, id",
-        )
+                 WHERE $1 = $1 AND ",
+            usable_invite!(),
+            " ORDER BY created_at, id"
+        ))
+        .bind(0)
         .bind(now)
         .fetch_all(&self.pool)
         .await?;
@@ -234,10 +314,10 @@ impl Catalog {
 
     /// Whether an invite with this hashed secret can still be used.
     pub async fn invite_usable(&self, hashed: &[u8; 32], now: i64) -> Result<bool, HubError> {
-        let found: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM invites WHERE secret_hash = $1 AND uses_left > 0 \
-             AND (expires_at IS NULL OR expires_at > $2)",
-        )
+        let found: Option<String> = sqlx::query_scalar(concat!(
+            "SELECT id FROM invites WHERE secret_hash = $1 AND ",
+            usable_invite!()
+        ))
         .bind(&hashed[..])
         .bind(now)
         .fetch_optional(&self.pool)
@@ -264,10 +344,10 @@ impl Catalog {
         now: i64,
     ) -> Result<Redeemed, HubError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let invite = sqlx::query(
-            "SELECT id, role, quota FROM invites WHERE secret_hash = $1 AND uses_left > 0 \
-             AND (expires_at IS NULL OR expires_at > $2)",
-        )
+        let invite = sqlx::query(concat!(
+            "SELECT id, role, quota FROM invites WHERE secret_hash = $1 AND ",
+            usable_invite!()
+        ))
         .bind(&hashed[..])
         .bind(now)
         .fetch_optional(&mut *tx)
@@ -277,7 +357,10 @@ impl Catalog {
         };
         let id: String = invite.try_get("id")?;
         let role = role_from(&invite.try_get::<String, _>("role")?)?;
-        let quota = invite.try_get::<Option<i64>, _>("quota")?.map(to_u64);
+        // An invite without a quota gives the hub's default.
+        let quota = invite
+            .try_get::<Option<i64>, _>("quota")?
+            .map_or(QuotaSetting::Default, |n| QuotaSetting::Bytes(to_u64(n)));
         let existing = sqlx::query(select_user!("WHERE handle = $1"))
             .bind(handle.as_str())
             .fetch_optional(&mut *tx)
@@ -286,22 +369,16 @@ impl Catalog {
             .transpose()?;
         let outcome = match existing {
             Some(user) if user.key != Some(*key) || user.revoked => return Ok(Redeemed::Taken),
+            // Only a higher role, nothing else: an invite is no way round
+            // a quota an admin lowered, and is not spent on a no-op.
+            Some(user) if role <= user.role => return Ok(Redeemed::Unchanged(user)),
             Some(user) => {
-                sqlx::query(
-                    "UPDATE users SET role = $2, quota = coalesce($3, quota), last_seen = $4 \
-                     WHERE handle = $1",
-                )
-                .bind(handle.as_str())
-                .bind(role.max(user.role).as_str())
-                .bind(quota.map(to_i64))
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                Redeemed::Raised(UserRecord {
-                    role: role.max(user.role),
-                    quota: quota.or(user.quota),
-                    ..user
-                })
+                sqlx::query("UPDATE users SET role = $2 WHERE handle = $1")
+                    .bind(handle.as_str())
+                    .bind(role.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                Redeemed::Raised(UserRecord { role, ..user })
             }
             None => {
                 sqlx::query(
@@ -312,7 +389,7 @@ impl Catalog {
                 .bind(now)
                 .bind(&key.0[..])
                 .bind(role.as_str())
-                .bind(quota.map(to_i64))
+                .bind(quota.stored())
                 .execute(&mut *tx)
                 .await?;
                 Redeemed::Joined(UserRecord {
@@ -425,7 +502,7 @@ fn user_from_row(row: &SqliteRow) -> Result<UserRecord, HubError> {
         key,
         secret_hash: row.try_get("secret_hash")?,
         role: role_from(&row.try_get::<String, _>("role")?)?,
-        quota: row.try_get::<Option<i64>, _>("quota")?.map(to_u64),
+        quota: QuotaSetting::from_stored(row.try_get("quota")?),
         last_seen: row.try_get("last_seen")?,
         revoked: row.try_get::<i64, _>("revoked")? != 0,
     })

@@ -154,13 +154,23 @@ impl Accounts {
 
     /// Whether `writer` may store `name`: always for a name outside any
     /// folder and for admins; inside a folder, only its owner and those it
-    /// allowed. A folder nobody owns yet is claimed for `writer` here, and
-    /// recorded in the catalog once a file is written in it ([`Self::to_record`]).
-    pub fn may_store(&self, name: &FileName, writer: &Handle, admin: bool) -> Result<(), Refusal> {
+    /// allowed. With `claim` (at commit time, under the commit lock), a
+    /// folder nobody owns yet is claimed for `writer`, and recorded in the
+    /// catalog once the file is written ([`Self::to_record`]).
+    pub fn may_store(
+        &self,
+        name: &FileName,
+        writer: &Handle,
+        admin: bool,
+        claim: bool,
+    ) -> Result<(), Refusal> {
         let Some((top, _)) = name.as_str().split_once('/') else {
             return Ok(());
         };
         let mut folders = self.folders();
+        if !claim && !folders.contains_key(top) {
+            return Ok(());
+        }
         let folder = folders.entry(top.to_owned()).or_insert_with(|| Folder {
             owner: writer.to_string(),
             ..Folder::default()
@@ -188,9 +198,13 @@ impl Accounts {
         Some((top.to_owned(), folder.owner.clone()))
     }
 
-    /// The owner of the top-level `folder`, if it has one.
+    /// The owner of the top-level `folder`, once a file was written in it.
     pub fn folder_owner(&self, folder: &str) -> Option<String> {
-        self.folders().get(folder).map(|f| f.owner.clone())
+        let folders = self.folders();
+        folders
+            .get(folder)
+            .filter(|f| f.recorded)
+            .map(|f| f.owner.clone())
     }
 
     /// Lets `writer` add to `folder` (which must have an owner).
@@ -254,17 +268,23 @@ mod tests {
             Handle::parse("bob").unwrap(),
         );
         let name = FileName::parse("photos/a.jpg").unwrap();
-        accounts.may_store(&name, &alice, false).unwrap();
+        accounts.may_store(&name, &bob, false, false).unwrap();
+        assert_eq!(
+            accounts.to_record("photos/a.jpg"),
+            None,
+            "a hint claims nothing"
+        );
+        accounts.may_store(&name, &alice, false, true).unwrap();
         assert_eq!(
             accounts.to_record("photos/a.jpg"),
             Some(("photos".into(), "alice".into()))
         );
         assert_eq!(accounts.to_record("photos/b.jpg"), None);
-        assert!(accounts.may_store(&name, &bob, false).is_err());
-        assert!(accounts.may_store(&name, &bob, true).is_ok());
+        assert!(accounts.may_store(&name, &bob, false, true).is_err());
+        assert!(accounts.may_store(&name, &bob, true, true).is_ok());
         accounts.allow("photos", &bob);
-        assert!(accounts.may_store(&name, &bob, false).is_ok());
+        assert!(accounts.may_store(&name, &bob, false, true).is_ok());
         let loose = FileName::parse("b.txt").unwrap();
-        assert!(accounts.may_store(&loose, &bob, false).is_ok());
+        assert!(accounts.may_store(&loose, &bob, false, true).is_ok());
     }
 }

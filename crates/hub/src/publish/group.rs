@@ -205,7 +205,7 @@ impl Publisher {
         current: Option<FileEntry>,
         claimed: &mut HashSet<String>,
     ) -> Result<Option<(Placed, Received)>, Box<Waiting>> {
-        let placement = match self.place_given(&member.publication, current).await {
+        let placement = match self.place_given(&member.publication, current, true).await {
             Ok(Outcome::Done(placement)) => placement,
             Ok(Outcome::Refused(refusal)) => {
                 member.bytes.discard().await;
@@ -308,7 +308,7 @@ mod tests {
         let key = ferry_protocol::PublicKey([7; 32]);
         let role = ferry_protocol::Role::Member;
         hub.catalog
-            .register(&alice, &key, role, None, 0)
+            .register(&alice, &key, role, crate::catalog::QuotaSetting::Default, 0)
             .await
             .unwrap();
         hub

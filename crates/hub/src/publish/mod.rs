@@ -117,20 +117,21 @@ impl Publisher {
     /// Decides where a publication would go now (checked again at commit).
     pub async fn place(&self, publication: &Publication) -> Result<Outcome<Placement>, HubError> {
         let current = self.catalog.get(&publication.name).await?;
-        self.place_given(publication, current).await
+        self.place_given(publication, current, false).await
     }
 
-    /// [`Self::place`] given the catalog's `current` entry for the name.
+    /// [`Self::place`] given the catalog's `current` entry for the name;
+    /// at commit (`committing`, under `commit_lock`), a new folder is
+    /// claimed for the uploader.
     pub(crate) async fn place_given(
         &self,
         publication: &Publication,
         current: Option<FileEntry>,
+        committing: bool,
     ) -> Result<Outcome<Placement>, HubError> {
         let name = &publication.name;
-        if let Err(refusal) = self
-            .accounts
-            .may_store(name, &publication.owner, publication.admin)
-        {
+        let (owner, admin) = (&publication.owner, publication.admin);
+        if let Err(refusal) = self.accounts.may_store(name, owner, admin, committing) {
             return Ok(Outcome::Refused(refusal));
         }
         let Some(existing) = current else {
@@ -189,7 +190,8 @@ impl Publisher {
         bytes: Option<&Path>,
     ) -> Result<Outcome<Option<(FileEntry, bool)>>, HubError> {
         let _commit = self.commit_lock.lock().await;
-        let name = match self.place(publication).await? {
+        let current = self.catalog.get(&publication.name).await?;
+        let name = match self.place_given(publication, current, true).await? {
             Outcome::Refused(refusal) => return Ok(Outcome::Refused(refusal)),
             Outcome::Done(Placement::AlreadyThere(entry)) => {
                 if let Some(path) = bytes {
