@@ -121,6 +121,7 @@ async fn load_offers(addr: std::net::SocketAddr, count: usize) -> RawPeer {
         Request::Share {
             peer_port: 1,
             fingerprint: Fingerprint::of_certificate(b"bench"),
+            copies: None,
         },
     ];
     for request in &requests {

@@ -255,6 +255,14 @@ pub(crate) enum ClientCommand {
         /// Port to tell the hub instead of the real one (testing unreachable peers).
         #[arg(long, hide = true)]
         advertise_port: Option<u16>,
+        /// Let the hub keep a copy of files it relays from you (the default
+        /// on open hubs).
+        #[arg(long, conflicts_with = "no_copies")]
+        copies: bool,
+        /// Never let the hub keep copies of files it relays from you (the
+        /// default on invite-only hubs).
+        #[arg(long)]
+        no_copies: bool,
     },
     /// Forget a hub's pinned certificate, to accept a new one on next connect.
     Forget {

@@ -50,7 +50,12 @@ pub(crate) async fn run(session: &mut Session, command: ClientCommand) -> Result
             dir,
             peer_port,
             advertise_port,
-        } => crate::share::run(session, &dir, peer_port, advertise_port).await,
+            copies,
+            no_copies,
+        } => {
+            let copies = (copies || no_copies).then_some(copies);
+            crate::share::run(session, &dir, peer_port, advertise_port, copies).await
+        }
         ClientCommand::Ls { prefix } => ls(session, prefix.as_deref()).await,
         ClientCommand::Rm { names } => rm(session, &names).await,
         ClientCommand::Register { handle } => register(session, &handle).await,

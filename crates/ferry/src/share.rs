@@ -28,6 +28,7 @@ pub(crate) async fn run(
     dir: &Path,
     peer_port: u16,
     advertise: Option<u16>,
+    copies: Option<bool>,
 ) -> Result<()> {
     let dir =
         std::fs::canonicalize(dir).with_context(|| format!("cannot share {}", dir.display()))?;
@@ -39,7 +40,8 @@ pub(crate) async fn run(
         .await
         .with_context(|| format!("listening on peer port {peer_port}"))?;
     let port = listener.local_addr()?.port();
-    let config = share_config(session, advertise.unwrap_or(port))?;
+    let mut config = share_config(session, advertise.unwrap_or(port))?;
+    config.copies = copies;
     let shelf = Shelf::folder(dir.clone());
     let cache = Arc::new(HashCache::load(
         session.settings.state_dir.join("hash-cache.tsv"),
@@ -110,6 +112,7 @@ pub(crate) fn share_config(session: &Session, advertise_port: u16) -> Result<Sha
         identity: PeerIdentity::load_or_create(&settings.state_dir)?,
         advertise_port,
         rescan_every: RESCAN_EVERY,
+        copies: None,
     })
 }
 

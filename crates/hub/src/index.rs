@@ -51,6 +51,8 @@ pub struct PeerInfo {
     pub fingerprint: Fingerprint,
     /// Its connection's queue.
     pub outbox: Outbox,
+    /// It lets the hub keep copies of what is relayed from it.
+    pub copies: bool,
 }
 
 /// An offer's facts besides its name (the map's key).
@@ -337,6 +339,11 @@ impl Index {
         Some((file, peer.info.clone()))
     }
 
+    /// Whether `owner` is online and lets the hub keep relayed copies.
+    pub fn allows_copies(&self, owner: &str) -> bool {
+        self.lock().peers.get(owner).is_some_and(|p| p.info.copies)
+    }
+
     /// The queue of `owner`'s connection, if online.
     pub fn outbox(&self, owner: &str) -> Option<Outbox> {
         self.lock().peers.get(owner).map(|p| p.info.outbox.clone())
@@ -365,6 +372,7 @@ mod tests {
             addr: "127.0.0.1:1".parse().unwrap(),
             fingerprint: Fingerprint::of_certificate(b"c"),
             outbox: mpsc::channel(1).0,
+            copies: false,
         }
     }
 

@@ -25,16 +25,33 @@ use crate::session::{Flow, Session};
 /// Chunks buffered between a pushing owner and a relaying requester.
 const RELAY_CHUNKS: usize = 4;
 
+/// What a `Share` request asks for.
+pub(crate) struct Sharing {
+    pub(crate) peer_port: u16,
+    pub(crate) fingerprint: Fingerprint,
+    pub(crate) copies: Option<bool>,
+}
+
 impl Session {
     /// Makes this connection `handle`'s sharing connection until it closes.
     pub(crate) async fn share(
         &mut self,
         handle: &Handle,
-        peer_port: u16,
-        fingerprint: Fingerprint,
+        sharing: Sharing,
         shutdown: &CancellationToken,
     ) -> Result<Flow, HubError> {
+        let Sharing {
+            peer_port,
+            fingerprint,
+            copies,
+        } = sharing;
         let addr = SocketAddr::new(self.remote.ip(), peer_port);
+        // Copies of what is relayed are kept only with the peer's consent,
+        // and never against the operator's `keep_relayed = false`.
+        let config = &self.hub.config;
+        let open = self.hub.access.admission == crate::access::Admission::Open;
+        let default = config.keep_relayed.unwrap_or(open);
+        let copies = config.keep_relayed != Some(false) && copies.unwrap_or(default);
         let (outbox, mut inbox) = mpsc::channel(64);
         let session = self.hub.next_session_id();
         self.hub.index.join(
@@ -44,6 +61,7 @@ impl Session {
                 addr,
                 fingerprint,
                 outbox,
+                copies,
             },
         );
         self.hub.announce(Event::PeerJoined {
@@ -290,7 +308,7 @@ impl Session {
         self.writer
             .queue(&Response::Sending { entry, offset })
             .await?;
-        let mut copy = RelayCopy::start(self, grant.file.size, offset).await;
+        let mut copy = RelayCopy::start(self, &grant, offset).await;
         match self.relay_bytes(&grant, offset, chunks, &mut copy).await {
             Ok(()) => {
                 copy.finish(self, &grant).await;

@@ -30,14 +30,15 @@ pub(crate) enum RelayCopy {
 }
 
 impl RelayCopy {
-    /// What a relay of `size` bytes from `offset` can do on this hub.
-    pub(crate) async fn start(session: &Session, size: u64, offset: u64) -> Self {
+    /// What a relay of `grant` from `offset` can do on this hub: a copy is
+    /// kept only if the sharing peer allows it, within `max_file_size`.
+    pub(crate) async fn start(session: &Session, grant: &Issued, offset: u64) -> Self {
         if offset > 0 {
             return Self::Nothing;
         }
         let hub = &session.hub;
-        let open = hub.access.admission == crate::access::Admission::Open;
-        let keep = hub.config.keep_relayed.unwrap_or(open) && size <= hub.config.max_file_size;
+        let size = grant.file.size;
+        let keep = hub.index.allows_copies(&grant.owner) && size <= hub.config.max_file_size;
         if !keep {
             return Self::Checked(Box::default());
         }

@@ -451,15 +451,16 @@ impl Session {
             Request::Share {
                 peer_port,
                 fingerprint,
+                copies,
             } => {
                 self.record_activity().await?;
-                self.share(
-                    &handle.expect("checked above"),
+                let handle = handle.expect("checked above");
+                let peer = crate::peer::Sharing {
                     peer_port,
                     fingerprint,
-                    shutdown,
-                )
-                .await
+                    copies,
+                };
+                self.share(&handle, peer, shutdown).await
             }
             Request::Search { term, limit } => self.search(&term, limit).await,
             Request::RequestPeer {

@@ -126,6 +126,9 @@ pub enum Request {
         peer_port: u16,
         /// The peer's certificate fingerprint.
         fingerprint: Fingerprint,
+        /// Whether the hub may keep a copy of what it relays from this peer
+        /// (`None`: the hub's default; open hubs keep copies).
+        copies: Option<bool>,
     },
     /// Add offered files (replacing the whole set if `replace_all`).
     Offer {

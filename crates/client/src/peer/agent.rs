@@ -34,6 +34,9 @@ pub struct ShareConfig {
     pub advertise_port: u16,
     /// How often to look for new, changed or vanished files.
     pub rescan_every: Duration,
+    /// Whether the hub may keep copies of what it relays from us (`None`:
+    /// the hub's default).
+    pub copies: Option<bool>,
 }
 
 /// What happened while sharing, for the user to see.
@@ -98,6 +101,7 @@ pub async fn share(
     let share = Request::Share {
         peer_port: config.advertise_port,
         fingerprint: config.identity.fingerprint,
+        copies: config.copies,
     };
     let result = match hub.call(&share).await {
         Ok(Response::Sharing { addr }) => {

@@ -324,6 +324,7 @@ async fn try_op(
             let share = Request::Share {
                 peer_port: 9,
                 fingerprint: Fingerprint::of_certificate(b"peer"),
+                copies: None,
             };
             return allowed(sharer.call(&share).await);
         }
@@ -934,6 +935,47 @@ async fn an_invite_never_overrides_a_pinned_certificate() {
             assert_ne!(refused.code, 0);
             assert!(refused.stderr.contains("pinned"), "{}", refused.stderr);
         }
+        hub.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_relayed_copy_is_kept_only_where_the_sharing_peer_allows_it() {
+    within(60, async {
+        let owner = Home::new();
+        let (hub, mut olive) = TestHub::invite_only(true, &owner, "olive").await;
+        let me = crate::support::identity(&owner);
+        // (peer, its choice, whether the hub keeps a copy): invite-only
+        // hubs keep none unless the peer allows it.
+        for (handle, copies, kept) in [("bob", None, false), ("carol", Some(true), true)] {
+            let home = Home::new();
+            let secret = invite(&mut olive, terms(Role::Member)).await;
+            drop(home.join(&hub, secret, handle).await.unwrap());
+            let name = format!("{handle}.bin");
+            let data = format!("relayed from {handle}").into_bytes();
+            let port = crate::support::closed_port();
+            let files = [(name.as_str(), data.as_slice())];
+            let peer = TestPeer::start_relayed(&hub, home, handle, &files, port, copies).await;
+            let grant = olive
+                .request_peer(handle, &name, me.fingerprint)
+                .await
+                .unwrap();
+            let out = tempfile::tempdir().unwrap();
+            let target = (out.path(), std::path::Path::new("x.bin"));
+            let relayed = olive
+                .fetch_relayed(&grant, target, ConflictPolicy::Refuse, &())
+                .await
+                .unwrap();
+            assert_eq!(std::fs::read(relayed.path.unwrap()).unwrap(), data);
+            let stored = olive
+                .list(Some(&FileName::parse(&name).unwrap()))
+                .await
+                .unwrap();
+            assert_eq!(!stored.is_empty(), kept, "{handle}: {stored:?}");
+            peer.stop().await;
+        }
+        assert_eq!(hub.leftovers(), 0);
         hub.stop().await;
     })
     .await;

@@ -548,7 +548,21 @@ impl TestPeer {
         files: &[(&str, &[u8])],
     ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        Self::start_home(hub, home, handle, files, listener, None).await
+        Self::start_home(hub, home, handle, files, listener, None, None).await
+    }
+
+    /// As `start_as`, telling the hub `port` and whether it may keep
+    /// copies of what it relays.
+    pub(crate) async fn start_relayed(
+        hub: &TestHub,
+        home: Home,
+        handle: &str,
+        files: &[(&str, &[u8])],
+        port: u16,
+        copies: Option<bool>,
+    ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_home(hub, home, handle, files, listener, Some(port), copies).await
     }
 
     /// As `start`, but tells the hub `port` instead of the real one (a peer
@@ -584,7 +598,7 @@ impl TestPeer {
         listener: TcpListener,
         port: Option<u16>,
     ) -> Self {
-        Self::start_home(hub, Home::new(), handle, files, listener, port).await
+        Self::start_home(hub, Home::new(), handle, files, listener, port, None).await
     }
 
     async fn start_home(
@@ -594,6 +608,7 @@ impl TestPeer {
         files: &[(&str, &[u8])],
         listener: TcpListener,
         port: Option<u16>,
+        copies: Option<bool>,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         for (name, data) in files {
@@ -608,6 +623,7 @@ impl TestPeer {
             identity: ferry_client::identity::PeerIdentity::load_or_create(home.path()).unwrap(),
             advertise_port: port.unwrap_or(listener.local_addr().unwrap().port()),
             rescan_every: Duration::ZERO,
+            copies,
         };
         let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
         let shutdown = CancellationToken::new();
@@ -705,6 +721,7 @@ impl Raw {
         let share = Request::Share {
             peer_port: 1,
             fingerprint: ferry_protocol::Fingerprint::of_certificate(b"raw"),
+            copies: None,
         };
         assert!(matches!(
             raw.call(&share).await,

@@ -54,8 +54,9 @@ struct Tail {
 
 /// Refusals written per second at most, and in one burst: anyone may cause
 /// refusals, and the log must not fill the disk for them.
-const REFUSALS_PER_SECOND: f64 = 10.0;
-const REFUSAL_BURST: f64 = 100.0;
+pub const REFUSALS_PER_SECOND: f64 = 10.0;
+/// Refusals written in one burst at most.
+pub const REFUSAL_BURST: f64 = 100.0;
 
 /// Where a chain broke.
 #[derive(Debug, thiserror::Error)]
