@@ -52,8 +52,8 @@ struct Tail {
     left_out: u64,
 }
 
-/// Refusals written per second at most, and in one burst: anyone may cause
-/// refusals, and the log must not fill the disk for them.
+/// Refusals written per second at most: anyone may cause refusals, and the
+/// log must not fill the disk for them.
 pub const REFUSALS_PER_SECOND: f64 = 10.0;
 /// Refusals written in one burst at most.
 pub const REFUSAL_BURST: f64 = 100.0;
