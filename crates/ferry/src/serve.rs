@@ -7,6 +7,15 @@ use tokio_util::sync::CancellationToken;
 
 use ferry_hub::access::Admission;
 
+/// `println!` that never panics: a hub whose output was piped into a
+/// program that exited (`ferry serve | head`) keeps serving.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 use crate::cli::ServeArgs;
 use crate::settings::ServeSettings;
 
@@ -21,13 +30,13 @@ pub(crate) async fn run(args: &ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
-    println!("Ferry hub listening on {addr}");
-    println!("  data:        {}", data_dir.display());
+    say!("Ferry hub listening on {addr}");
+    say!("  data:        {}", data_dir.display());
     match hub.fingerprint() {
-        Some(fp) => println!(
+        Some(fp) => say!(
             "  fingerprint: {fp}\n  (clients pin it on first connect and refuse a different one later)"
         ),
-        None => println!(
+        None => say!(
             "  WARNING: --plaintext: traffic is NOT encrypted and the hub is NOT authenticated.\n  \
              Use it only on a network you trust; clients must pass --plaintext too."
         ),
@@ -37,7 +46,7 @@ pub(crate) async fn run(args: &ServeArgs) -> Result<()> {
     let signals = tokio::spawn(stop_on_signal(shutdown.clone()));
     ferry_hub::serve(hub, listener, shutdown).await;
     signals.abort();
-    println!("Hub stopped.");
+    say!("Hub stopped.");
     Ok(())
 }
 
@@ -46,30 +55,30 @@ pub(crate) async fn run(args: &ServeArgs) -> Result<()> {
 async fn print_admission(hub: &ferry_hub::Hub, addr: std::net::SocketAddr) -> Result<()> {
     let access = &hub.access;
     match access.admission {
-        Admission::Open => println!(
+        Admission::Open => say!(
             "  admission:   OPEN ({}): ANYONE who can reach this port may register a handle,\n  \
              read every file and upload. Start with --admission invite to admit by invite only.",
             access.admission_reason
         ),
-        Admission::Invite => println!("  admission:   by invite ({})", access.admission_reason),
+        Admission::Invite => say!("  admission:   by invite ({})", access.admission_reason),
     }
     let link_addr = reachable_addr(addr);
     let kept_in = hub.config.data_dir.join("owner-invite");
     match hub.owner_invite(&link_addr).await? {
         // Printed once: logs are read by more people than the data dir.
-        Some((link, true)) => println!(
+        Some((link, true)) => say!(
             "\nNo one owns this hub yet. The owner joins with this one-time invite\n\
              (also in {}, until it is used):\n\n  ferry join {link}\n",
             kept_in.display()
         ),
-        Some((_, false)) => println!(
+        Some((_, false)) => say!(
             "  No one owns this hub yet: the one-time owner invite is in {} (ferry join LINK).",
             kept_in.display()
         ),
         None => {}
     }
     if access.admission == Admission::Invite {
-        println!("  Admins make invites with `ferry invite`; newcomers run `ferry join LINK`.");
+        say!("  Admins make invites with `ferry invite`; newcomers run `ferry join LINK`.");
     }
     Ok(())
 }
@@ -100,6 +109,6 @@ async fn stop_on_signal(shutdown: CancellationToken) {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-    println!("Stopping: no new connections; running transfers get time to finish.");
+    say!("Stopping: no new connections; running transfers get time to finish.");
     shutdown.cancel();
 }

@@ -160,6 +160,7 @@ struct HubFile {
     default_quota: Option<u64>,
     idle_handle_days: Option<u64>,
     registrations_per_source: Option<u32>,
+    relay_cache: Option<u64>,
 }
 
 /// A hub's resolved settings.
@@ -210,6 +211,7 @@ impl ServeSettings {
         hub.max_offer_memory = file.max_offer_memory.unwrap_or(hub.max_offer_memory);
         hub.min_free_space = file.min_free_space.unwrap_or(hub.min_free_space);
         hub.default_quota = file.default_quota.or(hub.default_quota);
+        hub.relay_cache = file.relay_cache.unwrap_or(hub.relay_cache);
         hub.registrations_per_source = file
             .registrations_per_source
             .unwrap_or(hub.registrations_per_source);

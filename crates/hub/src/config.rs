@@ -44,6 +44,8 @@ pub struct HubConfig {
     /// did (`None`: open hubs do, invite-only hubs do not). Copies within
     /// `max_file_size` only.
     pub keep_relayed: Option<bool>,
+    /// Bytes all kept relayed copies may take; past it the oldest go.
+    pub relay_cache: u64,
     /// Most files one peer may offer.
     pub max_offers_per_peer: usize,
     /// Most files all peers together may offer.
@@ -88,6 +90,7 @@ impl HubConfig {
             grant_timeout: Duration::from_secs(5),
             relay_timeout: Duration::from_secs(10),
             keep_relayed: None,
+            relay_cache: 4 << 30,
             admission: None,
             default_quota: None,
             idle_handle_ttl: Duration::from_secs(30 * 24 * 3600),

@@ -118,33 +118,18 @@ async fn keep(session: &Session, grant: &Issued, path: PathBuf) {
         remove_quietly(&path).await;
         return;
     };
-    // The copy is the sharing owner's file: it counts against their quota,
-    // and a revoked or read-only owner keeps nothing here.
+    // A revoked or read-only owner keeps nothing here; the copy counts
+    // against the hub's budget for copies, not against anyone's quota.
     let hub = &session.hub;
-    let user = match hub.catalog.user(&owner).await {
-        Ok(Some(user)) if !user.revoked && user.role >= ferry_protocol::Role::Member => user,
-        _ => {
-            remove_quietly(&path).await;
-            return;
-        }
-    };
-    let quota = user.quota.effective(hub.config.default_quota);
-    let _reservation = match hub
-        .publisher
-        .accounts
-        .reserve(&owner, grant.file.size, quota)
-    {
-        Ok(reservation) => reservation,
-        Err(refusal) => {
-            tracing::info!(
-                "not keeping relayed '{}': {}",
-                grant.file.name,
-                refusal.message
-            );
-            remove_quietly(&path).await;
-            return;
-        }
-    };
+    let owner_ok = matches!(
+        hub.catalog.user(&owner).await,
+        Ok(Some(user)) if !user.revoked && user.role >= ferry_protocol::Role::Member
+    );
+    let made_room = owner_ok && make_room(session, grant.file.size).await;
+    if !made_room {
+        remove_quietly(&path).await;
+        return;
+    }
     let publication = Publication {
         name,
         size: grant.file.size,
@@ -152,6 +137,7 @@ async fn keep(session: &Session, grant: &Issued, path: PathBuf) {
         owner,
         policy: ConflictPolicy::Refuse,
         admin: false,
+        relayed: true,
     };
     match session
         .hub
@@ -171,3 +157,50 @@ async fn keep(session: &Session, grant: &Issued, path: PathBuf) {
         Err(e) => tracing::warn!("keeping relayed '{}' failed: {e}", grant.file.name),
     }
 }
+
+/// Removes the oldest relayed copies until `size` more fits the hub's
+/// budget for them; whether it fits.
+async fn make_room(session: &Session, size: u64) -> bool {
+    let hub = &session.hub;
+    let budget = hub.config.relay_cache;
+    if size > budget {
+        return false;
+    }
+    // Bounded, in case a mark cannot be removed: then the copy is not kept.
+    for _ in 0..MAX_EVICTIONS {
+        let (total, oldest) = match hub.catalog.relayed().await {
+            Ok(relayed) => relayed,
+            Err(e) => {
+                tracing::warn!("reading the relayed copies: {e}");
+                return false;
+            }
+        };
+        let Some(oldest) = oldest.filter(|_| total.saturating_add(size) > budget) else {
+            return total.saturating_add(size) <= budget;
+        };
+        let evicted = match (FileName::parse(&oldest), Handle::parse("hub")) {
+            (Ok(name), Ok(hub_handle)) => hub.publisher.remove(&name, &hub_handle, true).await,
+            _ => Ok(Outcome::Refused(crate::outcome::Refusal::new(
+                ferry_protocol::ErrorCode::InvalidName,
+                "not a name",
+            ))),
+        };
+        match evicted {
+            Ok(Outcome::Done(_)) => tracing::info!("evicted the relayed copy '{oldest}' (oldest)"),
+            // Gone already: only its mark was left.
+            Ok(Outcome::Refused(_)) => {
+                if hub.catalog.unmark_relayed(&oldest).await.is_err() {
+                    return false;
+                }
+            }
+            Err(e) => {
+                tracing::warn!("evicting the relayed copy '{oldest}': {e}");
+                return false;
+            }
+        }
+    }
+    false
+}
+
+/// Most copies evicted to make room for one.
+const MAX_EVICTIONS: usize = 10_000;

@@ -347,6 +347,7 @@ fn validate(
         owner,
         policy,
         admin,
+        relayed: false,
     })
 }
 

@@ -980,3 +980,48 @@ async fn a_relayed_copy_is_kept_only_where_the_sharing_peer_allows_it() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn relayed_copies_stay_within_the_hubs_budget_and_count_for_no_one() {
+    within(60, async {
+        let hub = TestHub::start_with(|c| c.relay_cache = 50).await; // open: copies kept
+        let home = Home::new();
+        let mut alice = home.client(&hub, "alice").await;
+        let me = crate::support::identity(&home);
+        for (i, handle) in ["bob", "carol", "dave"].into_iter().enumerate() {
+            let name = format!("{handle}.bin");
+            let data = vec![i as u8; 20];
+            let port = crate::support::closed_port();
+            let files = [(name.as_str(), data.as_slice())];
+            let peer = TestPeer::start_relayed(&hub, Home::new(), handle, &files, port, None).await;
+            let grant = alice
+                .request_peer(handle, &name, me.fingerprint)
+                .await
+                .unwrap();
+            let out = tempfile::tempdir().unwrap();
+            let target = (out.path(), std::path::Path::new("x.bin"));
+            alice
+                .fetch_relayed(&grant, target, ConflictPolicy::Refuse, &())
+                .await
+                .unwrap();
+            peer.stop().await;
+        }
+        // 50 bytes hold two copies of 20: the oldest went.
+        let listed: Vec<String> = alice
+            .list(None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(listed, ["carol.bin", "dave.bin"]);
+        assert_eq!(
+            hub.hub.publisher.accounts.used("dave"),
+            0,
+            "a copy counts for no one"
+        );
+        assert_eq!(hub.blob_count(), 2, "the evicted copy's bytes are gone");
+        hub.stop().await;
+    })
+    .await;
+}

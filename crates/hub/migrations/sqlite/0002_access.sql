@@ -55,3 +55,13 @@ ORDER BY modified DESC
 ON CONFLICT (name) DO UPDATE SET owner = excluded.owner;
 
 CREATE INDEX files_by_owner ON files (owner);
+
+-- Copies the hub kept of files it relayed between peers: within a hub-wide
+-- budget, oldest out first, counted against no one's quota. The publisher
+-- adds and removes rows as it writes and removes entries.
+CREATE TABLE relayed (
+    name    TEXT PRIMARY KEY NOT NULL,
+    size    INTEGER NOT NULL,
+    kept_at INTEGER NOT NULL
+);
+CREATE INDEX relayed_by_age ON relayed (kept_at);

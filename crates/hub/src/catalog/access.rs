@@ -457,11 +457,14 @@ impl Catalog {
         Ok(())
     }
 
-    /// Bytes each owner's files take.
+    /// Bytes each owner's files take (relayed copies count for no one).
     pub async fn usage(&self) -> Result<Vec<(String, u64)>, HubError> {
-        let rows = sqlx::query("SELECT owner, sum(size) AS used FROM files GROUP BY owner")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT owner, sum(size) AS used FROM files \
+             WHERE name NOT IN (SELECT name FROM relayed) GROUP BY owner",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|row| Ok((row.try_get("owner")?, to_u64(row.try_get("used")?))))
             .collect()
@@ -543,5 +546,42 @@ impl Catalog {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+}
+
+impl Catalog {
+    /// Notes that the entry `name` is a relayed copy.
+    pub async fn mark_relayed(&self, name: &str, size: u64, now: i64) -> Result<(), HubError> {
+        sqlx::query(
+            "INSERT INTO relayed (name, size, kept_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET size = excluded.size, kept_at = excluded.kept_at",
+        )
+        .bind(name)
+        .bind(to_i64(size))
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets that `name` was a relayed copy; whether it was one.
+    pub async fn unmark_relayed(&self, name: &str) -> Result<bool, HubError> {
+        let done = sqlx::query("DELETE FROM relayed WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Bytes the relayed copies take, and the oldest one's name.
+    pub async fn relayed(&self) -> Result<(u64, Option<String>), HubError> {
+        let total: Option<i64> = sqlx::query_scalar("SELECT sum(size) FROM relayed")
+            .fetch_one(&self.pool)
+            .await?;
+        let oldest: Option<String> =
+            sqlx::query_scalar("SELECT name FROM relayed ORDER BY kept_at, name LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok((total.map_or(0, to_u64), oldest))
     }
 }

@@ -262,7 +262,7 @@ impl Publisher {
             }
         };
         for (entry, previous) in entries.iter().zip(replaced) {
-            if let Err(e) = self.written(entry, previous.as_ref()).await {
+            if let Err(e) = self.written(entry, previous.as_ref(), false).await {
                 tracing::warn!("could not record a folder's owner: {e}");
             }
             let Some(previous) = previous else { continue };
@@ -325,6 +325,7 @@ mod tests {
             owner: Handle::parse("alice").unwrap(),
             policy,
             admin: false,
+            relayed: false,
         };
         (publication, path)
     }

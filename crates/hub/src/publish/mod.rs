@@ -55,6 +55,9 @@ pub struct Publication {
     pub policy: ConflictPolicy,
     /// The uploader is an admin: any folder, any file to overwrite.
     pub admin: bool,
+    /// A copy the hub keeps of a relayed file: counted against no one's
+    /// quota, but within the hub's budget for such copies.
+    pub relayed: bool,
 }
 
 /// What placing a file resolved to.
@@ -220,7 +223,13 @@ impl Publisher {
             modified: unix_now(),
         };
         let previous = self.catalog.put(&entry).await?;
-        self.written(&entry, previous.as_ref()).await?;
+        if publication.relayed {
+            self.catalog
+                .mark_relayed(&entry.name, entry.size, entry.modified)
+                .await?;
+        }
+        self.written(&entry, previous.as_ref(), publication.relayed)
+            .await?;
         if let Some(previous) = previous {
             self.release_blob(&previous.hash).await?;
         }
@@ -232,14 +241,23 @@ impl Publisher {
         Ok(Outcome::Done(Some((entry, deduplicated))))
     }
 
-    /// Counts a written entry against its owner (and the one it replaced),
-    /// and records a new folder's owner.
+    /// Counts a written entry against its owner (unless it is a relayed
+    /// copy) and gives back what the one it replaced took (unless that was
+    /// one), and records a new folder's owner.
     pub(crate) async fn written(
         &self,
         entry: &FileEntry,
         replaced: Option<&FileEntry>,
+        relayed: bool,
     ) -> Result<(), HubError> {
-        self.accounts.stored(entry, replaced);
+        if let Some(old) = replaced
+            && !self.catalog.unmark_relayed(&old.name).await?
+        {
+            self.accounts.removed(old);
+        }
+        if !relayed {
+            self.accounts.stored(entry, None);
+        }
         if let Some((folder, owner)) = self.accounts.to_record(&entry.name) {
             self.catalog.claim_folder(&folder, &owner).await?;
         }
@@ -267,7 +285,9 @@ impl Publisher {
             )));
         }
         self.catalog.delete(name).await?;
-        self.accounts.removed(&entry);
+        if !self.catalog.unmark_relayed(name.as_str()).await? {
+            self.accounts.removed(&entry);
+        }
         self.release_blob(&entry.hash).await?;
         self.announce(Event::Deleted {
             handle: by.to_string(),
