@@ -279,6 +279,9 @@ pub(crate) enum ClientCommand {
     },
     /// How much of your quota you use.
     Quota,
+    /// Which hub and handle commands use, whether the hub's certificate is
+    /// pinned, and whether the hub answers.
+    Status,
     /// Let HANDLE add files to your top-level FOLDER.
     Allow {
         /// Who.

@@ -63,6 +63,7 @@ pub(crate) async fn run(session: &mut Session, command: ClientCommand) -> Result
         ClientCommand::Invite(args) => crate::manage::invite(session, args).await,
         ClientCommand::Users { action } => crate::manage::users(session, action).await,
         ClientCommand::Quota => crate::manage::quota(session).await,
+        ClientCommand::Status => crate::status::status(session).await,
         ClientCommand::Allow { handle, folder } => {
             crate::manage::allow(session, &handle, &folder).await
         }

@@ -14,6 +14,7 @@ mod session;
 mod settings;
 mod share;
 mod shell;
+mod status;
 mod units;
 
 use std::process::ExitCode;

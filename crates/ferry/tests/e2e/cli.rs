@@ -308,6 +308,43 @@ async fn ferry_serve_prints_how_to_reach_it_and_stops_on_sigterm() {
         let put = run(&mut put).await;
         assert_eq!(put.code, 0, "{}", put.stderr);
 
+        // Status says what later commands will use, and pins nothing new.
+        let mut status = tokio::process::Command::new(ferry_bin());
+        status
+            .env("FERRY_HOME", home.path())
+            .env_remove("FERRY_HUB")
+            .arg("status");
+        let status = run(&mut status).await;
+        assert_eq!(status.code, 0, "{}", status.stderr);
+        for wanted in [
+            addr.as_str(),
+            "handle:      zoe",
+            "pinned b3:",
+            "hub answers: yes",
+            "as zoe (owner)",
+        ] {
+            assert!(
+                status.stdout.contains(wanted),
+                "{wanted}: {}",
+                status.stdout
+            );
+        }
+        let stranger_status = Home::new();
+        let mut status = tokio::process::Command::new(ferry_bin());
+        status
+            .env("FERRY_HOME", stranger_status.path())
+            .args(["--hub", &addr, "status"]);
+        let status = run(&mut status).await;
+        assert!(
+            status.stdout.contains("not pinned yet"),
+            "{}",
+            status.stdout
+        );
+        assert!(
+            !stranger_status.path().join("known_hubs").exists(),
+            "status pins nothing"
+        );
+
         // The owner invite works once only.
         let again = Home::new();
         let mut twice = tokio::process::Command::new(ferry_bin());

@@ -1,0 +1,76 @@
+//! `ferry status`: which hub and handle commands will use, whether the
+//! hub's certificate is pinned, and whether the hub answers (and takes the
+//! handle). It pins nothing and registers nothing.
+
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use ferry_client::{HubClient, KnownHubs};
+use ferry_protocol::Claim;
+
+use crate::output::shown;
+use crate::session::Session;
+
+/// Prints the status; fails (exit code 6) if the hub does not answer.
+pub(crate) async fn status(session: &Session) -> Result<()> {
+    let settings = &session.settings;
+    let Some(addr) = settings.hub.clone() else {
+        println!("hub:         none yet: `ferry join LINK`, or --hub HOST:PORT");
+        return Ok(());
+    };
+    println!("hub:         {addr}");
+    let handle = settings.name.clone();
+    println!(
+        "handle:      {}",
+        handle
+            .as_deref()
+            .map_or("none yet (--name HANDLE)".into(), |h| shown(h).into_owned())
+    );
+    let pinned = settings.known_hubs().get(&addr);
+    match (settings.tls, pinned) {
+        (false, _) => {
+            println!("certificate: none: plaintext (the network can read and change traffic)")
+        }
+        (true, Some(fp)) => println!("certificate: pinned {fp}"),
+        (true, None) => println!("certificate: not pinned yet: the next connection pins it"),
+    }
+    // A copy of the pins, so that asking does not pin anything.
+    let scratch = tempfile::tempdir()?;
+    let copy = scratch.path().join("known_hubs");
+    if let Some(fp) = pinned {
+        KnownHubs::new(&copy).add(&addr, fp)?;
+    }
+    let mut options = settings.connect_options(&addr);
+    options.known_hubs = KnownHubs::new(&copy);
+    let started = Instant::now();
+    let connected = HubClient::connect(&options).await;
+    let mut client = match connected {
+        Ok(client) => client,
+        Err(e) => {
+            println!("hub answers: no: {}", shown(&e.to_string()));
+            bail!(e);
+        }
+    };
+    let info = client.info().clone();
+    println!(
+        "hub answers: yes, {} in {} ms",
+        shown(&info.agent),
+        started.elapsed().as_millis()
+    );
+    if let Some(handle) = handle {
+        let credentials = settings.credentials()?;
+        match client
+            .authenticate(&handle, &credentials, Claim::Existing)
+            .await
+        {
+            Ok(logged_in) => println!(
+                "logged in:   as {} ({})",
+                shown(&logged_in.handle),
+                logged_in.role
+            ),
+            Err(e) => println!("logged in:   no: {}", shown(&e.to_string())),
+        }
+    }
+    client.close().await;
+    Ok(())
+}
