@@ -368,9 +368,12 @@ pub(crate) enum ShellCommand {
     },
     /// Withdraw every offer, leave the hub and the shell.
     Dereg,
-    /// Show the commands.
+    /// Show the commands, or one command's usage.
     #[command(alias = "?")]
-    Help,
+    Help {
+        /// A command.
+        command: Option<String>,
+    },
     /// Leave the shell.
     #[command(alias = "exit", alias = "bye")]
     Quit,

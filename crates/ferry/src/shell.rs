@@ -27,19 +27,42 @@ use crate::session::Session;
 use crate::settings::{ClientSettings, normalize_addr};
 
 const HELP: &str = "\
-Commands (older dialects in brackets are accepted as written):
+Commands (older dialects in brackets are accepted as written; `help COMMAND` for its usage):
   join HOST PORT | join HOST:PORT    connect to a hub            [/join ip port]
+  join LINK --name HANDLE            join a hub with an invite link (ferry://...)
   leave                              disconnect                  [/leave]
-  register HANDLE                    claim your handle           [/register h]
+  register HANDLE                    claim your handle (open hubs) [/register h]
   put FILE|DIR... [--overwrite|--rename]
                                      upload                      [/store f, upload f, UPLOAD@f]
-  get NAME... [-o DIR] [--overwrite|--rename]
+  get NAME... [-o DIR] [--overwrite|--rename] [--from PEER]
                                      download                    [/get f, download f, DOWNLOAD@f]
   ls [FOLDER]                        list the hub's store        [/dir, dir]
   rm NAME...                         delete your files           [delete f, DELETE@f]
+  search TERM                        the store and online peers  [search term]
+  list                               everything available        [list]
+  request FILE PEER                  fetch FILE from PEER        [request f client]
+  setdir DIR                         the folder `offer` takes files from [setdir d]
+  offer FILE...                      offer files to other peers  [offer f...]
+  share DIR                          offer every file under DIR
+  dereg                              withdraw offers, leave      [dereg]
+  status                             hub, handle, certificate, whether the hub answers
+  quota                              how much of your quota you use
+  allow HANDLE FOLDER                let HANDLE add to your FOLDER
+  invite [ls|rm ID] [--role R]       invites (admins)
+  users [set HANDLE|revoke HANDLE]   users (admins)
+  audit                              the audit log (admins)
   forget HOST:PORT                   drop a hub's pinned certificate
-  help                               this text                   [/?]
+  help [COMMAND]                     this text                   [/?]
   quit                               leave the shell             [exit, Ctrl-D]";
+
+/// The usage of one shell command, from the same grammar that parses it.
+fn usage_of(name: &str) -> Result<String> {
+    let mut grammar = <crate::cli::ShellLine as clap::CommandFactory>::command();
+    let command = grammar
+        .find_subcommand_mut(name)
+        .with_context(|| format!("no command '{}'; `help` lists them", shown(name)))?;
+    Ok(command.render_help().to_string())
+}
 
 /// Where asynchronous lines (hub events) go: above the prompt on a terminal.
 type Printer = Arc<Mutex<Option<Box<dyn ExternalPrinter + Send>>>>;
@@ -150,7 +173,10 @@ impl Shell {
         };
         match parsed.command {
             ShellCommand::Quit => return Ok(false),
-            ShellCommand::Help => println!("{HELP}"),
+            ShellCommand::Help { command: None } => println!("{HELP}"),
+            ShellCommand::Help {
+                command: Some(name),
+            } => println!("{}", usage_of(&name)?),
             ShellCommand::Leave => {
                 self.stop_events();
                 let was_connected = self.session.connected();
@@ -489,7 +515,7 @@ mod tests {
             parse("/get a.txt"),
             ShellCommand::Client(ClientCommand::Get { .. })
         ));
-        assert!(matches!(parse("/?"), ShellCommand::Help));
+        assert!(matches!(parse("/?"), ShellCommand::Help { command: None }));
         assert!(matches!(
             parse("upload a.txt"),
             ShellCommand::Client(ClientCommand::Put { .. })

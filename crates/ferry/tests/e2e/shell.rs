@@ -66,6 +66,9 @@ async fn the_shell_speaks_the_central_store_dialect() {
         assert!(out.contains("1 files, 11 B"), "the listing: {out}");
         assert!(out.contains("File received from hub: Hello.txt"), "{out}");
         assert!(out.contains("/join ip port"), "help lists the dialects: {out}");
+        for peer_command in ["search TERM", "request FILE PEER", "setdir DIR", "offer FILE", "dereg"] {
+            assert!(out.contains(peer_command), "help lists {peer_command}: {out}");
+        }
         assert!(out.contains("Connection closed. Thank you!"), "{out}");
         assert!(ran.stderr.contains("Type help"), "an unknown command is one clear error: {}", ran.stderr);
         assert_eq!(std::fs::read_to_string(work.path().join("Hello.txt")).unwrap(), "hello there");
