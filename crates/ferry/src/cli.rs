@@ -138,6 +138,9 @@ pub(crate) struct InviteArgs {
     /// Quota of whoever joins with it (500MB, 10GB; default: the hub's).
     #[arg(long, value_parser = parse_size)]
     pub(crate) quota: Option<u64>,
+    /// The hub's address as newcomers reach it (default: the one you use).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) addr: Option<String>,
 }
 
 /// `ferry invite ls|rm`.

@@ -105,7 +105,16 @@ pub(crate) async fn invite(session: &mut Session, args: InviteArgs) -> Result<()
             };
             let created = session.ready().await?.create_invite(terms).await;
             let (info, secret) = session.check(created)?;
-            let addr = session.addr().context("no hub address")?.to_owned();
+            let addr = match &args.addr {
+                Some(addr) => crate::settings::normalize_addr(addr)?,
+                None => session.addr().context("no hub address")?.to_owned(),
+            };
+            if args.addr.is_none() && is_loopback(&addr) {
+                eprintln!(
+                    "note: this link names {addr}, which works only on the hub's own machine; \
+                     pass --addr HOST:PORT to name the hub as others reach it"
+                );
+            }
             let link = InviteLink {
                 addr,
                 fingerprint,
@@ -237,6 +246,16 @@ pub(crate) async fn audit(session: &mut Session, verify: Option<&Path>, lines: u
         println!("{}", shown(&line));
     }
     Ok(())
+}
+
+/// Whether `addr` (HOST:PORT) names this machine only.
+fn is_loopback(addr: &str) -> bool {
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn invite_row(invite: &InviteInfo) -> String {

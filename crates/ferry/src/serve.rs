@@ -68,7 +68,8 @@ async fn print_admission(hub: &ferry_hub::Hub, addr: std::net::SocketAddr) -> Re
         // Printed once: logs are read by more people than the data dir.
         Some((link, true)) => say!(
             "\nNo one owns this hub yet. The owner joins with this one-time invite\n\
-             (also in {}, until it is used):\n\n  ferry join {link}\n",
+             (also in {}, until it is used; if clients reach this machine by\n\
+             another name than {link_addr}, put that name in the link):\n\n  ferry join {link}\n",
             kept_in.display()
         ),
         Some((_, false)) => say!(

@@ -308,6 +308,36 @@ async fn ferry_serve_prints_how_to_reach_it_and_stops_on_sigterm() {
         let put = run(&mut put).await;
         assert_eq!(put.code, 0, "{}", put.stderr);
 
+        // An invite's link is the last line; it names the hub as asked.
+        let mut invite = tokio::process::Command::new(ferry_bin());
+        invite
+            .env("FERRY_HOME", home.path())
+            .args(["invite", "--role", "reader"]);
+        let made = run(&mut invite).await;
+        assert_eq!(made.code, 0, "{}", made.stderr);
+        let last = made.stdout.lines().last().unwrap();
+        assert!(
+            last.starts_with(&format!("ferry://{addr}/#v1.")),
+            "{}",
+            made.stdout
+        );
+        assert!(
+            made.stderr.contains("works only on the hub's own machine"),
+            "{}",
+            made.stderr
+        );
+        let mut invite = tokio::process::Command::new(ferry_bin());
+        invite
+            .env("FERRY_HOME", home.path())
+            .args(["invite", "--addr", "hub.example:7000"]);
+        let made = run(&mut invite).await;
+        let last = made.stdout.lines().last().unwrap();
+        assert!(
+            last.starts_with("ferry://hub.example:7000/#v1."),
+            "{}",
+            made.stdout
+        );
+
         // Status says what later commands will use, and pins nothing new.
         let mut status = tokio::process::Command::new(ferry_bin());
         status
