@@ -80,15 +80,16 @@ impl Credentials {
     }
 }
 
-/// The old bearer secret at `path`, if this client has one.
+/// The old bearer secret at `path`, if this client has one (and keeps it
+/// to itself: one that others can read is not trusted to prove anything).
 pub fn legacy_secret(path: &Path) -> Option<Secret> {
-    let bytes = fs::read(path).ok()?;
+    let bytes = ferry_io::disk::read_private(path).ok()?;
     <[u8; 32]>::try_from(bytes.as_slice()).ok().map(Secret)
 }
 
 /// Loads the 32 secret bytes at `path`, creating them if absent.
 pub fn load_or_create_secret(path: &Path) -> Result<Secret, ClientError> {
-    match fs::read(path) {
+    match ferry_io::disk::read_private(path) {
         Ok(bytes) => {
             let bytes = <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
                 let reason = std::io::Error::other("expected exactly 32 bytes");
@@ -106,7 +107,7 @@ fn create(path: &Path) -> Result<Secret, ClientError> {
     let mut bytes = [0u8; 32];
     aws_lc_rs::rand::fill(&mut bytes).map_err(|_| io(std::io::Error::other("no randomness")))?;
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(io)?;
+        ferry_io::disk::create_private_dir_all(dir).map_err(io)?;
     }
     let mut file = fs::OpenOptions::new()
         .write(true)

@@ -50,7 +50,7 @@ impl KnownHubs {
     pub fn add(&self, addr: &str, fingerprint: Fingerprint) -> Result<(), ClientError> {
         let io = |e| ClientError::local("recording hub fingerprint in", &self.path, e);
         if let Some(dir) = self.path.parent() {
-            fs::create_dir_all(dir).map_err(io)?;
+            ferry_io::disk::create_private_dir_all(dir).map_err(io)?;
         }
         let mut file = fs::OpenOptions::new()
             .create(true)

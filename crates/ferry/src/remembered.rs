@@ -66,7 +66,7 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        ferry_io::disk::create_private_dir_all(dir)?;
     }
     let temp = path.with_extension("toml.tmp");
     let mut file = std::fs::OpenOptions::new()

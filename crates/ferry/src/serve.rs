@@ -21,6 +21,9 @@ use crate::settings::ServeSettings;
 
 /// Runs a hub until a signal asks it to stop.
 pub(crate) async fn run(args: &ServeArgs) -> Result<()> {
+    // Everything the hub creates (catalog, blobs, keys, logs) is its own:
+    // other users of this machine read nothing of it.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let settings = ServeSettings::resolve(args)?;
     let data_dir = settings.hub.data_dir.clone();
     let hub = ferry_hub::Hub::open(settings.hub)

@@ -43,12 +43,29 @@ pub struct Hub {
     events: broadcast::Sender<Event>,
 }
 
+/// Says so when other users can read the data dir (one made before data
+/// dirs were private, or by hand): every stored file is in it.
+fn warn_if_open(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(dir) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                "the data dir {} is open to other users (mode {mode:o}): they can read every stored file; run chmod 700 {}",
+                dir.display(),
+                dir.display()
+            );
+        }
+    }
+}
+
 impl Hub {
     /// Opens (creating on first start) the hub's state under `config.data_dir`.
     pub async fn open(config: HubConfig) -> Result<Arc<Self>, HubError> {
         let dir = &config.data_dir;
-        std::fs::create_dir_all(dir)
+        ferry_io::disk::create_private_dir_all(dir)
             .map_err(|e| HubError::io("creating data directory", dir, e))?;
+        warn_if_open(dir);
         let store = Store::open(&dir.join("store"), config.partial_ttl)?;
         let catalog = Catalog::open(&dir.join("catalog.db")).await?;
         crate::integrity::check(&catalog, &store, config.repair).await?;

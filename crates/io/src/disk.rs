@@ -196,12 +196,40 @@ pub fn little_dirty_data() -> bool {
     }
 }
 
+/// Creates `dir` and its missing parents for its owner alone (0700): state
+/// directories hold keys, pins and catalogs.
+pub fn create_private_dir_all(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Reads a secret (a private key), refusing one that other users can read
+/// or write, as OpenSSH refuses an unprotected private key.
+pub fn read_private(path: &Path) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is open to other users (mode {mode:o}); a key must be yours alone: run chmod 600 {}",
+                path.display(),
+                path.display()
+            ),
+        ));
+    }
+    std::fs::read(path)
+}
+
 /// Writes a secret (a private key) readable by its owner only, creating
-/// its folder, and makes it durable.
+/// its folder (0700), and makes it durable.
 pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        create_private_dir_all(dir)?;
     }
     let mut file = OpenOptions::new()
         .write(true)

@@ -32,14 +32,17 @@ pub fn load_or_create_identity(
 ) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
     if !cert_path.exists() || !key_path.exists() {
         if let Some(dir) = cert_path.parent() {
-            std::fs::create_dir_all(dir)?;
+            crate::disk::create_private_dir_all(dir)?;
         }
         let made = rcgen::generate_simple_self_signed(vec![subject.to_owned()])
             .map_err(std::io::Error::other)?;
         crate::disk::write_private(key_path, &made.signing_key.serialize_der())?;
         std::fs::write(cert_path, made.cert.der())?;
     }
-    Ok((std::fs::read(cert_path)?, std::fs::read(key_path)?))
+    Ok((
+        std::fs::read(cert_path)?,
+        crate::disk::read_private(key_path)?,
+    ))
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ mod pages;
 mod peers;
 mod peers_cli;
 mod resume;
+mod safety;
 mod shell;
 mod shutdown;
 mod store;

@@ -585,3 +585,18 @@ impl Catalog {
         Ok((total.map_or(0, to_u64), oldest))
     }
 }
+
+impl Catalog {
+    /// The size of the entries that refer to the blob `hash`, if any do.
+    pub async fn size_of_blob(
+        &self,
+        hash: &ferry_protocol::ContentHash,
+    ) -> Result<Option<u64>, HubError> {
+        let size: Option<i64> =
+            sqlx::query_scalar("SELECT size FROM files WHERE hash = $1 LIMIT 1")
+                .bind(&hash.0[..])
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(size.map(to_u64))
+    }
+}

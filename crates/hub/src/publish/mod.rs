@@ -212,7 +212,20 @@ impl Publisher {
                     .await?;
                 false
             }
-            None if referenced => true,
+            None if referenced => {
+                // A hash names bytes of one size: a claim of another size
+                // is a lie that would break every reader of the entry.
+                let stored = self.catalog.size_of_blob(&publication.hash).await?;
+                if stored != Some(publication.size) {
+                    return Ok(Outcome::Refused(Refusal::new(
+                        ErrorCode::SizeMismatch,
+                        format!(
+                            "'{name}': the announced size does not match the bytes with that hash; nothing was stored"
+                        ),
+                    )));
+                }
+                true
+            }
             None => return Ok(Outcome::Done(None)),
         };
         let entry = FileEntry {

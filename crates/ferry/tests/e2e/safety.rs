@@ -1,0 +1,139 @@
+//! Safe by construction: state that is private stays private, a key others
+//! can read is refused, and a hash is not taken as proof of a size.
+
+use std::os::unix::fs::PermissionsExt;
+
+use ferry_protocol::{ConflictPolicy, ContentHash, ErrorCode, Request, Response, UploadMode};
+
+use crate::support::{Home, Raw, TestHub, code_of, ferry_bin, run, within};
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn a_claimed_hash_with_another_size_stores_nothing() {
+    within(30, async {
+        let hub = TestHub::start_with(|c| c.tls = false).await;
+        let mut alice = Raw::logged_in(hub.addr, "alice").await;
+        let body = b"real bytes";
+        let upload = |name: &str, size: u64, mode| Request::Upload {
+            name: name.into(),
+            size,
+            hash: ContentHash::of(body),
+            policy: ConflictPolicy::Refuse,
+            mode,
+        };
+        alice
+            .writer
+            .send(&upload(
+                "alice/real.txt",
+                body.len() as u64,
+                UploadMode::Eager,
+            ))
+            .await
+            .unwrap();
+        alice.raw_bytes(body).await;
+        assert!(matches!(alice.recv().await, Some(Response::Stored { .. })));
+
+        let mut bob = Raw::logged_in(hub.addr, "bob").await;
+        let lie = bob
+            .call(&upload("bob/claimed.txt", 1 << 30, UploadMode::Negotiate))
+            .await;
+        assert_eq!(code_of(&lie), Some(ErrorCode::SizeMismatch), "{lie:?}");
+        let listing = bob
+            .call(&Request::List {
+                prefix: None,
+                after: None,
+                limit: 10,
+            })
+            .await;
+        let Some(Response::Listing { entries, .. }) = listing else {
+            panic!("{listing:?}")
+        };
+        assert_eq!(
+            entries.len(),
+            1,
+            "nothing listed for the claim: {entries:?}"
+        );
+        hub.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_hubs_state_and_the_clients_keys_are_their_owners_alone() {
+    within(60, async {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut serve = tokio::process::Command::new(ferry_bin())
+            .args([
+                "serve",
+                "--admission",
+                "open",
+                "--listen",
+                "127.0.0.1:0",
+                "--data",
+            ])
+            .arg(&data)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdout = serve.stdout.take().unwrap();
+        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+        let first = lines.next_line().await.unwrap().unwrap();
+        let addr = first
+            .strip_prefix("Ferry hub listening on ")
+            .unwrap()
+            .to_owned();
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+        // A client state dir that does not exist yet.
+        let home = Home::new();
+        let state = home.path().join("state");
+        let work = tempfile::tempdir().unwrap();
+        std::fs::write(work.path().join("f.txt"), b"private").unwrap();
+        let mut put = tokio::process::Command::new(ferry_bin());
+        put.env("FERRY_HOME", &state)
+            .current_dir(work.path())
+            .args(["--hub", &addr, "--name", "ann", "put", "f.txt"]);
+        let put = run(&mut put).await;
+        assert_eq!(put.code, 0, "{}", put.stderr);
+
+        assert_eq!(mode(&data), 0o700, "the data dir");
+        for file in ["catalog.db", "audit.log", "tls/key.der"] {
+            assert_eq!(
+                mode(&data.join(file)) & 0o077,
+                0,
+                "{file} is the hub's alone"
+            );
+        }
+        let shard = std::fs::read_dir(data.join("store/blobs"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        let blob = std::fs::read_dir(shard.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(mode(&blob.path()) & 0o077, 0, "a stored blob");
+        assert_eq!(mode(&state), 0o700, "the client's state dir");
+        assert_eq!(mode(&state.join("login-key")), 0o600);
+
+        // A key others can read is refused, with what to do.
+        let key = state.join("login-key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut ls = tokio::process::Command::new(ferry_bin());
+        ls.env("FERRY_HOME", &state)
+            .args(["--hub", &addr, "--name", "ann", "ls"]);
+        let refused = run(&mut ls).await;
+        assert_ne!(refused.code, 0);
+        assert!(refused.stderr.contains("chmod 600"), "{}", refused.stderr);
+        serve.kill().await.unwrap();
+    })
+    .await;
+}
