@@ -656,7 +656,7 @@ async fn a_handle_from_before_keys_moves_onto_the_key_at_its_next_login() {
         .unwrap();
         drop(db);
         let home = Home::new();
-        std::fs::write(home.path().join("secret"), old_secret).unwrap();
+        write_secret(home.path(), &old_secret);
         let credentials = home.credentials();
 
         // The handle moves onto the key, on first contact too: what goes
@@ -670,7 +670,7 @@ async fn a_handle_from_before_keys_moves_onto_the_key_at_its_next_login() {
 
         // The old secret alone no longer logs in, with any other key.
         let thief = Home::new();
-        std::fs::write(thief.path().join("secret"), old_secret).unwrap();
+        write_secret(thief.path(), &old_secret);
         std::fs::copy(
             home.path().join("known_hubs"),
             thief.path().join("known_hubs"),
@@ -772,7 +772,7 @@ async fn a_data_dir_from_before_invites_stays_open_until_told_and_its_handles_cl
         let link = std::fs::read_to_string(data.join("owner-invite")).unwrap();
         let link = link.trim();
         let home = Home::new();
-        std::fs::write(home.path().join("secret"), secret).unwrap();
+        write_secret(home.path(), &secret);
         let mut join = tokio::process::Command::new(ferry_bin());
         join.env("FERRY_HOME", home.path())
             .args(["join", link, "--name", "alice"]);
@@ -1024,4 +1024,9 @@ async fn relayed_copies_stay_within_the_hubs_budget_and_count_for_no_one() {
         hub.stop().await;
     })
     .await;
+}
+
+/// Writes a client's old secret as that client did: mode 0600.
+fn write_secret(home: &std::path::Path, secret: &[u8; 32]) {
+    ferry_io::disk::write_private(&home.join("secret"), secret).unwrap();
 }
