@@ -199,6 +199,10 @@ impl HubClient {
     }
 
     /// Every entry equal to or inside `prefix` (the whole store with `None`).
+    /// Only what was asked for is accepted: an entry outside `prefix`, or
+    /// with a name that is no valid name, fails the listing (a lying hub
+    /// must not place files where the caller did not ask, as in scp's
+    /// CVE-2019-6111).
     pub async fn list(&mut self, prefix: Option<&FileName>) -> Result<Vec<FileEntry>, ClientError> {
         let mut all = Vec::new();
         let mut after = None;
@@ -211,6 +215,13 @@ impl HubClient {
             let Response::Listing { entries, more } = self.call(&request).await? else {
                 return Err(ClientError::Protocol("expected a listing".into()));
             };
+            if let Some(outside) = entries.iter().find(|e| !asked_for(prefix, &e.name)) {
+                let wanted = prefix.map_or("the store", FileName::as_str);
+                return Err(ClientError::Protocol(format!(
+                    "the hub listed '{}', which is not in {wanted}: refused",
+                    outside.name.escape_debug()
+                )));
+            }
             after = entries.last().map(|e| e.name.clone());
             all.extend(entries);
             if !more || after.is_none() {
@@ -293,6 +304,23 @@ impl HubClient {
     /// Reads the next reply within the stall deadline.
     pub(crate) async fn reply(&mut self) -> Result<Response, ClientError> {
         read_reply(&mut self.reader, self.stall).await
+    }
+}
+
+/// Whether `name` is a valid name equal to `prefix` or inside it.
+fn asked_for(prefix: Option<&FileName>, name: &str) -> bool {
+    let Ok(name) = FileName::parse(name) else {
+        return false;
+    };
+    match prefix {
+        None => true,
+        Some(prefix) => {
+            name == *prefix
+                || name
+                    .as_str()
+                    .strip_prefix(prefix.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+        }
     }
 }
 

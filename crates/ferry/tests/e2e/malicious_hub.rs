@@ -94,3 +94,34 @@ async fn a_sending_larger_than_listed_is_refused_without_allocating_it() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_listing_outside_the_folder_asked_for_writes_nothing() {
+    within(60, async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let planted = FileEntry {
+            name: ".ssh/authorized_keys".into(),
+            size: 4096,
+            hash: ContentHash::of(b"ssh-ed25519 AAAA mallory"),
+            owner: "mallory".into(),
+            modified: 0,
+        };
+        let hub = tokio::spawn(lying_hub(listener, planted.clone(), planted));
+        let home = Home::new();
+        let out = tempfile::tempdir().unwrap();
+        let get = run(ferry_at(&home, &addr.to_string(), false)
+            .args(["--name", "victim", "get", "photos", "-o"])
+            .arg(out.path()))
+        .await;
+        assert!(get.code > 0, "{} {}", get.code, get.stderr);
+        assert!(get.stderr.contains("not in photos"), "{}", get.stderr);
+        assert_eq!(
+            std::fs::read_dir(out.path()).unwrap().count(),
+            0,
+            "nothing was written"
+        );
+        hub.abort();
+    })
+    .await;
+}
