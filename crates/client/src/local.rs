@@ -127,7 +127,10 @@ fn write_durably(files: &[Received], whole_filesystems: bool) -> Vec<Result<(), 
         .iter()
         .map(|f| {
             match &f.bytes {
-                Some(bytes) => fs::write(&f.partial, bytes),
+                Some(bytes) => ferry_io::disk::open_partial(&f.partial).and_then(|mut file| {
+                    file.set_len(0)?;
+                    std::io::Write::write_all(&mut file, bytes)
+                }),
                 None => Ok(()),
             }
             .map_err(|e| ClientError::local("writing", &f.partial, e))

@@ -107,12 +107,7 @@ where
 /// `offset`), with a hasher already fed the bytes before `offset`: the
 /// start of a resumed receive.
 pub fn open_for_resume(path: &Path, offset: u64) -> io::Result<(File, blake3::Hasher)> {
-    let mut file = OpenOptions::new()
-        .create(true)
-        .read(true)
-        .write(true)
-        .truncate(false)
-        .open(path)?;
+    let mut file = open_partial(path)?;
     // Only cut a longer file: setting the same length would also free
     // what the hub preallocated past it for the bytes to come.
     if file.metadata()?.len() != offset {
@@ -124,6 +119,53 @@ pub fn open_for_resume(path: &Path, offset: u64) -> io::Result<(File, blake3::Ha
     }
     file.seek(SeekFrom::Start(offset))?;
     Ok((file, hasher))
+}
+
+/// Opens the partial file at `path` for reading and writing, creating it
+/// (0600, `O_EXCL`) if absent. An existing one must be ours: never followed
+/// if it is a symlink, and refused unless it is a regular file with one
+/// link that this user owns. Partials sit at predictable names (so that a
+/// download resumes); whoever else can write to the folder must not be able
+/// to point one at another file, or have our bytes land in theirs.
+pub fn open_partial(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let nofollow = i32::try_from(rustix::fs::OFlags::NOFOLLOW.bits()).unwrap_or(0);
+    let mut options = OpenOptions::new();
+    options
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(nofollow);
+    match options.clone().create_new(true).open(path) {
+        Ok(file) => return Ok(file),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let not_ours = || {
+        io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is not a partial download of ours (a link, or another user's file): \
+                 not writing to it; remove it to download again",
+                path.display()
+            ),
+        )
+    };
+    let file = options.open(path).map_err(|e| {
+        if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+            not_ours()
+        } else {
+            e
+        }
+    })?;
+    let meta = file.metadata()?;
+    let ours = meta.file_type().is_file()
+        && meta.nlink() == 1
+        && meta.uid() == rustix::process::getuid().as_raw();
+    if !ours {
+        return Err(not_ours());
+    }
+    Ok(file)
 }
 
 /// Opens `path` for reading from `offset`.

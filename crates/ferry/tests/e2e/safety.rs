@@ -137,3 +137,58 @@ async fn the_hubs_state_and_the_clients_keys_are_their_owners_alone() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_planted_link_at_a_partial_path_is_never_written_through() {
+    within(60, async {
+        let hub = TestHub::start().await;
+        let home = Home::new();
+        let mut alice = home.client(&hub, "alice").await;
+        let src = tempfile::tempdir().unwrap();
+        let data = b"ssh-ed25519 AAAA attacker".repeat(100);
+        let item = crate::support::local_file(src.path(), "keys.txt", &data).await;
+        alice
+            .upload(std::slice::from_ref(&item), ConflictPolicy::Refuse, &())
+            .await
+            .unwrap();
+
+        // Someone who can write to the download folder plants links at the
+        // partial's predictable name: a symlink, then a hard link.
+        let victim = tempfile::tempdir().unwrap();
+        let precious = victim.path().join("authorized_keys");
+        std::fs::write(&precious, b"mine\n").unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let partial = ferry_client::local::partial_path(out.path(), &item.name, &item.hash);
+        for plant in ["symlink", "hard link"] {
+            match plant {
+                "symlink" => std::os::unix::fs::symlink(&precious, &partial).unwrap(),
+                _ => std::fs::hard_link(&precious, &partial).unwrap(),
+            }
+            let mut get = crate::support::ferry(&home, &hub);
+            get.args(["--name", "alice", "get", "keys.txt", "-o"])
+                .arg(out.path());
+            let refused = run(&mut get).await;
+            assert_ne!(refused.code, 0, "{plant}");
+            assert!(
+                refused.stderr.contains("not a partial download of ours"),
+                "{plant}: {}",
+                refused.stderr
+            );
+            assert_eq!(
+                std::fs::read(&precious).unwrap(),
+                b"mine\n",
+                "{plant}: untouched"
+            );
+            assert!(!out.path().join("keys.txt").exists());
+            std::fs::remove_file(&partial).unwrap();
+        }
+        // With the plant gone, the download works.
+        let mut get = crate::support::ferry(&home, &hub);
+        get.args(["--name", "alice", "get", "keys.txt", "-o"])
+            .arg(out.path());
+        assert_eq!(run(&mut get).await.code, 0);
+        assert_eq!(std::fs::read(out.path().join("keys.txt")).unwrap(), data);
+        hub.stop().await;
+    })
+    .await;
+}
