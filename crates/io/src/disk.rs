@@ -168,6 +168,39 @@ pub fn open_partial(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
+/// Opens `relative` for reading beneath the folder `root`, following no
+/// symlink anywhere on the way (`openat2` with `RESOLVE_BENEATH |
+/// RESOLVE_NO_SYMLINKS`; on kernels without it, one `O_NOFOLLOW` step per
+/// component). What a peer serves never comes from outside its folder.
+pub fn open_beneath(root: &Path, relative: &Path) -> io::Result<File> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let root_fd = rustix::fs::open(root, OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS;
+    match rustix::fs::openat2(&root_fd, relative, flags, Mode::empty(), resolve) {
+        Ok(fd) => return Ok(File::from(fd)),
+        Err(rustix::io::Errno::NOSYS) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut dir = root_fd;
+    let mut parts = relative.components().peekable();
+    while let Some(part) = parts.next() {
+        let std::path::Component::Normal(part) = part else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a plain relative path",
+            ));
+        };
+        let step = if parts.peek().is_some() {
+            OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW
+        } else {
+            flags
+        };
+        dir = rustix::fs::openat(&dir, part, step, Mode::empty())?;
+    }
+    Ok(File::from(dir))
+}
+
 /// Opens `path` for reading from `offset`.
 pub fn open_from(path: &Path, offset: u64) -> io::Result<File> {
     let mut file = File::open(path)?;

@@ -180,7 +180,18 @@ impl PeerServer {
                 return Ok(Served::Refused(reason));
             }
         };
-        let source = file.open_at(offset).await?;
+        let source = match file.open_at(offset).await {
+            Ok(source) => source,
+            Err(e) => {
+                // Gone, changed, or a link now: the requester is told, and
+                // no byte of whatever is there now leaves.
+                let refusal = refuse(ErrorCode::NotFound, format!("'{}': {e}", grant.name));
+                let reason = format!("{refusal:?}");
+                let _ = writer.send(&refusal).await;
+                let _ = writer.shutdown().await;
+                return Ok(Served::Refused(reason));
+            }
+        };
         writer
             .queue(&PeerResponse::Sending {
                 size: file.size,

@@ -18,6 +18,14 @@ use crate::progress::{Progress, TransferEvent};
 pub struct ShelfFile {
     /// Where it is on disk (inside the shared folder).
     pub path: PathBuf,
+    /// The shared folder.
+    pub root: PathBuf,
+    /// The file's path inside `root`.
+    pub relative: PathBuf,
+    /// Device and inode when scanned: the file served must be this one.
+    pub dev: u64,
+    /// See `dev`.
+    pub ino: u64,
     /// Size when hashed.
     pub size: u64,
     /// Modification time (ns) when hashed.
@@ -27,15 +35,44 @@ pub struct ShelfFile {
 }
 
 impl ShelfFile {
-    /// Opens the file positioned at `offset`, ready to send the rest.
+    /// Opens the file positioned at `offset`, ready to send the rest:
+    /// beneath the shared folder without following any symlink, and only if
+    /// it is still the file that was scanned (device, inode, size, mtime).
     pub async fn open_at(&self, offset: u64) -> Result<std::fs::File, ClientError> {
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || ferry_io::disk::open_from(&path, offset))
+        let file = self.clone();
+        tokio::task::spawn_blocking(move || file.open_checked(offset))
             .await
             .map_err(std::io::Error::other)
             .and_then(|r| r)
             .map_err(|e| ClientError::local("opening", &self.path, e))
     }
+
+    fn open_checked(&self, offset: u64) -> std::io::Result<std::fs::File> {
+        use std::io::{Seek, SeekFrom};
+        use std::os::unix::fs::MetadataExt;
+        let mut file = ferry_io::disk::open_beneath(&self.root, &self.relative)?;
+        let meta = file.metadata()?;
+        let same = meta.file_type().is_file()
+            && meta.dev() == self.dev
+            && meta.ino() == self.ino
+            && meta.len() == self.size
+            && mtime_ns(&meta) == self.mtime;
+        if !same {
+            return Err(std::io::Error::other(
+                "the file changed since it was offered; not sent (the next rescan offers it anew)",
+            ));
+        }
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(file)
+    }
+}
+
+/// A file's modification time in nanoseconds since the epoch.
+fn mtime_ns(meta: &std::fs::Metadata) -> u128 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos())
 }
 
 /// The changes a rescan found.
@@ -144,20 +181,32 @@ impl Shelf {
         .await
         .map_err(|e| ClientError::local("scanning", &dir, std::io::Error::other(e)))??;
         let mut fresh = BTreeMap::new();
-        for (name, path, size, mtime) in found {
+        for Found {
+            name,
+            path,
+            size,
+            mtime,
+            dev,
+            ino,
+        } in found
+        {
             if only.as_ref().is_some_and(|only| !only.contains(&name)) {
                 continue;
             }
             let known = self
                 .get(&name)
                 .filter(|f| f.size == size && f.mtime == mtime);
-            let file = match known.or_else(|| cache.get(&path, size, mtime)) {
+            let mut file = match known.or_else(|| cache.get(&path, size, mtime)) {
                 Some(file) => file,
                 None => {
                     let hash = hash_file(&path).await?;
                     progress.event(TransferEvent::Bytes(size));
                     let file = ShelfFile {
                         path,
+                        root: PathBuf::new(),
+                        relative: PathBuf::new(),
+                        dev,
+                        ino,
                         size,
                         mtime,
                         hash,
@@ -166,6 +215,11 @@ impl Shelf {
                     file
                 }
             };
+            file.root.clone_from(&dir);
+            file.relative = FileName::parse(&name)
+                .map_err(|e| ClientError::local("naming", &file.path, std::io::Error::other(e)))?
+                .to_relative_path();
+            (file.dev, file.ino) = (dev, ino);
             fresh.insert(name, file);
         }
         let mut state = self.lock();
@@ -195,9 +249,20 @@ fn offered(name: &str, file: &ShelfFile) -> Offered {
     }
 }
 
-/// `(name, path, size, mtime)` of every regular file under `dir`, symlinks
-/// not followed, names that are not valid file names skipped.
-fn list_files(dir: &Path) -> Result<Vec<(String, PathBuf, u64, u128)>, ClientError> {
+/// A regular file found under the shared folder.
+struct Found {
+    name: String,
+    path: PathBuf,
+    size: u64,
+    mtime: u128,
+    dev: u64,
+    ino: u64,
+}
+
+/// Every regular file under `dir`, symlinks not followed, names that are
+/// not valid file names skipped.
+fn list_files(dir: &Path) -> Result<Vec<Found>, ClientError> {
+    use std::os::unix::fs::MetadataExt;
     let mut found = Vec::new();
     let mut pending = vec![(dir.to_owned(), String::new())];
     while let Some((folder, prefix)) = pending.pop() {
@@ -225,12 +290,14 @@ fn list_files(dir: &Path) -> Result<Vec<(String, PathBuf, u64, u128)>, ClientErr
                 pending.push((entry.path(), name));
             } else if kind.is_file() {
                 let Ok(meta) = entry.metadata() else { continue };
-                let mtime = meta
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_nanos());
-                found.push((name, entry.path(), meta.len(), mtime));
+                found.push(Found {
+                    name,
+                    path: entry.path(),
+                    size: meta.len(),
+                    mtime: mtime_ns(&meta),
+                    dev: meta.dev(),
+                    ino: meta.ino(),
+                });
             }
         }
     }
@@ -273,6 +340,11 @@ impl HashCache {
                     file_path.clone(),
                     ShelfFile {
                         path: file_path,
+                        // Filled in by the scan that finds the file.
+                        root: PathBuf::new(),
+                        relative: PathBuf::new(),
+                        dev: 0,
+                        ino: 0,
                         size,
                         mtime,
                         hash,

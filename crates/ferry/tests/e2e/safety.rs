@@ -192,3 +192,67 @@ async fn a_planted_link_at_a_partial_path_is_never_written_through() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_shared_file_swapped_for_a_link_is_not_served() {
+    within(60, async {
+        let hub = TestHub::start().await;
+        let secret_dir = tempfile::tempdir().unwrap();
+        let secret = b"-----BEGIN PRIVATE KEY----- do not leak";
+        std::fs::write(secret_dir.path().join("id"), secret).unwrap();
+        std::fs::write(secret_dir.path().join("b.txt"), secret).unwrap();
+        let offered = b"harmless words, same size as the key!!";
+        let files: [(&str, &[u8]); 2] = [("a.txt", offered), ("sub/b.txt", offered)];
+        let peer = crate::support::TestPeer::start(&hub, "bob", &files).await;
+        // Between the scan and a fetch: the file itself becomes a link, and
+        // a folder on the other file's path does.
+        let shared = peer.dir.path();
+        std::fs::remove_file(shared.join("a.txt")).unwrap();
+        std::os::unix::fs::symlink(secret_dir.path().join("id"), shared.join("a.txt")).unwrap();
+        std::fs::rename(shared.join("sub"), shared.join("sub.away")).unwrap();
+        std::os::unix::fs::symlink(secret_dir.path(), shared.join("sub")).unwrap();
+
+        let home = Home::new();
+        let mut alice = home.client(&hub, "alice").await;
+        let me = crate::support::identity(&home);
+        let quick = (
+            std::time::Duration::from_secs(2),
+            std::time::Duration::from_secs(5),
+        );
+        for name in ["a.txt", "sub/b.txt"] {
+            let grant = alice
+                .request_peer("bob", name, me.fingerprint)
+                .await
+                .unwrap();
+            let out = tempfile::tempdir().unwrap();
+            let target = (out.path(), std::path::Path::new("got"));
+            let got = ferry_client::peer::fetch::fetch_direct(
+                &grant,
+                &me,
+                target,
+                ConflictPolicy::Refuse,
+                &(),
+                quick,
+            )
+            .await;
+            // Refused by the peer before any byte: not bytes that then
+            // failed the hash check.
+            match &got {
+                Err(ferry_client::ClientError::Hub { code, message }) => {
+                    assert_eq!(*code, ErrorCode::NotFound, "{name}: {message}");
+                }
+                other => panic!("{name}: expected the peer's refusal, got {other:?}"),
+            }
+            for entry in std::fs::read_dir(out.path()).unwrap() {
+                let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+                assert!(
+                    !bytes.windows(8).any(|w| w == &secret[..8]),
+                    "{name}: the key leaked"
+                );
+            }
+        }
+        peer.abandon().await;
+        hub.stop().await;
+    })
+    .await;
+}
