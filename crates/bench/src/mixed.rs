@@ -163,12 +163,14 @@ impl User {
         None
     }
 
+    /// Each user writes in a top-level folder of its own: a folder belongs
+    /// to whoever first stores in it.
     fn own_name(&self, n: u64) -> String {
-        format!("mixed/{}/f{n}", handle(self.run, self.index))
+        format!("{}/f{n}", handle(self.run, self.index))
     }
 
     fn shared_name(&self, user: usize) -> String {
-        format!("mixed/shared/{}", handle(self.run, user))
+        format!("{}/shared", handle(self.run, user))
     }
 
     /// Request `kind` of the cycle; file `n / 6` is this cycle's own file.
@@ -178,7 +180,7 @@ impl User {
         match kind {
             0 => self.put(client, &own, cycle).await,
             1 => {
-                let prefix = FileName::parse(&format!("mixed/{}", handle(self.run, self.index)))?;
+                let prefix = FileName::parse(&handle(self.run, self.index))?;
                 let listed = client.list(Some(&prefix)).await?;
                 anyhow::ensure!(listed.iter().any(|e| e.name == own), "ls misses {own}");
                 Ok(())
