@@ -401,7 +401,7 @@ where
         progress.event(TransferEvent::Bytes(offset));
     }
     let path = partial.clone();
-    let (file, hasher) = tokio::task::spawn_blocking(move || open_for_resume(&path, offset))
+    let (file, hasher) = tokio::task::spawn_blocking(move || open_for_resume(&path, offset, true))
         .await
         .map_err(|e| io(std::io::Error::other(e)))?
         .map_err(io)?;

@@ -209,7 +209,7 @@ impl HubClient {
         loop {
             let request = Request::List {
                 prefix: prefix.map(ToString::to_string),
-                after: after.take(),
+                after: after.clone(),
                 limit: MAX_LIST_PAGE,
             };
             let Response::Listing { entries, more } = self.call(&request).await? else {
@@ -221,6 +221,18 @@ impl HubClient {
                     "the hub listed '{}', which is not in {wanted}: refused",
                     outside.name.escape_debug()
                 )));
+            }
+            // Pages must move forward: a hub repeating one would keep us
+            // here, growing `all`, for ever.
+            let sorted = entries.windows(2).all(|w| w[0].name < w[1].name);
+            let forward = match (&after, entries.first()) {
+                (Some(previous), Some(first)) => first.name > *previous,
+                _ => true,
+            };
+            if !sorted || !forward {
+                return Err(ClientError::Protocol(
+                    "the hub's listing pages are out of order: refused".into(),
+                ));
             }
             after = entries.last().map(|e| e.name.clone());
             all.extend(entries);

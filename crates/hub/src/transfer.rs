@@ -259,7 +259,7 @@ impl Session {
         sync: bool,
     ) -> Result<blake3::Hash, HubError> {
         let owned = path.to_owned();
-        let (file, hasher) = blocking(move || open_for_resume(&owned, offset))
+        let (file, hasher) = blocking(move || open_for_resume(&owned, offset, false))
             .await
             .map_err(|e| HubError::io("opening upload", path, e))?;
         let received = receive_to_file(

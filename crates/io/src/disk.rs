@@ -105,9 +105,24 @@ where
 
 /// Opens `path` for writing at `offset` (creating it, cutting anything past
 /// `offset`), with a hasher already fed the bytes before `offset`: the
-/// start of a resumed receive.
-pub fn open_for_resume(path: &Path, offset: u64) -> io::Result<(File, blake3::Hasher)> {
-    let mut file = open_partial(path)?;
+/// start of a resumed receive. With `guarded` (a folder others may write
+/// to: a client's download folder), the partial goes through
+/// [`open_partial`]; the hub's own partials live in its private store.
+pub fn open_for_resume(
+    path: &Path,
+    offset: u64,
+    guarded: bool,
+) -> io::Result<(File, blake3::Hasher)> {
+    let mut file = if guarded {
+        open_partial(path)?
+    } else {
+        OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(false)
+            .open(path)?
+    };
     // Only cut a longer file: setting the same length would also free
     // what the hub preallocated past it for the bytes to come.
     if file.metadata()?.len() != offset {
@@ -131,39 +146,45 @@ pub fn open_partial(path: &Path) -> io::Result<File> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let nofollow = i32::try_from(rustix::fs::OFlags::NOFOLLOW.bits()).unwrap_or(0);
     let mut options = OpenOptions::new();
+    // The umask decides the mode, as for any file the user makes: the
+    // guard is O_EXCL | O_NOFOLLOW and the checks below, not the mode.
     options
         .read(true)
         .write(true)
-        .mode(0o600)
+        .mode(0o666)
         .custom_flags(nofollow);
     match options.clone().create_new(true).open(path) {
         Ok(file) => return Ok(file),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(e),
     }
-    let not_ours = || {
+    let not_ours = |why: String| {
         io::Error::new(
             io::ErrorKind::PermissionDenied,
             format!(
-                "{} is not a partial download of ours (a link, or another user's file): \
-                 not writing to it; remove it to download again",
+                "{} is not a partial download of ours ({why}): not writing to it; \
+                 remove it to download again",
                 path.display()
             ),
         )
     };
     let file = options.open(path).map_err(|e| {
         if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
-            not_ours()
+            not_ours("a symbolic link".into())
         } else {
             e
         }
     })?;
     let meta = file.metadata()?;
-    let ours = meta.file_type().is_file()
-        && meta.nlink() == 1
-        && meta.uid() == rustix::process::getuid().as_raw();
-    if !ours {
-        return Err(not_ours());
+    let me = rustix::process::geteuid().as_raw();
+    if !meta.file_type().is_file() {
+        return Err(not_ours("not a regular file".into()));
+    }
+    if meta.nlink() != 1 {
+        return Err(not_ours(format!("{} hard links", meta.nlink())));
+    }
+    if meta.uid() != me {
+        return Err(not_ours(format!("owned by uid {}, not {me}", meta.uid())));
     }
     Ok(file)
 }
@@ -174,12 +195,18 @@ pub fn open_partial(path: &Path) -> io::Result<File> {
 /// component). What a peer serves never comes from outside its folder.
 pub fn open_beneath(root: &Path, relative: &Path) -> io::Result<File> {
     use rustix::fs::{Mode, OFlags, ResolveFlags};
+    use rustix::io::Errno;
     let root_fd = rustix::fs::open(root, OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
-    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    // NONBLOCK: a file swapped for a FIFO must not hang the open (regular
+    // files ignore it; the caller refuses anything else).
+    let flags =
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY;
     let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS;
     match rustix::fs::openat2(&root_fd, relative, flags, Mode::empty(), resolve) {
         Ok(fd) => return Ok(File::from(fd)),
-        Err(rustix::io::Errno::NOSYS) => {}
+        // No openat2 (old kernels), or a sandbox that forbids it: the walk
+        // below is as strict, one component at a time.
+        Err(Errno::NOSYS | Errno::PERM | Errno::ACCESS | Errno::INVAL | Errno::TOOBIG) => {}
         Err(e) => return Err(e.into()),
     }
     let mut dir = root_fd;
@@ -492,7 +519,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("partial");
         std::fs::write(&path, b"abcdrop").unwrap();
-        let (file, prefix) = open_for_resume(&path, 3).unwrap();
+        let (file, prefix) = open_for_resume(&path, 3, true).unwrap();
         let (mut a, b) = tokio::io::duplex(64);
         tokio::io::AsyncWriteExt::write_all(&mut a, b"defXYZ")
             .await

@@ -183,9 +183,14 @@ impl PeerServer {
         let source = match file.open_at(offset).await {
             Ok(source) => source,
             Err(e) => {
-                // Gone, changed, or a link now: the requester is told, and
-                // no byte of whatever is there now leaves.
-                let refusal = refuse(ErrorCode::NotFound, format!("'{}': {e}", grant.name));
+                // Gone, changed, or a link now: the requester is told (not
+                // our paths), and no byte of whatever is there now leaves.
+                tracing::info!("not serving '{}': {e}", grant.name);
+                let message = format!(
+                    "'{}' changed or is no longer a plain file here; not sent",
+                    grant.name
+                );
+                let refusal = refuse(ErrorCode::NotFound, message);
                 let reason = format!("{refusal:?}");
                 let _ = writer.send(&refusal).await;
                 let _ = writer.shutdown().await;
