@@ -327,9 +327,10 @@ pub fn read_private(path: &Path) -> io::Result<Vec<u8>> {
 }
 
 /// Writes a secret (a private key) readable by its owner only, creating
-/// its folder (0700), and makes it durable.
+/// its folder (0700), and makes it durable. A file already there is made
+/// 0600 too (the mode given at open applies only to a new one).
 pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     if let Some(dir) = path.parent() {
         create_private_dir_all(dir)?;
     }
@@ -339,6 +340,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .truncate(true)
         .mode(0o600)
         .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     file.write_all(bytes)?;
     file.sync_all()
 }

@@ -825,45 +825,19 @@ async fn a_recorded_proof_of_an_old_secret_moves_nothing() {
         let attacker = LoginKey::from_seed(&[2; 32]);
         let mut replay = Raw::connect(hub.addr).await;
         assert!(replay.greeted().await);
-        let Request::Login {
-            handle,
-            key,
-            proof,
-            claim,
-            ..
-        } = replay.claim_request("old", &attacker, Claim::Existing)
-        else {
-            unreachable!()
-        };
-        let login = Request::Login {
-            handle,
-            key,
-            proof,
-            claim,
-            legacy: Some(recorded),
-        };
+        let mut login = replay.claim_request("old", &attacker, Claim::Existing);
+        if let Request::Login { legacy, .. } = &mut login {
+            *legacy = Some(recorded);
+        }
         assert_eq!(
             code_of(&replay.call(&login).await),
             Some(ErrorCode::HandleTaken)
         );
         // The genuine one, on its own connection, moves the handle.
-        let Request::Login {
-            handle,
-            key,
-            proof,
-            claim,
-            ..
-        } = watched.claim_request("old", &victim, Claim::Existing)
-        else {
-            unreachable!()
-        };
-        let login = Request::Login {
-            handle,
-            key,
-            proof,
-            claim,
-            legacy: Some(recorded),
-        };
+        let mut login = watched.claim_request("old", &victim, Claim::Existing);
+        if let Request::Login { legacy, .. } = &mut login {
+            *legacy = Some(recorded);
+        }
         assert!(matches!(
             watched.call(&login).await,
             Some(Response::LoggedIn { .. })

@@ -124,7 +124,7 @@ impl Access {
             fingerprint,
             secret,
         };
-        write_private(&self.owner_invite_path, &format!("{link}\n"))
+        ferry_io::disk::write_private(&self.owner_invite_path, format!("{link}\n").as_bytes())
             .map_err(|e| HubError::io("writing the owner invite", &self.owner_invite_path, e))?;
         Ok(Some((link, fresh)))
     }
@@ -162,19 +162,4 @@ pub fn random_secret() -> Result<InviteSecret, HubError> {
         )
     })?;
     Ok(InviteSecret(bytes))
-}
-
-/// Writes `text` to `path`, readable by the hub's user alone.
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()
 }
