@@ -8,10 +8,10 @@ use ferry_protocol::FileEntry;
 use serde_json::json;
 
 /// Makes a remote string safe for a terminal: control characters (escape
-/// sequences included) are shown as `\u{..}` instead of being interpreted.
+/// sequences included) and invisible ones (those names refuse) are shown as
+/// `\u{..}` instead of being interpreted or hidden.
 pub(crate) fn shown(text: &str) -> Cow<'_, str> {
-    let unsafe_char =
-        |c: char| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    let unsafe_char = ferry_protocol::name::is_forbidden_char;
     if !text.chars().any(unsafe_char) {
         return Cow::Borrowed(text);
     }
@@ -115,6 +115,7 @@ mod tests {
         assert_eq!(shown("plain.txt"), "plain.txt");
         assert_eq!(shown("a\x1b[2Jb"), "a\\u{1b}[2Jb");
         assert_eq!(shown("x\u{202E}y"), "x\\u{202e}y");
+        assert_eq!(shown("tips\u{200B}.sh"), "tips\\u{200b}.sh");
     }
 
     #[test]

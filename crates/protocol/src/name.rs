@@ -36,8 +36,11 @@ pub enum NameError {
     /// A component holds a backslash.
     #[error("name contains a backslash")]
     Backslash,
-    /// A component holds NUL, a control character, an escape or a bidi override.
-    #[error("name contains a control or escape character")]
+    /// A component holds NUL, a control character, an escape, or an
+    /// invisible format or separator character (Unicode Cf, Zl, Zp: zero
+    /// width spaces, direction marks and overrides, line separators) that
+    /// would let it look like another name.
+    #[error("name contains a control, escape or invisible character")]
     ControlCharacter,
     /// A local name is not valid UTF-8, so it cannot travel as a name.
     #[error("name is not valid UTF-8")]
@@ -57,7 +60,10 @@ pub enum NameError {
 pub struct FileName(String);
 
 impl FileName {
-    /// Validates `name`. See [`NameError`] for what is refused.
+    /// Validates `name` and puts it in Unicode NFC, so that one name has one
+    /// spelling (`é` typed as one character or as `e` and an accent are the
+    /// same file). Parsing a parsed name gives it back unchanged. See
+    /// [`NameError`] for what is refused.
     pub fn parse(name: &str) -> Result<Self, NameError> {
         if name.is_empty() {
             return Err(NameError::Empty);
@@ -65,11 +71,15 @@ impl FileName {
         if name.len() > MAX_NAME_LEN {
             return Err(NameError::TooLong { len: name.len() });
         }
+        let name = nfc(name);
+        if name.len() > MAX_NAME_LEN {
+            return Err(NameError::TooLong { len: name.len() });
+        }
         if name.starts_with('/') {
             return Err(NameError::Absolute);
         }
         name.split('/').try_for_each(check_component)?;
-        Ok(Self(name.to_owned()))
+        Ok(Self(name.into_owned()))
     }
 
     /// The name as sent on the wire.
@@ -137,10 +147,29 @@ fn check_component(component: &str) -> Result<(), NameError> {
     Ok(())
 }
 
-/// Control characters (C0, DEL, C1, so NUL and ESC too) and the Unicode
-/// bidirectional overrides that can make a name display as something else.
-fn is_forbidden_char(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+/// `text` in Unicode NFC; not copied when it already is (nearly always).
+fn nfc(text: &str) -> std::borrow::Cow<'_, str> {
+    use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
+    match is_nfc_quick(text.chars()) {
+        IsNormalized::Yes => std::borrow::Cow::Borrowed(text),
+        _ => std::borrow::Cow::Owned(text.nfc().collect()),
+    }
+}
+
+/// Whether names refuse `c` (and terminals should see it escaped):
+/// control characters (C0, DEL, C1, so NUL and ESC too), and the Unicode
+/// format and separator characters (Cf, Zl, Zp) that display as nothing or
+/// as a line break: with them, `tips\u{200B}.sh`, `tips.sh\u{200E}` or a
+/// name with a bidi override look like another name.
+pub fn is_forbidden_char(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    c.is_control()
+        || matches!(
+            c.general_category(),
+            GeneralCategory::Format
+                | GeneralCategory::LineSeparator
+                | GeneralCategory::ParagraphSeparator
+        )
 }
 
 impl TryFrom<String> for FileName {
@@ -262,6 +291,12 @@ mod tests {
             ("line\nbreak", NameError::ControlCharacter),
             ("del\x7f", NameError::ControlCharacter),
             ("evil\u{202E}gpj.exe", NameError::ControlCharacter),
+            ("tips\u{200B}.sh", NameError::ControlCharacter),
+            ("tips.sh\u{200E}", NameError::ControlCharacter),
+            ("tips\u{2028}.sh", NameError::ControlCharacter),
+            ("tips\u{2029}.sh", NameError::ControlCharacter),
+            ("\u{FEFF}tips.sh", NameError::ControlCharacter),
+            ("soft\u{AD}hyphen", NameError::ControlCharacter),
         ];
         for (name, want) in cases {
             assert_eq!(FileName::parse(name).unwrap_err(), *want, "{name:?}");
@@ -328,7 +363,24 @@ mod tests {
         }
     }
 
+    #[test]
+    fn one_name_has_one_spelling() {
+        let composed = FileName::parse("caf\u{E9}.txt").unwrap();
+        let decomposed = FileName::parse("cafe\u{301}.txt").unwrap();
+        assert_eq!(composed, decomposed);
+        assert_eq!(decomposed.as_str(), "caf\u{E9}.txt");
+    }
+
     proptest::proptest! {
+        /// NFC is applied once: accents and letters in any order parse to
+        /// a name that parses to itself.
+        #[test]
+        fn normalising_names_is_idempotent(raw in "[a-e/\u{300}-\u{36F}\u{1100}-\u{1112}\u{1161}-\u{1175}\u{E9}]{1,60}") {
+            if let Ok(name) = FileName::parse(&raw) {
+                proptest::prop_assert_eq!(FileName::parse(name.as_str()), Ok(name.clone()));
+            }
+        }
+
         /// Parsing is a canonical form: what it accepts parses again to
         /// itself, so normalising twice changes nothing.
         #[test]
