@@ -10,14 +10,14 @@
 use std::path::{Path, PathBuf};
 
 use ferry_io::body::receive_body;
-use ferry_io::disk::{open_for_resume, receive_to_file};
+use ferry_io::disk::{receive_to_file, resume};
 use ferry_protocol::{
     ConflictPolicy, ContentHash, FileEntry, FileName, FrameError, Request, Response,
 };
 
 use crate::error::ClientError;
 use crate::hub_client::{HubClient, unexpected};
-use crate::local::{self, Received};
+use crate::local::{self, DownloadDir, Received, Target};
 use crate::progress::{Progress, TransferEvent};
 use crate::scan::parse_name;
 use crate::transfer::{FileResult, Transferred, report};
@@ -35,8 +35,9 @@ impl HubClient {
     ) -> Result<Vec<FileResult>, ClientError> {
         let mut results: Vec<Option<FileResult>> = (0..entries.len()).map(|_| None).collect();
         let mut plans = Vec::new();
+        let dir = DownloadDir::open(dir)?;
         for (index, (entry, relative)) in entries.iter().enumerate() {
-            match plan_download(entry, relative, dir, policy) {
+            match plan_download(entry, relative, &dir, policy) {
                 Ok(plan) => plans.push((index, plan)),
                 Err(e) => {
                     let result = Err(e);
@@ -302,8 +303,7 @@ fn start_commit(batch: &mut Vec<Unplaced>, policy: ConflictPolicy) -> Option<Com
     let files: Vec<Received> = waiting
         .iter_mut()
         .map(|u| Received {
-            partial: u.plan.partial.clone(),
-            dest: u.plan.dest.clone(),
+            target: u.plan.target.clone(),
             bytes: u.bytes.take(),
         })
         .collect();
@@ -326,7 +326,7 @@ async fn finish_commit(
             .iter()
             .map(|u| {
                 let e = std::io::Error::other(e.to_string());
-                Err(ClientError::local("placing", &u.plan.dest, e))
+                Err(ClientError::local("placing", u.plan.target.dest_path(), e))
             })
             .collect(),
     };
@@ -342,10 +342,13 @@ async fn finish_commit(
 
 /// Places one verified, fsynced partial under `policy`.
 async fn place(plan: &DownloadPlan, policy: ConflictPolicy) -> Result<PathBuf, ClientError> {
-    let (partial, dest) = (plan.partial.clone(), plan.dest.clone());
-    tokio::task::spawn_blocking(move || local::place(&partial, &dest, policy))
+    let target = plan.target.clone();
+    tokio::task::spawn_blocking(move || local::place(&target, policy))
         .await
-        .map_err(|e| ClientError::local("placing", &plan.dest, std::io::Error::other(e)))?
+        .map_err(|e| {
+            let e = std::io::Error::other(e);
+            ClientError::local("placing", plan.target.dest_path(), e)
+        })?
 }
 
 /// What the sender announced before a file's bytes.
@@ -391,8 +394,7 @@ where
     D: serde::de::DeserializeOwned,
 {
     let Incoming { size, hash, offset } = incoming;
-    let partial = &plan.partial;
-    let io = |e| ClientError::local("writing", partial, e);
+    let partial = plan.target.partial_path();
     if offset > 0 {
         progress.event(TransferEvent::Resumed {
             name: &plan.entry.name,
@@ -400,11 +402,13 @@ where
         });
         progress.event(TransferEvent::Bytes(offset));
     }
-    let path = partial.clone();
-    let (file, hasher) = tokio::task::spawn_blocking(move || open_for_resume(&path, offset, true))
-        .await
-        .map_err(|e| io(std::io::Error::other(e)))?
-        .map_err(io)?;
+    let target = plan.target.clone();
+    let (file, hasher) = tokio::task::spawn_blocking(move || {
+        resume(target.open_partial()?, offset)
+            .map_err(|e| ClientError::local("writing", target.partial_path(), e))
+    })
+    .await
+    .map_err(|e| ClientError::local("writing", &partial, std::io::Error::other(e)))??;
     let mut counted = |n| progress.event(TransferEvent::Bytes(n));
     let hasher = receive_to_file(
         reader,
@@ -418,7 +422,8 @@ where
     .await?;
     let checked = check_hash(&plan.entry.name, hash, &hasher);
     if checked.is_err() {
-        let _ = tokio::fs::remove_file(partial).await;
+        let target = plan.target.clone();
+        let _ = tokio::task::spawn_blocking(move || target.remove_partial()).await;
     }
     checked
 }
@@ -426,37 +431,32 @@ where
 /// Where a download goes and how much of it is already there.
 pub(crate) struct DownloadPlan {
     pub(crate) entry: FileEntry,
-    pub(crate) dest: PathBuf,
-    pub(crate) partial: PathBuf,
+    pub(crate) target: Target,
     pub(crate) offset: u64,
 }
 
+/// Plans the download of `entry` to `relative` inside `dir`: makes its
+/// folders, refuses a taken name under [`ConflictPolicy::Refuse`], and
+/// finds how much an earlier attempt left in its partial.
 pub(crate) fn plan_download(
     entry: &FileEntry,
     relative: &Path,
-    dir: &Path,
+    dir: &DownloadDir,
     policy: ConflictPolicy,
 ) -> Result<DownloadPlan, ClientError> {
     let name = parse_name(&entry.name)?;
-    let parent = local::safe_parent(dir, relative)?;
-    let dest = parent.join(
-        relative
-            .file_name()
-            .ok_or_else(|| ClientError::InvalidName {
-                name: entry.name.clone(),
-                reason: ferry_protocol::NameError::Empty,
-            })?,
-    );
-    if policy == ConflictPolicy::Refuse && local::occupied(&dest) {
-        return Err(ClientError::LocalConflict { path: dest });
+    let target = Target::new(dir, relative, &name, &entry.hash)?;
+    let folder = target.folder()?;
+    if policy == ConflictPolicy::Refuse && folder.occupied(&target.name) {
+        return Err(ClientError::LocalConflict {
+            path: target.dest_path(),
+        });
     }
-    let partial = local::partial_path(&parent, &name, &entry.hash);
-    let held = std::fs::metadata(&partial).map_or(0, |m| m.len());
+    let held = folder.file_len(&target.partial).unwrap_or(0);
     let offset = if held <= entry.size { held } else { 0 };
     Ok(DownloadPlan {
         entry: entry.clone(),
-        dest,
-        partial,
+        target,
         offset,
     })
 }

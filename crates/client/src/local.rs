@@ -1,94 +1,203 @@
-//! The local side of downloads: partial files, safe folders, and putting a
-//! verified file into place without overwriting anything unasked.
+//! The local side of downloads: partial files, the download folder, and
+//! putting a verified file into place without overwriting anything unasked.
+//!
+//! Every file operation goes through a [`Folder`] handle of the download
+//! folder (see [`ferry_io::beneath`]): nothing is created, written or
+//! renamed through a symlink someone else planted there.
 
-use std::fs;
-use std::io::{self, Read};
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
+use ferry_io::Folder;
 use ferry_protocol::{ConflictPolicy, ContentHash, FileName};
 
 use crate::error::ClientError;
 
-/// Creates the folders of `relative` under `root`, refusing to pass through
-/// a symlink or a non-folder, and returns the parent folder of the file.
-pub fn safe_parent(root: &Path, relative: &Path) -> Result<PathBuf, ClientError> {
-    let mut dir = root.to_owned();
-    let Some(parent) = relative.parent() else {
-        return Ok(dir);
-    };
-    for component in parent.components() {
-        dir.push(component);
-        match fs::symlink_metadata(&dir) {
-            Ok(meta) if meta.is_dir() => {}
-            Ok(_) => {
-                let reason =
-                    io::Error::other("exists and is not a folder (symlinks are not followed)");
-                return Err(ClientError::local("creating folder", &dir, reason));
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir(&dir).map_err(|e| ClientError::local("creating folder", &dir, e))?;
-            }
-            Err(e) => return Err(ClientError::local("inspecting", &dir, e)),
-        }
-    }
-    Ok(dir)
+/// Folders held open at once by one [`DownloadDir`].
+const OPEN_FOLDERS: usize = 256;
+
+/// A download folder, and the folders in it a download has used, held
+/// open (a bounded number, so a tree of many folders does not run out of
+/// file descriptors).
+#[derive(Debug, Clone)]
+pub struct DownloadDir(Arc<DirInner>);
+
+#[derive(Debug)]
+struct DirInner {
+    root: Arc<Folder>,
+    open: Mutex<HashMap<PathBuf, Arc<Folder>>>,
 }
 
-/// The hidden partial file a download of `name` with `hash` goes to, next to
-/// its destination so the final rename stays on one filesystem.
-pub fn partial_path(dir: &Path, name: &FileName, hash: &ContentHash) -> PathBuf {
+impl DownloadDir {
+    /// Opens the download folder at `path`.
+    pub fn open(path: &Path) -> Result<Self, ClientError> {
+        let root = Folder::open(path).map_err(|e| ClientError::local("opening", path, e))?;
+        Ok(Self(Arc::new(DirInner {
+            root: Arc::new(root),
+            open: Mutex::new(HashMap::new()),
+        })))
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        self.0.root.path()
+    }
+
+    /// The folder `relative` inside, never reached through a symlink; with
+    /// `create`, missing folders are made.
+    pub fn folder(&self, relative: &Path, create: bool) -> Result<Arc<Folder>, ClientError> {
+        if relative.as_os_str().is_empty() {
+            return Ok(self.0.root.clone());
+        }
+        if let Some(open) = self.lock().get(relative) {
+            return Ok(open.clone());
+        }
+        let folder = self
+            .0
+            .root
+            .subfolder(relative, create)
+            .map(Arc::new)
+            .map_err(|e| ClientError::local("opening folder", self.path().join(relative), e))?;
+        let mut open = self.lock();
+        if open.len() >= OPEN_FOLDERS {
+            open.clear();
+        }
+        open.insert(relative.to_owned(), folder.clone());
+        Ok(folder)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Arc<Folder>>> {
+        self.0.open.lock().expect("folder cache lock")
+    }
+}
+
+/// Where one download goes: a file name in a folder of the download
+/// folder, and the hidden partial beside it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The download folder.
+    pub dir: DownloadDir,
+    /// The file's folder, relative to `dir`.
+    pub parent: PathBuf,
+    /// The file's name in that folder.
+    pub name: OsString,
+    /// The partial's name in that folder.
+    pub partial: OsString,
+}
+
+impl Target {
+    /// The target for `relative` (a checked relative path) inside `dir`,
+    /// with its partial named after `name` and `hash`.
+    pub fn new(
+        dir: &DownloadDir,
+        relative: &Path,
+        name: &FileName,
+        hash: &ContentHash,
+    ) -> Result<Self, ClientError> {
+        let file_name = relative
+            .file_name()
+            .ok_or_else(|| ClientError::InvalidName {
+                name: name.to_string(),
+                reason: ferry_protocol::NameError::Empty,
+            })?;
+        Ok(Self {
+            dir: dir.clone(),
+            parent: relative.parent().map(Path::to_owned).unwrap_or_default(),
+            name: file_name.to_owned(),
+            partial: partial_name(name, hash).into(),
+        })
+    }
+
+    /// The file's folder, made if missing.
+    pub fn folder(&self) -> Result<Arc<Folder>, ClientError> {
+        self.dir.folder(&self.parent, true)
+    }
+
+    /// Where the file goes, for messages.
+    pub fn dest_path(&self) -> PathBuf {
+        self.dir.path().join(&self.parent).join(&self.name)
+    }
+
+    /// Where the partial is, for messages.
+    pub fn partial_path(&self) -> PathBuf {
+        self.dir.path().join(&self.parent).join(&self.partial)
+    }
+
+    /// Opens (creating, or continuing) the partial file.
+    pub fn open_partial(&self) -> Result<std::fs::File, ClientError> {
+        self.folder()?
+            .open_partial(&self.partial)
+            .map_err(|e| ClientError::local("opening", self.partial_path(), e))
+    }
+
+    /// Removes the partial file (a download that failed its check).
+    pub fn remove_partial(&self) {
+        if let Ok(folder) = self.folder() {
+            let _ = folder.remove(&self.partial);
+        }
+    }
+}
+
+/// The hidden partial file name a download of `name` with `hash` goes to,
+/// next to its destination so the final rename stays in one folder.
+pub fn partial_name(name: &FileName, hash: &ContentHash) -> String {
     let mut hasher = blake3::Hasher::new();
     hasher.update(name.as_str().as_bytes());
     hasher.update(&hash.0);
     let key = ContentHash::from(hasher.finalize()).short();
-    dir.join(format!(".ferry-{key}.part"))
+    format!(".ferry-{key}.part")
 }
 
-/// Whether something (even a dangling symlink) exists at `path`.
-pub fn occupied(path: &Path) -> bool {
-    fs::symlink_metadata(path).is_ok()
-}
-
-/// Moves the verified, fsynced `partial` to `dest` under `policy` and makes
-/// the directory entry durable. Returns where the file went.
-pub fn place(partial: &Path, dest: &Path, policy: ConflictPolicy) -> Result<PathBuf, ClientError> {
-    let placed = place_unsynced(partial, dest, policy)?;
-    if let Some(dir) = placed.parent() {
-        sync_dir(dir)?;
-    }
+/// Moves the verified, fsynced partial of `target` into place under
+/// `policy` and makes the folder entry durable. Returns where it went.
+pub fn place(target: &Target, policy: ConflictPolicy) -> Result<PathBuf, ClientError> {
+    let folder = target.folder()?;
+    let placed = place_unsynced(&folder, target, policy)?;
+    folder
+        .sync()
+        .map_err(|e| ClientError::local("syncing folder", folder.path(), e))?;
     Ok(placed)
 }
 
-/// [`place`] without making the directory entry durable: the caller syncs
+/// [`place`] without making the folder entry durable: the caller syncs
 /// the folder once for a whole batch.
-pub fn place_unsynced(
-    partial: &Path,
-    dest: &Path,
+fn place_unsynced(
+    folder: &Folder,
+    target: &Target,
     policy: ConflictPolicy,
 ) -> Result<PathBuf, ClientError> {
-    Ok(match policy {
+    let dest = target.dest_path();
+    let moved = |e| ClientError::local("moving into place", &dest, e);
+    match policy {
         ConflictPolicy::Overwrite => {
-            fs::rename(partial, dest)
-                .map_err(|e| ClientError::local("moving into place", dest, e))?;
-            dest.to_owned()
+            folder
+                .rename(&target.partial, &target.name, true)
+                .map_err(moved)?;
+            Ok(dest)
         }
         ConflictPolicy::Refuse => {
-            link_new(partial, dest)?.ok_or_else(|| ClientError::LocalConflict {
-                path: dest.to_owned(),
-            })?
+            if folder
+                .rename(&target.partial, &target.name, false)
+                .map_err(moved)?
+            {
+                Ok(dest)
+            } else {
+                Err(ClientError::LocalConflict { path: dest })
+            }
         }
-        ConflictPolicy::Rename => place_numbered(partial, dest)?,
-    })
+        ConflictPolicy::Rename => place_numbered(folder, target),
+    }
 }
 
 /// A verified download in a batch: its partial file, or its bytes still in
 /// memory (then written to the partial first), and where it goes.
 #[derive(Debug)]
 pub struct Received {
-    /// The hidden partial file.
-    pub partial: PathBuf,
-    /// Where it should land.
-    pub dest: PathBuf,
+    /// Where it goes.
+    pub target: Target,
     /// The whole file, if it was received into memory.
     pub bytes: Option<Vec<u8>>,
 }
@@ -112,42 +221,62 @@ fn place_batch_flushing(
     policy: ConflictPolicy,
     whole_filesystems: bool,
 ) -> Vec<Result<PathBuf, ClientError>> {
-    let mut placed: Vec<Result<PathBuf, ClientError>> = write_durably(files, whole_filesystems)
-        .into_iter()
-        .zip(files)
-        .map(|(ready, file)| ready.and_then(|()| place_unsynced(&file.partial, &file.dest, policy)))
-        .collect();
+    let folders = files.iter().map(|f| f.target.folder()).collect();
+    let mut placed: Vec<Result<(PathBuf, Arc<Folder>), ClientError>> =
+        write_durably(files, folders, whole_filesystems)
+            .into_iter()
+            .zip(files)
+            .map(|(ready, file)| {
+                let folder = ready?;
+                let path = place_unsynced(&folder, &file.target, policy)?;
+                Ok((path, folder))
+            })
+            .collect();
     sync_folders(&mut placed, whole_filesystems);
     placed
+        .into_iter()
+        .map(|p| p.map(|(path, _)| path))
+        .collect()
 }
 
-/// Writes out the files held in memory and makes every partial durable.
-fn write_durably(files: &[Received], whole_filesystems: bool) -> Vec<Result<(), ClientError>> {
-    let mut results: Vec<Result<(), ClientError>> = files
+/// Writes out the files held in memory and makes every partial durable;
+/// each result holds the file's folder.
+fn write_durably(
+    files: &[Received],
+    folders: Vec<Result<Arc<Folder>, ClientError>>,
+    whole_filesystems: bool,
+) -> Vec<Result<Arc<Folder>, ClientError>> {
+    let mut results: Vec<Result<Arc<Folder>, ClientError>> = files
         .iter()
-        .map(|f| {
-            match &f.bytes {
-                Some(bytes) => ferry_io::disk::open_partial(&f.partial).and_then(|mut file| {
-                    file.set_len(0)?;
-                    std::io::Write::write_all(&mut file, bytes)
-                }),
-                None => Ok(()),
+        .zip(folders)
+        .map(|(f, folder)| {
+            let folder = folder?;
+            if let Some(bytes) = &f.bytes {
+                folder
+                    .open_partial(&f.target.partial)
+                    .and_then(|mut file| {
+                        file.set_len(0)?;
+                        file.write_all(bytes)
+                    })
+                    .map_err(|e| ClientError::local("writing", f.target.partial_path(), e))?;
             }
-            .map_err(|e| ClientError::local("writing", &f.partial, e))
+            Ok(folder)
         })
         .collect();
     if whole_filesystems {
-        let folders = files
-            .iter()
-            .map(|f| f.partial.parent().unwrap_or(&f.partial));
-        flush_filesystems(folders, &mut results);
+        flush_filesystems(&mut results);
         return results;
     }
-    let partials: Vec<&Path> = files.iter().map(|f| f.partial.as_path()).collect();
-    let synced = ferry_io::disk::sync_all_concurrently(&partials);
+    let synced = ferry_io::disk::sync_all_concurrently(files, |f| {
+        f.target
+            .folder()
+            .map_err(|e| io::Error::other(e.to_string()))?
+            .open_partial(&f.target.partial)?
+            .sync_all()
+    });
     for ((result, file), synced) in results.iter_mut().zip(files).zip(synced) {
-        if let (Ok(()), Err(e)) = (&result, synced) {
-            *result = Err(ClientError::local("syncing", &file.partial, e));
+        if let (Ok(_), Err(e)) = (&result, synced) {
+            *result = Err(ClientError::local("syncing", file.target.partial_path(), e));
         }
     }
     results
@@ -155,137 +284,111 @@ fn write_durably(files: &[Received], whole_filesystems: bool) -> Vec<Result<(), 
 
 /// Makes the new entries in every folder something was placed in durable;
 /// where that fails, the files placed there are reported as failed.
-fn sync_folders(placed: &mut [Result<PathBuf, ClientError>], whole_filesystems: bool) {
-    let folders: Vec<PathBuf> = placed
-        .iter()
-        .filter_map(|p| p.as_ref().ok()?.parent().map(Path::to_path_buf))
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let mut synced: Vec<Result<(), ClientError>> = folders.iter().map(|_| Ok(())).collect();
-    if whole_filesystems {
-        flush_filesystems(folders.iter().map(PathBuf::as_path), &mut synced);
-    } else {
-        for (folder, result) in folders.iter().zip(&mut synced) {
-            *result = sync_dir(folder);
+fn sync_folders(placed: &mut [Result<(PathBuf, Arc<Folder>), ClientError>], whole: bool) {
+    let mut folders: Vec<Result<Arc<Folder>, ClientError>> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (_, folder) in placed.iter().flatten() {
+        if seen.insert(folder.path().to_owned()) {
+            folders.push(Ok(folder.clone()));
         }
     }
-    for (folder, result) in folders.iter().zip(synced) {
-        let Err(e) = result else { continue };
-        for p in placed.iter_mut() {
-            if matches!(p, Ok(path) if path.parent() == Some(folder)) {
-                let e = io::Error::other(e.to_string());
-                *p = Err(ClientError::local("syncing folder", folder, e));
+    if whole {
+        flush_filesystems(&mut folders);
+    } else {
+        for result in &mut folders {
+            if let Ok(folder) = result
+                && let Err(e) = folder.sync()
+            {
+                *result = Err(ClientError::local("syncing folder", folder.path(), e));
             }
+        }
+    }
+    let failed: HashMap<PathBuf, String> = folders
+        .iter()
+        .filter_map(|r| match r {
+            Err(ClientError::Local { path, source, .. }) => {
+                Some((path.clone(), source.to_string()))
+            }
+            _ => None,
+        })
+        .collect();
+    for p in placed.iter_mut() {
+        let Ok((_, folder)) = p else { continue };
+        if let Some(e) = failed.get(folder.path()) {
+            let e = io::Error::other(e.clone());
+            *p = Err(ClientError::local("syncing folder", folder.path(), e));
         }
     }
 }
 
-/// Flushes once each filesystem holding one of `folders` (the folder of
-/// each result's file, or the folder itself; see
-/// [`ferry_io::disk::sync_filesystem`]). A failure fails every result
-/// on that filesystem that is still `Ok`. Each folder is looked at once.
-fn flush_filesystems<'a>(
-    folders: impl Iterator<Item = &'a Path>,
-    results: &mut [Result<(), ClientError>],
-) {
-    use std::collections::HashMap;
-    use std::os::unix::fs::MetadataExt;
-    let mut by_folder: HashMap<&Path, Result<(), String>> = HashMap::new();
+/// Flushes once each filesystem holding a folder in `results` (see
+/// [`ferry_io::disk::sync_filesystem`]). A failure fails every result on
+/// that filesystem that is still `Ok`.
+fn flush_filesystems(results: &mut [Result<Arc<Folder>, ClientError>]) {
     let mut by_device: HashMap<u64, Result<(), String>> = HashMap::new();
-    for (folder, result) in folders.zip(results.iter_mut()) {
-        if result.is_err() {
-            continue;
-        }
-        let outcome = by_folder.entry(folder).or_insert_with(|| {
-            let device = fs::metadata(folder).map_err(|e| e.to_string())?.dev();
-            by_device
-                .entry(device)
-                .or_insert_with(|| {
-                    ferry_io::disk::sync_filesystem(folder).map_err(|e| e.to_string())
-                })
-                .clone()
-        });
+    for result in results.iter_mut() {
+        let Ok(folder) = result else { continue };
+        let outcome = folder
+            .device()
+            .map_err(|e| e.to_string())
+            .and_then(|device| {
+                by_device
+                    .entry(device)
+                    .or_insert_with(|| folder.sync_filesystem().map_err(|e| e.to_string()))
+                    .clone()
+            });
         if let Err(e) = outcome {
             *result = Err(ClientError::local(
                 "syncing",
-                folder,
-                io::Error::other(e.clone()),
+                folder.path(),
+                io::Error::other(e),
             ));
         }
     }
 }
 
-fn place_numbered(partial: &Path, dest: &Path) -> Result<PathBuf, ClientError> {
-    if let Some(placed) = link_new(partial, dest)? {
-        return Ok(placed);
+fn place_numbered(folder: &Folder, target: &Target) -> Result<PathBuf, ClientError> {
+    let dest = target.dest_path();
+    let moved = |e| ClientError::local("moving into place", &dest, e);
+    if folder
+        .rename(&target.partial, &target.name, false)
+        .map_err(moved)?
+    {
+        return Ok(dest);
     }
-    let file = dest.file_name().and_then(|f| f.to_str()).unwrap_or("file");
-    let name = FileName::parse(file).map_err(|reason| ClientError::InvalidName {
+    let file = target.name.to_str().unwrap_or("file");
+    let invalid = |reason| ClientError::InvalidName {
         name: file.into(),
         reason,
-    })?;
+    };
+    let name = FileName::parse(file).map_err(invalid)?;
     for n in 1..10_000 {
-        let candidate = name
-            .numbered(n)
-            .map_err(|reason| ClientError::InvalidName {
-                name: file.into(),
-                reason,
-            })?;
-        if let Some(placed) = link_new(partial, &dest.with_file_name(candidate.as_str()))? {
-            return Ok(placed);
+        let candidate = name.numbered(n).map_err(invalid)?;
+        let candidate = OsStr::new(candidate.as_str());
+        if folder
+            .rename(&target.partial, candidate, false)
+            .map_err(moved)?
+        {
+            return Ok(dest.with_file_name(candidate));
         }
     }
-    Err(ClientError::LocalConflict {
-        path: dest.to_owned(),
-    })
-}
-
-/// Gives `partial` the name `dest` only if `dest` is free: one rename that
-/// refuses to replace (`RENAME_NOREPLACE`), or where the filesystem lacks
-/// that, a hard link (which cannot replace either) and an unlink.
-/// `Ok(None)` means `dest` was taken.
-fn link_new(partial: &Path, dest: &Path) -> Result<Option<PathBuf>, ClientError> {
-    use rustix::fs::{CWD, RenameFlags, renameat_with};
-    match renameat_with(CWD, partial, CWD, dest, RenameFlags::NOREPLACE) {
-        Ok(()) => return Ok(Some(dest.to_owned())),
-        Err(rustix::io::Errno::EXIST) => return Ok(None),
-        Err(_) => {} // not supported here: fall back
-    }
-    match fs::hard_link(partial, dest) {
-        Ok(()) => {
-            fs::remove_file(partial)
-                .map_err(|e| ClientError::local("removing partial", partial, e))?;
-            Ok(Some(dest.to_owned()))
-        }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
-        Err(_) if !occupied(dest) => {
-            // Filesystems without hard links: check-then-rename is the best left.
-            fs::rename(partial, dest)
-                .map_err(|e| ClientError::local("moving into place", dest, e))?;
-            Ok(Some(dest.to_owned()))
-        }
-        Err(_) => Ok(None),
-    }
-}
-
-/// Makes a directory's entries durable.
-pub fn sync_dir(dir: &Path) -> Result<(), ClientError> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| ClientError::local("syncing folder", dir, e))
-}
-
-/// BLAKE3 of the first `len` bytes of `path`.
-pub fn hash_prefix(path: &Path, len: u64) -> io::Result<blake3::Hasher> {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update_reader(fs::File::open(path)?.take(len))?;
-    Ok(hasher)
+    Err(ClientError::LocalConflict { path: dest })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+
+    fn target(dir: &DownloadDir, relative: &str, partial: &str) -> Target {
+        let relative = Path::new(relative);
+        Target {
+            dir: dir.clone(),
+            parent: relative.parent().unwrap().to_owned(),
+            name: relative.file_name().unwrap().to_owned(),
+            partial: partial.into(),
+        }
+    }
 
     #[test]
     fn a_batch_is_placed_file_by_file_under_the_policy() {
@@ -295,34 +398,32 @@ mod tests {
     }
 
     fn place_a_batch(whole_filesystems: bool) {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         fs::write(d.join(".a.part"), b"new a").unwrap();
         fs::write(d.join(".b.part"), b"new b").unwrap();
         fs::write(d.join("b"), b"old b").unwrap();
+        let dir = DownloadDir::open(d).unwrap();
         let files = [
             Received {
-                partial: d.join(".a.part"),
-                dest: d.join("a"),
+                target: target(&dir, "a", ".a.part"),
                 bytes: None,
             },
             Received {
-                partial: d.join(".b.part"),
-                dest: d.join("b"),
+                target: target(&dir, "b", ".b.part"),
                 bytes: None,
             },
             Received {
-                partial: d.join(".c.part"),
-                dest: d.join("c"),
+                target: target(&dir, "sub/c", ".c.part"),
                 bytes: Some(b"new c".to_vec()),
             },
         ];
         let results = place_batch_flushing(&files, ConflictPolicy::Refuse, whole_filesystems);
         assert_eq!(results[0].as_ref().unwrap(), &d.join("a"));
         assert!(matches!(results[1], Err(ClientError::LocalConflict { .. })));
-        assert_eq!(results[2].as_ref().unwrap(), &d.join("c"));
+        assert_eq!(results[2].as_ref().unwrap(), &d.join("sub/c"));
         assert_eq!(fs::read(d.join("a")).unwrap(), b"new a");
-        assert_eq!(fs::read(d.join("c")).unwrap(), b"new c");
+        assert_eq!(fs::read(d.join("sub/c")).unwrap(), b"new c");
         assert_eq!(fs::read(d.join("b")).unwrap(), b"old b");
         assert!(!d.join(".a.part").exists());
         // The refused file stays as a partial, nothing lost.
@@ -331,30 +432,33 @@ mod tests {
 
     #[test]
     fn refuse_policy_never_replaces_an_existing_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let (partial, dest) = (dir.path().join(".p"), dir.path().join("a.txt"));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DownloadDir::open(tmp.path()).unwrap();
+        let dest = tmp.path().join("a.txt");
         fs::write(&dest, b"mine").unwrap();
-        fs::write(&partial, b"theirs").unwrap();
+        fs::write(tmp.path().join(".p"), b"theirs").unwrap();
+        let t = target(&dir, "a.txt", ".p");
         assert!(matches!(
-            place(&partial, &dest, ConflictPolicy::Refuse),
+            place(&t, ConflictPolicy::Refuse),
             Err(ClientError::LocalConflict { .. })
         ));
         assert_eq!(fs::read(&dest).unwrap(), b"mine");
-        let placed = place(&partial, &dest, ConflictPolicy::Rename).unwrap();
-        assert_eq!(placed, dir.path().join("a (1).txt"));
+        let placed = place(&t, ConflictPolicy::Rename).unwrap();
+        assert_eq!(placed, tmp.path().join("a (1).txt"));
         assert_eq!(fs::read(placed).unwrap(), b"theirs");
-        assert!(!partial.exists());
+        assert!(!tmp.path().join(".p").exists());
     }
 
     #[test]
     fn folders_are_not_created_through_symlinks() {
-        let dir = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
-        std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
-        let err = safe_parent(dir.path(), Path::new("link/x/file")).unwrap_err();
-        assert!(matches!(err, ClientError::Local { .. }));
+        std::os::unix::fs::symlink(outside.path(), tmp.path().join("link")).unwrap();
+        let dir = DownloadDir::open(tmp.path()).unwrap();
+        let err = dir.folder(Path::new("link/x"), true).unwrap_err();
+        assert!(matches!(err, ClientError::Local { .. }), "{err}");
         assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
-        let made = safe_parent(dir.path(), Path::new("a/b/file")).unwrap();
-        assert!(made.ends_with("a/b") && made.is_dir());
+        dir.folder(Path::new("a/b"), true).unwrap();
+        assert!(tmp.path().join("a/b").is_dir());
     }
 }

@@ -5,51 +5,98 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ferry_protocol::FileName;
 
+use ferry_io::{FileIdentity, Folder};
+
 use crate::error::ClientError;
 use crate::file_hash::hash_file;
 use crate::transfer::UploadItem;
 
-/// Expands files and folders into `(path, name)` pairs: a file is named by
+/// Where an upload's bytes are read from.
+#[derive(Debug, Clone)]
+pub enum LocalFile {
+    /// A file the user named (symlinks on its path are the user's choice).
+    Named(PathBuf),
+    /// A file found in a folder the user named: reached beneath that
+    /// folder's handle, following no symlink (see [`ferry_io::beneath`]).
+    Beneath {
+        /// The folder the user named.
+        root: PathBuf,
+        /// The file's path inside it.
+        relative: PathBuf,
+    },
+}
+
+impl LocalFile {
+    /// Where the file is, for messages.
+    pub fn path(&self) -> PathBuf {
+        match self {
+            Self::Named(path) => path.clone(),
+            Self::Beneath { root, relative } => root.join(relative),
+        }
+    }
+
+    /// Opens the file for reading; it must be a regular file.
+    pub fn open(&self) -> std::io::Result<std::fs::File> {
+        match self {
+            Self::Named(path) => ferry_io::beneath::open_named(path),
+            Self::Beneath { root, relative } => Folder::open(root)?.open_file(relative),
+        }
+    }
+}
+
+/// Expands files and folders into `(file, name)` pairs: a file is named by
 /// its file name, a folder's files by their path from the folder's parent
-/// (`photos/2024/a.jpg`). Only regular files are taken; symlinks are skipped.
-pub fn collect_uploads(paths: &[PathBuf]) -> Result<Vec<(PathBuf, FileName)>, ClientError> {
+/// (`photos/2024/a.jpg`). Only regular files are taken; symlinks inside a
+/// folder are skipped, never followed.
+pub fn collect_uploads(paths: &[PathBuf]) -> Result<Vec<(LocalFile, FileName)>, ClientError> {
     let mut found = Vec::new();
     for path in paths {
         let meta = std::fs::metadata(path).map_err(|e| ClientError::local("reading", path, e))?;
         let base = file_name_of(path)?;
         if meta.is_dir() {
-            walk(path, &base, &mut found)?;
+            let root = Folder::open(path).map_err(|e| ClientError::local("opening", path, e))?;
+            walk(&root, Path::new(""), &base, &mut found)?;
         } else {
-            found.push((path.clone(), parse_name(&base)?));
+            found.push((LocalFile::Named(path.clone()), parse_name(&base)?));
         }
     }
     Ok(found)
 }
 
-fn walk(dir: &Path, prefix: &str, found: &mut Vec<(PathBuf, FileName)>) -> Result<(), ClientError> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| ClientError::local("listing", dir, e))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| ClientError::local("listing", dir, e))?;
-    entries.sort_by_key(std::fs::DirEntry::file_name);
+/// Adds the files under `relative` in `root`, in name order.
+fn walk(
+    root: &Folder,
+    relative: &Path,
+    prefix: &str,
+    found: &mut Vec<(LocalFile, FileName)>,
+) -> Result<(), ClientError> {
+    let here = root.path().join(relative);
+    let folder = root
+        .subfolder(relative, false)
+        .map_err(|e| ClientError::local("opening", &here, e))?;
+    let mut entries = folder
+        .list()
+        .map_err(|e| ClientError::local("listing", &here, e))?;
+    drop(folder); // one descriptor at a time, however deep the tree
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
     for entry in entries {
-        let path = entry.path();
-        let kind = entry
-            .file_type()
-            .map_err(|e| ClientError::local("reading", &path, e))?;
-        // The entry already knows its name; no need to resolve the path.
-        let Some(file_name) = entry.file_name().to_str().map(str::to_owned) else {
+        let Some(file_name) = entry.name.to_str() else {
             let reason = ferry_protocol::NameError::NotUtf8;
             return Err(ClientError::InvalidName {
-                name: path.display().to_string(),
+                name: here.join(&entry.name).display().to_string(),
                 reason,
             });
         };
         let name = format!("{prefix}/{file_name}");
-        if kind.is_dir() {
-            walk(&path, &name, found)?;
-        } else if kind.is_file() {
-            found.push((path, parse_name(&name)?));
+        let inner = relative.join(file_name);
+        if entry.file.is_none() {
+            walk(root, &inner, &name, found)?;
+        } else {
+            let file = LocalFile::Beneath {
+                root: root.path().to_owned(),
+                relative: inner,
+            };
+            found.push((file, parse_name(&name)?));
         }
     }
     Ok(())
@@ -78,7 +125,7 @@ pub(crate) fn parse_name(name: &str) -> Result<FileName, ClientError> {
 
 /// Hashes a local file for upload (on a blocking thread).
 pub async fn prepare_upload(path: PathBuf, name: FileName) -> Result<UploadItem, ClientError> {
-    let mut items = prepare_uploads(vec![(path, name)]).await?;
+    let mut items = prepare_uploads(vec![(LocalFile::Named(path), name)]).await?;
     Ok(items.pop().expect("one item in, one out"))
 }
 
@@ -86,7 +133,7 @@ pub async fn prepare_upload(path: PathBuf, name: FileName) -> Result<UploadItem,
 /// takes the next unhashed file, so a folder of small files goes as fast
 /// as one big file (which is itself hashed on every core).
 pub async fn prepare_uploads(
-    files: Vec<(PathBuf, FileName)>,
+    files: Vec<(LocalFile, FileName)>,
 ) -> Result<Vec<UploadItem>, ClientError> {
     tokio::task::spawn_blocking(move || {
         let next = AtomicUsize::new(0);
@@ -95,10 +142,10 @@ pub async fn prepare_uploads(
             let mut done = Vec::new();
             loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
-                let Some((path, name)) = files.get(index) else {
+                let Some((file, name)) = files.get(index) else {
                     return done;
                 };
-                done.push((index, prepare(path.clone(), name.clone())));
+                done.push((index, prepare(file.clone(), name.clone())));
             }
         };
         // This thread hashes too; the others only join for a second file.
@@ -119,14 +166,27 @@ pub async fn prepare_uploads(
     .map_err(|e| ClientError::local("hashing", "", std::io::Error::other(e)))?
 }
 
-fn prepare(path: PathBuf, name: FileName) -> Result<UploadItem, ClientError> {
-    let file = std::fs::File::open(&path).map_err(|e| ClientError::local("opening", &path, e))?;
-    let (size, hash) = hash_file(&file).map_err(|e| ClientError::local("hashing", &path, e))?;
+/// Hashes one file, and notes which version of it was hashed: the upload
+/// sends only from that version (see [`UploadItem::identity`]).
+fn prepare(from: LocalFile, name: FileName) -> Result<UploadItem, ClientError> {
+    let path = from.path();
+    let file = from
+        .open()
+        .map_err(|e| ClientError::local("opening", &path, e))?;
+    let hashed = (|| {
+        let identity = FileIdentity::of(&file.metadata()?);
+        let (size, hash) = hash_file(&file)?;
+        identity.check(&file)?;
+        Ok((identity, size, hash))
+    })();
+    let (identity, size, hash) = hashed.map_err(|e| ClientError::local("hashing", &path, e))?;
     Ok(UploadItem {
         path,
+        from,
         name,
         size,
         hash,
+        identity,
     })
 }
 
@@ -142,14 +202,51 @@ mod hash_tests {
         for i in 0..50u8 {
             let path = dir.path().join(format!("f{i}"));
             std::fs::write(&path, vec![i; usize::from(i) * 100]).unwrap();
-            files.push((path, FileName::parse(&format!("f{i}")).unwrap()));
+            files.push((
+                LocalFile::Named(path),
+                FileName::parse(&format!("f{i}")).unwrap(),
+            ));
         }
         let items = prepare_uploads(files.clone()).await.unwrap();
         for (i, item) in items.iter().enumerate() {
             assert_eq!(item.name.as_str(), format!("f{i}"));
             assert_eq!(item.hash, ContentHash::of(&vec![i as u8; i * 100]));
         }
-        files.push((dir.path().join("gone"), FileName::parse("gone").unwrap()));
+        files.push((
+            LocalFile::Named(dir.path().join("gone")),
+            FileName::parse("gone").unwrap(),
+        ));
         assert!(prepare_uploads(files).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_folder_is_walked_without_following_links_and_a_swap_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("key"), b"secret").unwrap();
+        let top = dir.path().join("top");
+        std::fs::create_dir_all(top.join("sub")).unwrap();
+        std::fs::write(top.join("sub/a"), b"a").unwrap();
+        std::os::unix::fs::symlink(outside.path(), top.join("linked")).unwrap();
+        let found = collect_uploads(std::slice::from_ref(&top)).unwrap();
+        let names: Vec<_> = found.iter().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(names, ["top/sub/a"]);
+        let item = prepare_upload_from(found[0].0.clone()).await;
+        // The folder is swapped for a link to one holding a same-named file.
+        std::fs::write(outside.path().join("a"), b"b").unwrap();
+        std::fs::rename(top.join("sub"), dir.path().join("moved")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), top.join("sub")).unwrap();
+        assert!(item.from.open().is_err(), "not reached through the link");
+        // A file swapped in place is not the version that was hashed.
+        std::fs::remove_file(top.join("sub")).unwrap();
+        std::fs::create_dir(top.join("sub")).unwrap();
+        std::fs::write(top.join("sub/a"), b"b").unwrap();
+        let file = item.from.open().unwrap();
+        assert!(item.identity.check(&file).is_err());
+    }
+
+    async fn prepare_upload_from(file: LocalFile) -> UploadItem {
+        let name = FileName::parse("x").unwrap();
+        prepare_uploads(vec![(file, name)]).await.unwrap().remove(0)
     }
 }

@@ -9,28 +9,37 @@
 
 use std::path::PathBuf;
 
-use ferry_io::source::{Source, open_source, send_source};
+use ferry_io::FileIdentity;
+use ferry_io::source::{Source, send_source, source_from};
+use ferry_protocol::possession::{Prover, ranges_are_reasonable};
 use ferry_protocol::{
-    ConflictPolicy, ContentHash, EAGER_UPLOAD_MAX, FileEntry, FileName, FrameError, Request,
-    Response, UploadMode,
+    ByteRange, ConflictPolicy, ContentHash, EAGER_UPLOAD_MAX, FileEntry, FileName, FrameError,
+    PossessionProof, Request, Response, UploadMode,
 };
 use tokio::sync::mpsc;
 
 use crate::error::ClientError;
 use crate::hub_client::{HubClient, read_reply, unexpected};
 use crate::progress::{Progress, TransferEvent};
+use crate::scan::LocalFile;
 
 /// A local file ready to upload: hashed, sized, named.
 #[derive(Debug, Clone)]
 pub struct UploadItem {
-    /// Where it is.
+    /// Where it is, for messages.
     pub path: PathBuf,
+    /// How to open it.
+    pub from: LocalFile,
     /// Name it gets in the store.
     pub name: FileName,
     /// Size when hashed.
     pub size: u64,
     /// BLAKE3 when hashed.
     pub hash: ContentHash,
+    /// The version of the file that was hashed. Bytes are sent only from
+    /// it: a file swapped (even for a link to another) or rewritten since
+    /// is refused before anything of it leaves.
+    pub identity: FileIdentity,
 }
 
 /// How a file ended up after a transfer.
@@ -61,11 +70,15 @@ const READ_AHEAD: usize = 32;
 /// A small file whose size changed since it was hashed is an error here,
 /// before its header goes out.
 fn read_ahead(items: &[UploadItem]) -> mpsc::Receiver<std::io::Result<Source>> {
-    let wanted: Vec<(PathBuf, u64)> = items.iter().map(|i| (i.path.clone(), i.size)).collect();
+    let wanted: Vec<(LocalFile, FileIdentity)> =
+        items.iter().map(|i| (i.from.clone(), i.identity)).collect();
     let (tx, rx) = mpsc::channel(READ_AHEAD);
     tokio::task::spawn_blocking(move || {
-        for (path, size) in wanted {
-            let opened = open_source(&path, 0, size, size <= READ_WHOLE_MAX);
+        for (from, identity) in wanted {
+            let opened = from.open().and_then(|file| {
+                identity.check(&file)?;
+                source_from(file, identity.size, identity.size <= READ_WHOLE_MAX)
+            });
             if tx.blocking_send(opened).is_err() {
                 return; // the upload stopped
             }
@@ -80,6 +93,55 @@ struct Sent {
     negotiated: bool,
 }
 
+/// What the reader tells the writer after a negotiated header.
+enum Go {
+    /// Send the bytes from this offset.
+    From(u64),
+    /// Prove possession of the bytes (the hub holds them already).
+    Prove {
+        nonce: [u8; 32],
+        ranges: Vec<ByteRange>,
+    },
+    /// Send nothing: the hub answered already.
+    Skip,
+}
+
+/// Answers the hub's challenge for the bytes of `item` (opened as
+/// `source`), on a blocking thread. A challenge that asks for more than a
+/// challenge holds is refused: a hub cannot make us read the whole file.
+async fn prove(
+    source: Source,
+    item: &UploadItem,
+    nonce: [u8; 32],
+    ranges: Vec<ByteRange>,
+) -> Result<PossessionProof, ClientError> {
+    if !ranges_are_reasonable(&ranges, item.size) {
+        return Err(ClientError::Protocol(
+            "the hub asked to prove ranges outside the file or too long".into(),
+        ));
+    }
+    let proved = tokio::task::spawn_blocking(move || match source {
+        Source::File(file) => ferry_io::disk::prove_possession(&file, &nonce, &ranges),
+        Source::Bytes(bytes) => {
+            let mut prover = Prover::new(&nonce);
+            for range in ranges {
+                let start = usize::try_from(range.offset).map_err(std::io::Error::other)?;
+                let end = start + range.len as usize;
+                let part = bytes.get(start..end).ok_or_else(|| {
+                    std::io::Error::other("the file is shorter than when it was hashed")
+                })?;
+                prover.range(range, part);
+            }
+            Ok(prover.finish())
+        }
+    });
+    proved
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r)
+        .map_err(|e| ClientError::local("proving possession of", &item.path, e))
+}
+
 impl HubClient {
     /// Uploads `items` in one pipelined batch. `Err` means the connection
     /// broke; per-file refusals are in the returned list, in order.
@@ -90,7 +152,7 @@ impl HubClient {
         progress: &dyn Progress,
     ) -> Result<Vec<FileResult>, ClientError> {
         let (sent_tx, mut sent_rx) = mpsc::unbounded_channel::<Sent>();
-        let (offset_tx, mut offset_rx) = mpsc::channel::<Option<u64>>(1);
+        let (go_tx, mut go_rx) = mpsc::channel::<Go>(1);
         let mut results: Vec<Option<FileResult>> = (0..items.len()).map(|_| None).collect();
         let stall = self.stall;
         let (reader, writer) = (&mut self.reader, &mut self.writer);
@@ -130,9 +192,14 @@ impl HubClient {
                 let mut offset = 0;
                 if negotiated {
                     writer.flush().await.map_err(FrameError::from)?;
-                    match offset_rx.recv().await {
-                        Some(Some(from)) => offset = from,
-                        Some(None) => continue,
+                    match go_rx.recv().await {
+                        Some(Go::From(from)) => offset = from,
+                        Some(Go::Prove { nonce, ranges }) => {
+                            let proof = prove(source, item, nonce, ranges).await?;
+                            writer.send(&Request::Proof { proof }).await?;
+                            continue;
+                        }
+                        Some(Go::Skip) => continue,
                         None => break,
                     }
                     source
@@ -153,19 +220,26 @@ impl HubClient {
                 let mut resumed_from = 0;
                 let mut reply = read_reply(reader, stall).await;
                 if negotiated {
-                    if let Ok(Response::UploadReady { offset }) = reply {
-                        resumed_from = offset;
-                        if offset > 0 {
-                            progress.event(TransferEvent::Resumed {
-                                name: item.name.as_str(),
-                                offset,
-                            });
-                            progress.event(TransferEvent::Bytes(offset));
+                    match reply {
+                        Ok(Response::UploadReady { offset }) => {
+                            resumed_from = offset;
+                            if offset > 0 {
+                                progress.event(TransferEvent::Resumed {
+                                    name: item.name.as_str(),
+                                    offset,
+                                });
+                                progress.event(TransferEvent::Bytes(offset));
+                            }
+                            let _ = go_tx.send(Go::From(offset)).await;
+                            reply = read_reply(reader, stall).await;
                         }
-                        let _ = offset_tx.send(Some(offset)).await;
-                        reply = read_reply(reader, stall).await;
-                    } else {
-                        let _ = offset_tx.send(None).await;
+                        Ok(Response::Prove { nonce, ranges }) => {
+                            let _ = go_tx.send(Go::Prove { nonce, ranges }).await;
+                            reply = read_reply(reader, stall).await;
+                        }
+                        _ => {
+                            let _ = go_tx.send(Go::Skip).await;
+                        }
                     }
                 }
                 let result = match reply {

@@ -41,6 +41,9 @@ pub enum HubError {
     /// A relay between two clients broke off.
     #[error("relay: {0}")]
     Relay(String),
+    /// The client sent something out of turn; the connection is closed.
+    #[error("protocol: {0}")]
+    Protocol(&'static str),
     /// The hub's state on disk is damaged; the hub will not use it.
     #[error("{} is damaged: {detail}", path.display())]
     Damaged {
@@ -70,7 +73,7 @@ impl HubError {
             Self::Body(BodyError::Stalled(_)) => ErrorCode::Timeout,
             Self::Body(BodyError::Truncated { .. }) => ErrorCode::SizeMismatch,
             Self::Frame(FrameError::TooLarge { .. }) => ErrorCode::TooLarge,
-            Self::Frame(_) => ErrorCode::BadRequest,
+            Self::Frame(_) | Self::Protocol(_) => ErrorCode::BadRequest,
             Self::Relay(_) => ErrorCode::SizeMismatch,
             _ => ErrorCode::Internal,
         }

@@ -39,6 +39,7 @@ mod integrity;
 mod login;
 pub mod outcome;
 mod peer;
+mod possession;
 pub mod publish;
 mod relay_copy;
 pub mod server;

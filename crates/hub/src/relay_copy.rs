@@ -142,7 +142,7 @@ async fn keep(session: &Session, grant: &Issued, path: PathBuf) {
     match session
         .hub
         .publisher
-        .publish(&publication, Some(&path))
+        .publish(&publication, Some(&path), false)
         .await
     {
         Ok(Outcome::Done(_)) => {}

@@ -494,6 +494,12 @@ impl Session {
             Request::Usage => self.usage().await,
             Request::Allow { handle, folder } => self.allow(&handle, &folder).await,
             Request::Audit { limit } => self.audit_lines(limit).await,
+            Request::Proof { .. } => {
+                let message = "a proof of possession answers a Prove, and none was asked";
+                self.refuse(Refusal::new(ErrorCode::BadRequest, message))
+                    .await?;
+                Ok(Flow::Continue)
+            }
         }
     }
 

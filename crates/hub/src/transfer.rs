@@ -19,6 +19,7 @@ use ferry_protocol::{
 use crate::access::policy;
 use crate::error::HubError;
 use crate::outcome::{Outcome, Refusal};
+use crate::possession::Possession;
 use crate::publish::accounts::Reservation;
 use crate::publish::group::Received;
 use crate::publish::{Placement, Publication, unix_now};
@@ -185,8 +186,19 @@ impl Session {
     }
 
     async fn receive_negotiated(&mut self, publication: &Publication) -> Result<Flow, HubError> {
-        // The store may hold these bytes under another name already.
-        match self.hub.publisher.publish(publication, None).await? {
+        // The store may hold these bytes under another name already; the
+        // client must show it has them, not just their hash.
+        let proven = match self.challenge_possession(publication).await? {
+            Possession::Proven => true,
+            Possession::NotHeld => false,
+            Possession::Refused => return Ok(Flow::Continue),
+        };
+        match self
+            .hub
+            .publisher
+            .publish(publication, None, proven)
+            .await?
+        {
             Outcome::Done(Some((entry, deduplicated))) => {
                 return self.stored(entry, deduplicated).await;
             }
@@ -259,7 +271,7 @@ impl Session {
         sync: bool,
     ) -> Result<blake3::Hash, HubError> {
         let owned = path.to_owned();
-        let (file, hasher) = blocking(move || open_for_resume(&owned, offset, false))
+        let (file, hasher) = blocking(move || open_for_resume(&owned, offset))
             .await
             .map_err(|e| HubError::io("opening upload", path, e))?;
         let received = receive_to_file(
@@ -284,7 +296,12 @@ impl Session {
         if !self.verified(Some(path), publication, received?).await? {
             return Ok(Flow::Continue);
         }
-        match self.hub.publisher.publish(publication, Some(path)).await? {
+        match self
+            .hub
+            .publisher
+            .publish(publication, Some(path), false)
+            .await?
+        {
             Outcome::Done(Some((entry, deduplicated))) => {
                 self.stored(entry, deduplicated).await?;
             }

@@ -21,6 +21,7 @@ use crate::body::{BodyError, Pace, write_within};
 use crate::disk_writer::DiskWriter;
 use crate::framed::{FrameReader, FrameWriter};
 use ferry_protocol::limits::CHUNK_LEN;
+use ferry_protocol::possession::{ByteRange, PossessionProof, Prover};
 
 /// Transfers that may each hold a disk thread at once. A long transfer
 /// holds one of tokio's blocking threads for its whole length, and a hub
@@ -103,26 +104,24 @@ where
     network.map(|()| hasher)
 }
 
-/// Opens `path` for writing at `offset` (creating it, cutting anything past
-/// `offset`), with a hasher already fed the bytes before `offset`: the
-/// start of a resumed receive. With `guarded` (a folder others may write
-/// to: a client's download folder), the partial goes through
-/// [`open_partial`]; the hub's own partials live in its private store.
-pub fn open_for_resume(
-    path: &Path,
-    offset: u64,
-    guarded: bool,
-) -> io::Result<(File, blake3::Hasher)> {
-    let mut file = if guarded {
-        open_partial(path)?
-    } else {
-        OpenOptions::new()
-            .create(true)
-            .read(true)
-            .write(true)
-            .truncate(false)
-            .open(path)?
-    };
+/// Opens the hub's own partial at `path` (in its private store) for
+/// writing at `offset`: see [`resume`]. A client's partials, in a folder
+/// others may write to, are opened by
+/// [`crate::beneath::Folder::open_partial`] instead.
+pub fn open_for_resume(path: &Path, offset: u64) -> io::Result<(File, blake3::Hasher)> {
+    let file = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .write(true)
+        .truncate(false)
+        .open(path)?;
+    resume(file, offset)
+}
+
+/// Makes `file` ready to be written at `offset` (cutting anything past
+/// it), with a hasher already fed the bytes before `offset`: the start of
+/// a resumed receive.
+pub fn resume(mut file: File, offset: u64) -> io::Result<(File, blake3::Hasher)> {
     // Only cut a longer file: setting the same length would also free
     // what the hub preallocated past it for the bytes to come.
     if file.metadata()?.len() != offset {
@@ -136,96 +135,22 @@ pub fn open_for_resume(
     Ok((file, hasher))
 }
 
-/// Opens the partial file at `path` for reading and writing, creating it
-/// (0600, `O_EXCL`) if absent. An existing one must be ours: never followed
-/// if it is a symlink, and refused unless it is a regular file with one
-/// link that this user owns. Partials sit at predictable names (so that a
-/// download resumes); whoever else can write to the folder must not be able
-/// to point one at another file, or have our bytes land in theirs.
-pub fn open_partial(path: &Path) -> io::Result<File> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    let nofollow = i32::try_from(rustix::fs::OFlags::NOFOLLOW.bits()).unwrap_or(0);
-    let mut options = OpenOptions::new();
-    // The umask decides the mode, as for any file the user makes: the
-    // guard is O_EXCL | O_NOFOLLOW and the checks below, not the mode.
-    options
-        .read(true)
-        .write(true)
-        .mode(0o666)
-        .custom_flags(nofollow);
-    match options.clone().create_new(true).open(path) {
-        Ok(file) => return Ok(file),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e),
+/// The [`PossessionProof`] of `file` for a challenge (see
+/// [`ferry_protocol::possession`]): reads only the ranges asked for.
+pub fn prove_possession(
+    file: &File,
+    nonce: &[u8; 32],
+    ranges: &[ByteRange],
+) -> io::Result<PossessionProof> {
+    use std::os::unix::fs::FileExt;
+    let mut prover = Prover::new(nonce);
+    let mut buf = Vec::new();
+    for &range in ranges {
+        buf.resize(range.len as usize, 0);
+        file.read_exact_at(&mut buf, range.offset)?;
+        prover.range(range, &buf);
     }
-    let not_ours = |why: String| {
-        io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "{} is not a partial download of ours ({why}): not writing to it; \
-                 remove it to download again",
-                path.display()
-            ),
-        )
-    };
-    let file = options.open(path).map_err(|e| {
-        if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
-            not_ours("a symbolic link".into())
-        } else {
-            e
-        }
-    })?;
-    let meta = file.metadata()?;
-    let me = rustix::process::geteuid().as_raw();
-    if !meta.file_type().is_file() {
-        return Err(not_ours("not a regular file".into()));
-    }
-    if meta.nlink() != 1 {
-        return Err(not_ours(format!("{} hard links", meta.nlink())));
-    }
-    if meta.uid() != me {
-        return Err(not_ours(format!("owned by uid {}, not {me}", meta.uid())));
-    }
-    Ok(file)
-}
-
-/// Opens `relative` for reading beneath the folder `root`, following no
-/// symlink anywhere on the way (`openat2` with `RESOLVE_BENEATH |
-/// RESOLVE_NO_SYMLINKS`; on kernels without it, one `O_NOFOLLOW` step per
-/// component). What a peer serves never comes from outside its folder.
-pub fn open_beneath(root: &Path, relative: &Path) -> io::Result<File> {
-    use rustix::fs::{Mode, OFlags, ResolveFlags};
-    use rustix::io::Errno;
-    let root_fd = rustix::fs::open(root, OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
-    // NONBLOCK: a file swapped for a FIFO must not hang the open (regular
-    // files ignore it; the caller refuses anything else).
-    let flags =
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY;
-    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS;
-    match rustix::fs::openat2(&root_fd, relative, flags, Mode::empty(), resolve) {
-        Ok(fd) => return Ok(File::from(fd)),
-        // No openat2 (old kernels), or a sandbox that forbids it: the walk
-        // below is as strict, one component at a time.
-        Err(Errno::NOSYS | Errno::PERM | Errno::ACCESS | Errno::INVAL | Errno::TOOBIG) => {}
-        Err(e) => return Err(e.into()),
-    }
-    let mut dir = root_fd;
-    let mut parts = relative.components().peekable();
-    while let Some(part) = parts.next() {
-        let std::path::Component::Normal(part) = part else {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "not a plain relative path",
-            ));
-        };
-        let step = if parts.peek().is_some() {
-            OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW
-        } else {
-            flags
-        };
-        dir = rustix::fs::openat(&dir, part, step, Mode::empty())?;
-    }
-    Ok(File::from(dir))
+    Ok(prover.finish())
 }
 
 /// Opens `path` for reading from `offset`.
@@ -235,23 +160,20 @@ pub fn open_from(path: &Path, offset: u64) -> io::Result<File> {
     Ok(file)
 }
 
-/// Fsyncs every path (files or folders), many at once: a filesystem
+/// Runs `sync` (an fsync) on every item, many at once: a filesystem
 /// journal folds concurrent flushes into one commit, so a group costs about
-/// one flush instead of one each. One result per path, in order.
-pub fn sync_all_concurrently(paths: &[&Path]) -> Vec<io::Result<()>> {
+/// one flush instead of one each. One result per item, in order.
+pub fn sync_all_concurrently<T: Sync>(
+    items: &[T],
+    sync: impl Fn(&T) -> io::Result<()> + Sync,
+) -> Vec<io::Result<()>> {
     const FLUSHERS: usize = 16;
-    let per_thread = paths.len().div_ceil(FLUSHERS).max(1);
+    let per_thread = items.len().div_ceil(FLUSHERS).max(1);
+    let sync = &sync;
     std::thread::scope(|scope| {
-        let workers: Vec<_> = paths
+        let workers: Vec<_> = items
             .chunks(per_thread)
-            .map(|chunk| {
-                scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .map(|path| File::open(path).and_then(|f| f.sync_all()))
-                        .collect::<Vec<_>>()
-                })
-            })
+            .map(|chunk| scope.spawn(move || chunk.iter().map(sync).collect::<Vec<_>>()))
             .collect();
         workers
             .into_iter()
@@ -521,7 +443,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("partial");
         std::fs::write(&path, b"abcdrop").unwrap();
-        let (file, prefix) = open_for_resume(&path, 3, true).unwrap();
+        let (file, prefix) = open_for_resume(&path, 3).unwrap();
         let (mut a, b) = tokio::io::duplex(64);
         tokio::io::AsyncWriteExt::write_all(&mut a, b"defXYZ")
             .await

@@ -10,6 +10,7 @@
 //! | module | what it holds |
 //! | --- | --- |
 //! | [`framed`] | [`FrameReader`] / [`FrameWriter`]: frames plus raw body bytes |
+//! | [`beneath`] | [`Folder`]: the one way a user's files are opened, never through a link |
 //! | [`body`] | streaming bodies with hashing and stall deadlines |
 //! | [`disk`] | bodies to and from files, flushing, private files |
 //! | [`disk_writer`] | [`DiskWriter`]: a file written and hashed on a disk thread |
@@ -20,6 +21,7 @@
 //!
 //! The private `sink` module owns direct (`O_DIRECT`) writes.
 
+pub mod beneath;
 pub mod body;
 pub mod disk;
 pub mod disk_writer;
@@ -30,6 +32,7 @@ pub mod source;
 pub mod sources;
 pub mod tls;
 
+pub use beneath::{FileIdentity, Folder};
 pub use disk_writer::DiskWriter;
 pub use expiring::Expiring;
 pub use framed::{FrameReader, FrameWriter, Transport};

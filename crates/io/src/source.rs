@@ -50,7 +50,12 @@ impl Source {
 /// `whole` (one blocking call instead of a read-ahead thread; the file must
 /// hold exactly that many), else left open to stream. Blocking.
 pub fn open_source(path: &Path, offset: u64, len: u64, whole: bool) -> io::Result<Source> {
-    let file = open_from(path, offset)?;
+    source_from(open_from(path, offset)?, len, whole)
+}
+
+/// [`open_source`] for a file already open and positioned at the first
+/// byte to send.
+pub fn source_from(file: File, len: u64, whole: bool) -> io::Result<Source> {
     if !whole {
         return Ok(Source::File(file));
     }

@@ -58,7 +58,9 @@
 //!   Upload{…, mode: Eager} + bytes     ──▶
 //!                                      ◀──   Stored{entry} | Error{Conflict|HashMismatch|…}
 //!   Upload{…, mode: Negotiate}         ──▶
-//!                                      ◀──   UploadReady{offset} | Stored (dedup) | Error
+//!                                      ◀──   UploadReady{offset} | Prove{nonce, ranges} | Error
+//!   Proof{proof} (after Prove)         ──▶
+//!                                      ◀──   Stored (dedup) | Error{HashMismatch}
 //!   bytes[offset..size]                ──▶
 //!                                      ◀──   Stored{entry} | Error
 //!   Download{name, offset}             ──▶
@@ -160,6 +162,7 @@ pub mod limits;
 pub mod message;
 pub mod name;
 pub mod peer;
+pub mod possession;
 
 pub use access::{
     CHANNEL_BINDING_LABEL, Challenge, Claim, InviteInfo, InviteLink, InviteLinkError, InviteSecret,
@@ -173,3 +176,4 @@ pub use message::{
 };
 pub use name::{FileName, Handle, HandleError, NameError};
 pub use peer::{Grant, Hit, Offered, PeerRequest, PeerResponse, Source, Token};
+pub use possession::{ByteRange, PossessionProof};

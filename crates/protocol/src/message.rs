@@ -14,6 +14,7 @@ use crate::access::{
 };
 use crate::hash::{ContentHash, Fingerprint};
 use crate::peer::{Grant, Hit, Offered, Token};
+use crate::possession::{ByteRange, PossessionProof};
 
 /// The bearer secret of clients before login keys: kept in their state
 /// directory, hashed on hubs. It no longer travels: a [`LegacyProof`] made
@@ -215,6 +216,11 @@ pub enum Request {
         /// Most lines wanted.
         limit: u32,
     },
+    /// The answer to [`Response::Prove`].
+    Proof {
+        /// Keyed BLAKE3 over the ranges asked for.
+        proof: PossessionProof,
+    },
 }
 
 /// Hub to client.
@@ -376,6 +382,15 @@ pub enum Response {
     AuditLines {
         /// The lines.
         lines: Vec<String>,
+    },
+    /// Answer to a negotiated `Upload` whose bytes the store already holds:
+    /// prove you have them (see [`crate::possession`]) with a `Proof`; then
+    /// `Stored`, or `Error{HashMismatch}` if the proof is wrong.
+    Prove {
+        /// A fresh random key for the proof.
+        nonce: [u8; 32],
+        /// The spans of the file to prove.
+        ranges: Vec<ByteRange>,
     },
 }
 

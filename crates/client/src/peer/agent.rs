@@ -269,13 +269,13 @@ async fn push(config: &ShareConfig, token: Token, file: &ShelfFile) -> Result<()
     hub.authenticate(&config.handle, &config.credentials, claim)
         .await?;
     let offset = match hub.call(&Request::Push { token }).await? {
-        Response::UploadReady { offset } if offset <= file.size => offset,
+        Response::UploadReady { offset } if offset <= file.size() => offset,
         other => return Err(unexpected(&other)),
     };
     let source = file.open_at(offset).await?;
     send_from_file(
         source,
-        file.size - offset,
+        file.size() - offset,
         &mut hub.writer,
         hub.stall,
         &mut |_| {},

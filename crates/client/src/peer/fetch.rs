@@ -20,6 +20,7 @@ use crate::download::{Incoming, plan_download, receive_file};
 use crate::error::ClientError;
 use crate::hub_client::{HubClient, unexpected};
 use crate::identity::PeerIdentity;
+use crate::local::DownloadDir;
 use crate::progress::Progress;
 use crate::tls::{PinningVerifier, client_config};
 use crate::transfer::{FileResult, Transferred, report};
@@ -50,7 +51,7 @@ pub async fn fetch_direct(
         let (dir, relative) = target;
         let (connect_timeout, stall) = timeouts;
         let entry = grant_entry(grant);
-        let plan = plan_download(&entry, relative, dir, policy)?;
+        let plan = plan_download(&entry, relative, &DownloadDir::open(dir)?, policy)?;
         let tls = connect(grant, identity, connect_timeout).await?;
         let (read, write) = tokio::io::split(tls);
         let mut reader = FrameReader::<_, PeerResponse>::new(read);
@@ -139,7 +140,7 @@ impl HubClient {
     ) -> FileResult {
         let (dir, relative) = target;
         let entry = grant_entry(grant);
-        let plan = plan_download(&entry, relative, dir, policy)?;
+        let plan = plan_download(&entry, relative, &DownloadDir::open(dir)?, policy)?;
         self.writer
             .send(&Request::Relay {
                 token: grant.token,

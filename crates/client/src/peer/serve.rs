@@ -160,7 +160,7 @@ impl PeerServer {
                 "your certificate is not the one the grant names".into(),
             )),
             (true, Some(grant)) => match self.shelf.get(&grant.name) {
-                Some(file) if offset <= file.size => Ok((grant, file)),
+                Some(file) if offset <= file.size() => Ok((grant, file)),
                 Some(_) => Err(refuse(
                     ErrorCode::BadRequest,
                     "offset past the end of the file".into(),
@@ -199,14 +199,14 @@ impl PeerServer {
         };
         writer
             .queue(&PeerResponse::Sending {
-                size: file.size,
+                size: file.size(),
                 hash: file.hash,
                 offset,
             })
             .await?;
         send_from_file(
             source,
-            file.size - offset,
+            file.size() - offset,
             &mut writer,
             self.stall,
             &mut |_| {},

@@ -1,13 +1,15 @@
 //! What a peer offers: the regular files under its shared folder (or a
-//! picked subset), each with size, mtime and BLAKE3. Symlinks are never
-//! followed, names are validated, and a hash cache in the state directory
-//! spares a restart from rehashing unchanged files.
+//! picked subset), each with its identity and BLAKE3. The folder is walked
+//! and every file hashed and served through its handle (see
+//! [`ferry_io::beneath`]): no symlink is followed, inside or on the way.
+//! Names are validated, and a hash cache in the state directory spares a
+//! restart from rehashing unchanged files.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::UNIX_EPOCH;
 
+use ferry_io::{FileIdentity, Folder};
 use ferry_protocol::{ContentHash, FileName, Offered};
 
 use crate::error::ClientError;
@@ -16,28 +18,27 @@ use crate::progress::{Progress, TransferEvent};
 /// One offered file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShelfFile {
-    /// Where it is on disk (inside the shared folder).
+    /// Where it is on disk (inside the shared folder), for messages.
     pub path: PathBuf,
     /// The shared folder.
     pub root: PathBuf,
     /// The file's path inside `root`.
     pub relative: PathBuf,
-    /// Device and inode when scanned: the file served must be this one.
-    pub dev: u64,
-    /// See `dev`.
-    pub ino: u64,
-    /// Size when hashed.
-    pub size: u64,
-    /// Modification time (ns) when hashed.
-    pub mtime: u128,
+    /// The version of the file that was hashed: the file served must be it.
+    pub identity: FileIdentity,
     /// BLAKE3 when hashed.
     pub hash: ContentHash,
 }
 
 impl ShelfFile {
+    /// Size when hashed.
+    pub fn size(&self) -> u64 {
+        self.identity.size
+    }
+
     /// Opens the file positioned at `offset`, ready to send the rest:
     /// beneath the shared folder without following any symlink, and only if
-    /// it is still the file that was scanned (device, inode, size, mtime).
+    /// it is still the version that was hashed.
     pub async fn open_at(&self, offset: u64) -> Result<std::fs::File, ClientError> {
         let file = self.clone();
         tokio::task::spawn_blocking(move || file.open_checked(offset))
@@ -49,30 +50,15 @@ impl ShelfFile {
 
     fn open_checked(&self, offset: u64) -> std::io::Result<std::fs::File> {
         use std::io::{Seek, SeekFrom};
-        use std::os::unix::fs::MetadataExt;
-        let mut file = ferry_io::disk::open_beneath(&self.root, &self.relative)?;
-        let meta = file.metadata()?;
-        let same = meta.file_type().is_file()
-            && meta.dev() == self.dev
-            && meta.ino() == self.ino
-            && meta.len() == self.size
-            && mtime_ns(&meta) == self.mtime;
-        if !same {
-            return Err(std::io::Error::other(
+        let mut file = Folder::open(&self.root)?.open_file(&self.relative)?;
+        self.identity.check(&file).map_err(|_| {
+            std::io::Error::other(
                 "the file changed since it was offered; not sent (the next rescan offers it anew)",
-            ));
-        }
+            )
+        })?;
         file.seek(SeekFrom::Start(offset))?;
         Ok(file)
     }
-}
-
-/// A file's modification time in nanoseconds since the epoch.
-fn mtime_ns(meta: &std::fs::Metadata) -> u128 {
-    meta.modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos())
 }
 
 /// The changes a rescan found.
@@ -182,44 +168,47 @@ impl Shelf {
         .map_err(|e| ClientError::local("scanning", &dir, std::io::Error::other(e)))??;
         let mut fresh = BTreeMap::new();
         for Found {
+            relative,
             name,
-            path,
-            size,
-            mtime,
-            dev,
-            ino,
+            identity,
         } in found
         {
-            if only.as_ref().is_some_and(|only| !only.contains(&name)) {
+            let name = name.to_string();
+            if only.as_ref().is_some_and(|only| !only.contains(&name)) || fresh.contains_key(&name)
+            {
                 continue;
             }
+            let path = dir.join(&relative);
             let known = self
                 .get(&name)
-                .filter(|f| f.size == size && f.mtime == mtime);
-            let mut file = match known.or_else(|| cache.get(&path, size, mtime)) {
-                Some(file) => file,
-                None => {
-                    let hash = hash_file(&path).await?;
-                    progress.event(TransferEvent::Bytes(size));
-                    let file = ShelfFile {
-                        path,
-                        root: PathBuf::new(),
-                        relative: PathBuf::new(),
-                        dev,
-                        ino,
-                        size,
-                        mtime,
-                        hash,
-                    };
-                    cache.put(&file);
-                    file
-                }
+                .filter(|f| f.identity == identity)
+                .map(|f| f.hash)
+                .or_else(|| cache.get(&path, &identity));
+            let file = match known {
+                Some(hash) => ShelfFile {
+                    path,
+                    root: dir.clone(),
+                    relative,
+                    identity,
+                    hash,
+                },
+                // Changed while it was hashed: offered once it settles.
+                None => match hash_beneath(&dir, &relative).await? {
+                    Some((identity, hash)) => {
+                        progress.event(TransferEvent::Bytes(identity.size));
+                        let file = ShelfFile {
+                            path,
+                            root: dir.clone(),
+                            relative,
+                            identity,
+                            hash,
+                        };
+                        cache.put(&file);
+                        file
+                    }
+                    None => continue,
+                },
             };
-            file.root.clone_from(&dir);
-            file.relative = FileName::parse(&name)
-                .map_err(|e| ClientError::local("naming", &file.path, std::io::Error::other(e)))?
-                .to_relative_path();
-            (file.dev, file.ino) = (dev, ino);
             fresh.insert(name, file);
         }
         let mut state = self.lock();
@@ -244,70 +233,84 @@ impl Shelf {
 fn offered(name: &str, file: &ShelfFile) -> Offered {
     Offered {
         name: name.to_owned(),
-        size: file.size,
+        size: file.size(),
         hash: file.hash,
     }
 }
 
 /// A regular file found under the shared folder.
 struct Found {
-    name: String,
-    path: PathBuf,
-    size: u64,
-    mtime: u128,
-    dev: u64,
-    ino: u64,
+    /// Its path inside the folder, as it is spelled on disk.
+    relative: PathBuf,
+    /// The name it is offered under (in NFC: see [`FileName::parse`]).
+    name: FileName,
+    identity: FileIdentity,
 }
 
-/// Every regular file under `dir`, symlinks not followed, names that are
-/// not valid file names skipped.
+/// Every regular file under `dir`, walked through folder handles so that
+/// no symlink is followed (a folder swapped for a link while the walk runs
+/// is skipped, not entered); names that are not valid file names, and
+/// Ferry's own partials, are skipped.
 fn list_files(dir: &Path) -> Result<Vec<Found>, ClientError> {
-    use std::os::unix::fs::MetadataExt;
+    let root = Folder::open(dir).map_err(|e| ClientError::local("opening", dir, e))?;
     let mut found = Vec::new();
-    let mut pending = vec![(dir.to_owned(), String::new())];
-    while let Some((folder, prefix)) = pending.pop() {
-        let entries =
-            std::fs::read_dir(&folder).map_err(|e| ClientError::local("listing", &folder, e))?;
-        for entry in entries.flatten() {
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
-            let Some(file_name) = entry.file_name().to_str().map(str::to_owned) else {
+    // Folders waiting are kept as names, not handles: a wide tree must not
+    // hold a descriptor per folder.
+    let mut pending = vec![String::new()];
+    while let Some(prefix) = pending.pop() {
+        let folder = if prefix.is_empty() {
+            None
+        } else {
+            match root.subfolder(Path::new(&prefix), false) {
+                Ok(folder) => Some(folder),
+                Err(_) => continue, // gone or swapped since it was listed
+            }
+        };
+        let folder = folder.as_ref().unwrap_or(&root);
+        let listed = folder
+            .list()
+            .map_err(|e| ClientError::local("listing", folder.path(), e))?;
+        for entry in listed {
+            let Some(file_name) = entry.name.to_str() else {
                 continue;
             };
             if file_name.starts_with(".ferry-") {
                 continue;
             }
             let name = if prefix.is_empty() {
-                file_name
+                file_name.to_owned()
             } else {
                 format!("{prefix}/{file_name}")
             };
-            if FileName::parse(&name).is_err() {
+            let Ok(parsed) = FileName::parse(&name) else {
                 continue;
-            }
-            if kind.is_dir() {
-                pending.push((entry.path(), name));
-            } else if kind.is_file() {
-                let Ok(meta) = entry.metadata() else { continue };
-                found.push(Found {
-                    name,
-                    path: entry.path(),
-                    size: meta.len(),
-                    mtime: mtime_ns(&meta),
-                    dev: meta.dev(),
-                    ino: meta.ino(),
-                });
+            };
+            match entry.file {
+                None => pending.push(name),
+                Some(identity) => found.push(Found {
+                    relative: name.split('/').collect(),
+                    name: parsed,
+                    identity,
+                }),
             }
         }
     }
     Ok(found)
 }
 
-async fn hash_file(path: &Path) -> Result<ContentHash, ClientError> {
-    let owned = path.to_owned();
+/// Hashes the file at `relative` beneath `root` (no symlink followed), and
+/// returns the version it hashed; `None` if the file changed meanwhile.
+async fn hash_beneath(
+    root: &Path,
+    relative: &Path,
+) -> Result<Option<(FileIdentity, ContentHash)>, ClientError> {
+    let (root, relative) = (root.to_owned(), relative.to_owned());
+    let path = root.join(&relative);
     tokio::task::spawn_blocking(move || {
-        crate::file_hash::hash_file(&std::fs::File::open(&owned)?).map(|(_, hash)| hash)
+        let file = Folder::open(&root)?.open_file(&relative)?;
+        let identity = FileIdentity::of(&file.metadata()?);
+        let (_, hash) = crate::file_hash::hash_file(&file)?;
+        Ok(identity.check(&file).is_ok().then_some((identity, hash)))
     })
     .await
     .map_err(std::io::Error::other)
@@ -315,43 +318,26 @@ async fn hash_file(path: &Path) -> Result<ContentHash, ClientError> {
     .map_err(|e| ClientError::local("hashing", path, e))
 }
 
-/// Hashes computed earlier, keyed by path, valid while size and mtime match.
+/// Hashes computed earlier, keyed by path, valid while the file's
+/// identity (device, inode, size, modification and change times) is the
+/// same.
 #[derive(Debug, Default)]
 pub struct HashCache {
     path: Option<PathBuf>,
-    entries: Mutex<HashMap<PathBuf, ShelfFile>>,
+    entries: Mutex<HashMap<PathBuf, (FileIdentity, ContentHash)>>,
     /// Something was hashed since the last save.
     changed: std::sync::atomic::AtomicBool,
 }
+
+/// The first field of every line of the cache file's current format (lines
+/// of older formats are ignored: those files are hashed again).
+const CACHE_FORMAT: &str = "v2";
 
 impl HashCache {
     /// Loads the cache kept at `path` (missing or damaged lines are ignored).
     pub fn load(path: PathBuf) -> Self {
         let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let entries = text
-            .lines()
-            .filter_map(|line| {
-                let mut parts = line.splitn(4, '\t');
-                let mtime = parts.next()?.parse().ok()?;
-                let size = parts.next()?.parse().ok()?;
-                let hash = ContentHash::from_hex(parts.next()?)?;
-                let file_path = PathBuf::from(parts.next()?);
-                Some((
-                    file_path.clone(),
-                    ShelfFile {
-                        path: file_path,
-                        // Filled in by the scan that finds the file.
-                        root: PathBuf::new(),
-                        relative: PathBuf::new(),
-                        dev: 0,
-                        ino: 0,
-                        size,
-                        mtime,
-                        hash,
-                    },
-                ))
-            })
-            .collect();
+        let entries = text.lines().filter_map(parse_cache_line).collect();
         Self {
             path: Some(path),
             entries: Mutex::new(entries),
@@ -359,19 +345,17 @@ impl HashCache {
         }
     }
 
-    fn get(&self, path: &Path, size: u64, mtime: u128) -> Option<ShelfFile> {
+    fn get(&self, path: &Path, identity: &FileIdentity) -> Option<ContentHash> {
         let entries = self.entries.lock().expect("cache lock");
-        entries
-            .get(path)
-            .filter(|f| f.size == size && f.mtime == mtime)
-            .cloned()
+        let (known, hash) = entries.get(path)?;
+        (known == identity).then_some(*hash)
     }
 
     fn put(&self, file: &ShelfFile) {
         self.entries
             .lock()
             .expect("cache lock")
-            .insert(file.path.clone(), file.clone());
+            .insert(file.path.clone(), (file.identity, file.hash));
         self.changed
             .store(true, std::sync::atomic::Ordering::Relaxed);
     }
@@ -389,11 +373,13 @@ impl HashCache {
         }
         let entries = self.entries.lock().expect("cache lock");
         let text: String = entries
-            .values()
-            .filter_map(|f| {
-                f.path
-                    .to_str()
-                    .map(|p| format!("{}\t{}\t{}\t{p}\n", f.mtime, f.size, f.hash))
+            .iter()
+            .filter_map(|(path, (id, hash))| {
+                let p = path.to_str()?;
+                Some(format!(
+                    "{CACHE_FORMAT}\t{}\t{}\t{}\t{}\t{}\t{hash}\t{p}\n",
+                    id.dev, id.ino, id.size, id.mtime, id.ctime
+                ))
             })
             .collect();
         let temp = path.with_extension("tmp");
@@ -404,6 +390,24 @@ impl HashCache {
             tracing::debug!("could not save the hash cache");
         }
     }
+}
+
+/// One line of the cache file: format, device, inode, size, mtime, ctime,
+/// hash, path.
+fn parse_cache_line(line: &str) -> Option<(PathBuf, (FileIdentity, ContentHash))> {
+    let mut parts = line.splitn(8, '\t');
+    if parts.next()? != CACHE_FORMAT {
+        return None;
+    }
+    let identity = FileIdentity {
+        dev: parts.next()?.parse().ok()?,
+        ino: parts.next()?.parse().ok()?,
+        size: parts.next()?.parse().ok()?,
+        mtime: parts.next()?.parse().ok()?,
+        ctime: parts.next()?.parse().ok()?,
+    };
+    let hash = ContentHash::from_hex(parts.next()?)?;
+    Some((PathBuf::from(parts.next()?), (identity, hash)))
 }
 
 #[cfg(test)]
@@ -429,6 +433,28 @@ mod tests {
         let changes = shelf.rescan(&cache, &()).await.unwrap();
         assert_eq!(changes.offered.len(), 1);
         assert_eq!(changes.withdrawn, ["sub/b.txt"]);
+    }
+
+    #[tokio::test]
+    async fn a_rewrite_that_keeps_size_and_mtime_is_still_noticed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.txt");
+        std::fs::write(&path, b"first").unwrap();
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let shelf = Shelf::folder(dir.path().to_owned());
+        let cache = HashCache::default();
+        shelf.rescan(&cache, &()).await.unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&path, b"other").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        let changes = shelf.rescan(&cache, &()).await.unwrap();
+        assert_eq!(changes.offered.len(), 1, "the change time gives it away");
+        assert_eq!(changes.offered[0].hash, ContentHash::of(b"other"));
     }
 
     #[tokio::test]

@@ -4,12 +4,30 @@
 use ferry_io::{FrameReader, FrameWriter};
 use ferry_protocol::{ContentHash, FileEntry, PROTOCOL_VERSION, Request, Response};
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 
 use crate::support::{Home, ferry_at, run, within};
 
 /// Serves one plaintext connection: lists `listed`, then answers every
 /// download with `sent` and a few bytes.
 async fn lying_hub(listener: TcpListener, listed: FileEntry, sent: FileEntry) {
+    scripted_hub(listener, listed, sent, vec![b'x'; 4096], None).await;
+}
+
+/// A hub's first download held back: `asked` fires when it comes, and the
+/// answer waits for `go`.
+type Hold = (oneshot::Sender<()>, oneshot::Receiver<()>);
+
+/// Serves one plaintext connection: logs anyone in, lists `listed`, and
+/// answers every download with `sent` and `body` (the first one after
+/// `hold`, if given).
+async fn scripted_hub(
+    listener: TcpListener,
+    listed: FileEntry,
+    sent: FileEntry,
+    body: Vec<u8>,
+    mut hold: Option<Hold>,
+) {
     let Ok((stream, _)) = listener.accept().await else {
         return;
     };
@@ -20,7 +38,7 @@ async fn lying_hub(listener: TcpListener, listed: FileEntry, sent: FileEntry) {
         let reply = match request {
             Request::Hello { .. } => Response::Welcome {
                 version: PROTOCOL_VERSION,
-                agent: "liar".into(),
+                agent: "scripted".into(),
                 challenge: ferry_protocol::Challenge([0; 32]),
             },
             Request::Login { handle, .. } => Response::LoggedIn {
@@ -33,6 +51,10 @@ async fn lying_hub(listener: TcpListener, listed: FileEntry, sent: FileEntry) {
                 more: false,
             },
             Request::Download { .. } => {
+                if let Some((asked, go)) = hold.take() {
+                    let _ = asked.send(());
+                    let _ = go.await;
+                }
                 let sending = Response::Sending {
                     entry: sent.clone(),
                     offset: 0,
@@ -40,7 +62,7 @@ async fn lying_hub(listener: TcpListener, listed: FileEntry, sent: FileEntry) {
                 if writer.send(&sending).await.is_err() {
                     return;
                 }
-                let _ = writer.write_raw(&[b'x'; 4096]).await;
+                let _ = writer.write_raw(&body).await;
                 let _ = writer.flush().await;
                 continue;
             }
@@ -121,6 +143,56 @@ async fn a_listing_outside_the_folder_asked_for_writes_nothing() {
             0,
             "nothing was written"
         );
+        hub.abort();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_folder_swapped_for_a_link_mid_download_is_not_written_through() {
+    within(60, async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let data = b"ssh-ed25519 AAAA mallory\n".repeat(8 << 10);
+        let entry = FileEntry {
+            name: "photos/sub/authorized_keys".into(),
+            size: data.len() as u64,
+            hash: ContentHash::of(&data),
+            owner: "mallory".into(),
+            modified: 0,
+        };
+        let (asked_tx, asked_rx) = oneshot::channel();
+        let (go_tx, go_rx) = oneshot::channel();
+        let hold = Some((asked_tx, go_rx));
+        let honest = scripted_hub(listener, entry.clone(), entry, data.clone(), hold);
+        let hub = tokio::spawn(honest);
+        let home = Home::new();
+        let out = tempfile::tempdir().unwrap();
+        let victim = tempfile::tempdir().unwrap();
+        let mut get = ferry_at(&home, &addr.to_string(), false);
+        get.args(["--name", "victim", "get", "photos", "-o"])
+            .arg(out.path());
+        let get = tokio::spawn(async move { run(&mut get).await });
+        // The client made photos/sub and asked for the file; someone who
+        // can write to the download folder now swaps that folder for a
+        // link to another (as if to ~/.ssh).
+        asked_rx.await.unwrap();
+        let sub = out.path().join("photos/sub");
+        assert!(sub.is_dir());
+        std::fs::rename(&sub, out.path().join("photos/moved")).unwrap();
+        std::os::unix::fs::symlink(victim.path(), &sub).unwrap();
+        go_tx.send(()).unwrap();
+        let got = get.await.unwrap();
+        assert_eq!(
+            std::fs::read_dir(victim.path()).unwrap().count(),
+            0,
+            "nothing was written through the link: {} {}",
+            got.stdout,
+            got.stderr
+        );
+        // The bytes went to the folder the client made, wherever it is now.
+        let landed = out.path().join("photos/moved/authorized_keys");
+        assert_eq!(std::fs::read(landed).unwrap(), data, "{}", got.stderr);
         hub.abort();
     })
     .await;

@@ -1,5 +1,6 @@
 //! Safe by construction: state that is private stays private, a key others
-//! can read is refused, and a hash is not taken as proof of a size.
+//! can read is refused, and a hash is not taken as proof of a size or of
+//! possession.
 
 use std::os::unix::fs::PermissionsExt;
 
@@ -41,24 +42,110 @@ async fn a_claimed_hash_with_another_size_stores_nothing() {
             .call(&upload("bob/claimed.txt", 1 << 30, UploadMode::Negotiate))
             .await;
         assert_eq!(code_of(&lie), Some(ErrorCode::SizeMismatch), "{lie:?}");
-        let listing = bob
-            .call(&Request::List {
-                prefix: None,
-                after: None,
-                limit: 10,
-            })
-            .await;
-        let Some(Response::Listing { entries, .. }) = listing else {
-            panic!("{listing:?}")
-        };
         assert_eq!(
-            entries.len(),
-            1,
-            "nothing listed for the claim: {entries:?}"
+            listed(&mut bob).await,
+            ["alice/real.txt"],
+            "nothing listed for the claim"
         );
         hub.stop().await;
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_hash_alone_lists_nothing_only_the_bytes_prove_possession() {
+    within(60, async {
+        let hub = TestHub::start_with(|c| c.tls = false).await;
+        let home = Home::new();
+        let mut alice = home.client(&hub, "alice").await;
+        let src = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..(3u32 << 20)).map(|i| (i * 13 % 251) as u8).collect();
+        let item = crate::support::local_file(src.path(), "alice/big.bin", &data).await;
+        alice
+            .upload(std::slice::from_ref(&item), ConflictPolicy::Refuse, &())
+            .await
+            .unwrap()[0]
+            .as_ref()
+            .unwrap();
+
+        // Bob knows the hash and size (anyone can list them), not the bytes.
+        let mut bob = Raw::logged_in(hub.addr, "bob").await;
+        let claim = |name: &str| Request::Upload {
+            name: name.into(),
+            size: item.size,
+            hash: item.hash,
+            policy: ConflictPolicy::Refuse,
+            mode: UploadMode::Negotiate,
+        };
+        let Some(Response::Prove { nonce, ranges }) = bob.call(&claim("bob/claimed.bin")).await
+        else {
+            panic!("the hub must ask for a proof, not list the claim");
+        };
+        let guessed = ferry_protocol::PossessionProof([0; 32]);
+        let refused = bob.call(&Request::Proof { proof: guessed }).await;
+        assert_eq!(
+            code_of(&refused),
+            Some(ErrorCode::HashMismatch),
+            "{refused:?}"
+        );
+        assert_eq!(listed(&mut bob).await, ["alice/big.bin"]);
+
+        // A proof from the bytes themselves is what it takes; a new challenge
+        // each time, so an old answer is no good either.
+        let Some(Response::Prove {
+            nonce: again,
+            ranges: asked,
+        }) = bob.call(&claim("bob/claimed.bin")).await
+        else {
+            panic!("a second challenge");
+        };
+        assert_ne!(again, nonce, "every challenge is fresh");
+        let mut prover = ferry_protocol::possession::Prover::new(&again);
+        for range in asked {
+            let start = usize::try_from(range.offset).unwrap();
+            prover.range(range, &data[start..start + range.len as usize]);
+        }
+        let proof = prover.finish();
+        let stored = bob.call(&Request::Proof { proof }).await;
+        assert!(
+            matches!(
+                stored,
+                Some(Response::Stored {
+                    deduplicated: true,
+                    ..
+                })
+            ),
+            "{stored:?}"
+        );
+        assert_eq!(listed(&mut bob).await, ["alice/big.bin", "bob/claimed.bin"]);
+        drop(ranges);
+
+        // The client proves on its own when it has the bytes.
+        let mut carol = Home::new().client(&hub, "carol").await;
+        let copy = crate::support::local_file(src.path(), "carol/copy.bin", &data).await;
+        let done = carol
+            .upload(std::slice::from_ref(&copy), ConflictPolicy::Refuse, &())
+            .await
+            .unwrap();
+        assert!(done[0].as_ref().unwrap().deduplicated, "{done:?}");
+        hub.stop().await;
+    })
+    .await;
+}
+
+/// Every name the hub lists, in order.
+async fn listed(raw: &mut Raw) -> Vec<String> {
+    let listing = raw
+        .call(&Request::List {
+            prefix: None,
+            after: None,
+            limit: 100,
+        })
+        .await;
+    let Some(Response::Listing { entries, .. }) = listing else {
+        panic!("{listing:?}")
+    };
+    entries.into_iter().map(|e| e.name).collect()
 }
 
 #[tokio::test]
@@ -158,7 +245,9 @@ async fn a_planted_link_at_a_partial_path_is_never_written_through() {
         let precious = victim.path().join("authorized_keys");
         std::fs::write(&precious, b"mine\n").unwrap();
         let out = tempfile::tempdir().unwrap();
-        let partial = ferry_client::local::partial_path(out.path(), &item.name, &item.hash);
+        let partial = out
+            .path()
+            .join(ferry_client::local::partial_name(&item.name, &item.hash));
         for plant in ["symlink", "hard link"] {
             match plant {
                 "symlink" => std::os::unix::fs::symlink(&precious, &partial).unwrap(),

@@ -41,8 +41,9 @@ pub fn allows(role: Role, permission: Permission) -> bool {
     }
 }
 
-/// What `request` needs; `None` for requests with no session yet or that
-/// only make sense on a sharing connection (checked where they are served).
+/// What `request` needs; `None` for requests with no session yet, that
+/// only make sense on a sharing connection (checked where they are served),
+/// or that only answer the hub (a `Proof`, read by the upload it belongs to).
 pub fn needed(request: &Request) -> Option<Permission> {
     Some(match request {
         Request::Hello { .. }
@@ -50,7 +51,8 @@ pub fn needed(request: &Request) -> Option<Permission> {
         | Request::Offer { .. }
         | Request::Withdraw { .. }
         | Request::Heartbeat
-        | Request::GrantReady { .. } => return None,
+        | Request::GrantReady { .. }
+        | Request::Proof { .. } => return None,
         Request::Subscribe
         | Request::List { .. }
         | Request::Download { .. }

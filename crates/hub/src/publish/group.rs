@@ -399,7 +399,11 @@ mod tests {
         std::fs::create_dir_all(blob.parent().unwrap()).unwrap();
         std::fs::write(&blob, b"to").unwrap();
 
-        let asked = hub.publisher.publish(&publication, None).await.unwrap();
+        let asked = hub
+            .publisher
+            .publish(&publication, None, true)
+            .await
+            .unwrap();
         assert!(
             matches!(asked, Outcome::Done(None)),
             "the bytes must be sent"

@@ -184,13 +184,16 @@ impl Publisher {
     }
 
     /// Makes a verified upload visible: moves the bytes at `bytes` (or, with
-    /// `None`, reuses a blob an entry already refers to) and writes the
-    /// entry. Returns `Ok(Outcome::Done(None))` when `bytes` is `None` and no
-    /// entry refers to the blob, so the caller must ask for the bytes after all.
+    /// `None` and `proven` possession of them, reuses a blob an entry
+    /// already refers to) and writes the entry. Returns
+    /// `Ok(Outcome::Done(None))` when `bytes` is `None` and no entry refers
+    /// to the blob, or possession is not proven, so the caller must ask for
+    /// the bytes after all.
     pub async fn publish(
         &self,
         publication: &Publication,
         bytes: Option<&Path>,
+        proven: bool,
     ) -> Result<Outcome<Option<(FileEntry, bool)>>, HubError> {
         let _commit = self.commit_lock.lock().await;
         let current = self.catalog.get(&publication.name).await?;
@@ -223,6 +226,11 @@ impl Publisher {
                             "'{name}': the announced size does not match the bytes with that hash; nothing was stored"
                         ),
                     )));
+                }
+                // A hash is not a key: without a proof of possession the
+                // bytes themselves must come.
+                if !proven {
+                    return Ok(Outcome::Done(None));
                 }
                 true
             }
