@@ -135,7 +135,7 @@ impl Target {
 
     /// Removes the partial file (a download that failed its check).
     pub fn remove_partial(&self) {
-        if let Ok(folder) = self.folder() {
+        if let Ok(folder) = self.dir.folder(&self.parent, false) {
             let _ = folder.remove(&self.partial);
         }
     }

@@ -11,14 +11,14 @@ use serde_json::json;
 /// sequences included) and invisible ones (those names refuse) are shown as
 /// `\u{..}` instead of being interpreted or hidden.
 pub(crate) fn shown(text: &str) -> Cow<'_, str> {
-    let unsafe_char = ferry_protocol::name::is_forbidden_char;
-    if !text.chars().any(unsafe_char) {
+    let unsafe_at = |(at, c)| ferry_protocol::name::is_forbidden_at(text, at, c);
+    if !text.char_indices().any(unsafe_at) {
         return Cow::Borrowed(text);
     }
     Cow::Owned(
-        text.chars()
-            .map(|c| {
-                if unsafe_char(c) {
+        text.char_indices()
+            .map(|(at, c)| {
+                if unsafe_at((at, c)) {
                     c.escape_unicode().to_string()
                 } else {
                     c.to_string()

@@ -176,6 +176,21 @@ impl Catalog {
         row?.map(|row| entry_from_row(&row)).transpose()
     }
 
+    /// Renames the entry stored as `old` (a raw name from before names had
+    /// one spelling) to `new`, unless `new` is taken; whether it moved.
+    pub async fn rename_raw(&self, old: &str, new: &FileName) -> Result<bool, HubError> {
+        let moved = sqlx::query(
+            "UPDATE files SET name = $2 WHERE name = $1 \
+             AND NOT EXISTS (SELECT 1 FROM files WHERE name = $2)",
+        )
+        .bind(old)
+        .bind(new.as_str())
+        .execute(&self.pool)
+        .await?;
+        self.readers.changed();
+        Ok(moved.rows_affected() == 1)
+    }
+
     /// Whether any entry still refers to the blob `hash`.
     pub async fn hash_in_use(&self, hash: &ContentHash) -> Result<bool, HubError> {
         self.readers.hash_in_use(hash)

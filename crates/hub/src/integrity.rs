@@ -59,7 +59,11 @@ pub(crate) async fn check(catalog: &Catalog, store: &Store, repair: bool) -> Res
         });
     }
     for name in &broken {
-        let parsed = ferry_protocol::FileName::parse(name).expect("names in the catalog are valid");
+        // Every stored name is canonical by now (see `respell`).
+        let Ok(parsed) = ferry_protocol::FileName::parse(name) else {
+            tracing::warn!(name = %name.escape_default(), "repair: an entry without bytes has no valid name; left");
+            continue;
+        };
         catalog.delete(&parsed).await?;
         tracing::warn!(%name, "repair: removed an entry whose bytes are missing from the store");
     }

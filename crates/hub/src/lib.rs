@@ -42,6 +42,7 @@ mod peer;
 mod possession;
 pub mod publish;
 mod relay_copy;
+mod respell;
 pub mod server;
 mod session;
 mod space;

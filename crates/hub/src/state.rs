@@ -68,6 +68,7 @@ impl Hub {
         warn_if_open(dir);
         let store = Store::open(&dir.join("store"), config.partial_ttl)?;
         let catalog = Catalog::open(&dir.join("catalog.db")).await?;
+        crate::respell::respell(&catalog).await?;
         crate::integrity::check(&catalog, &store, config.repair).await?;
         let store = Arc::new(store);
         let events = broadcast::channel(EVENT_BACKLOG).0;

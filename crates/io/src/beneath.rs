@@ -65,28 +65,33 @@ impl FileIdentity {
     /// The identity of the file `meta` describes.
     pub fn of(meta: &Metadata) -> Self {
         use std::os::unix::fs::MetadataExt;
-        let ns = |secs: i64, nanos: i64| i128::from(secs) * 1_000_000_000 + i128::from(nanos);
         Self {
             dev: meta.dev(),
             ino: meta.ino(),
             size: meta.len(),
-            mtime: ns(meta.mtime(), meta.mtime_nsec()),
-            ctime: ns(meta.ctime(), meta.ctime_nsec()),
+            mtime: nanos(meta.mtime(), meta.mtime_nsec()),
+            ctime: nanos(meta.ctime(), meta.ctime_nsec()),
         }
     }
 
+    #[allow(clippy::useless_conversion)] // the field types differ between targets
     fn of_stat(stat: &rustix::fs::Stat) -> Self {
-        let ns = |secs: i64, nanos: u64| {
-            i128::from(secs) * 1_000_000_000 + i128::from(nanos.min(999_999_999))
-        };
-        #[allow(clippy::useless_conversion)] // the field types differ between targets
+        let nsec = |n| i64::try_from(n).unwrap_or(0);
         Self {
             dev: u64::from(stat.st_dev),
             ino: u64::from(stat.st_ino),
             size: u64::try_from(stat.st_size).unwrap_or(0),
-            mtime: ns(i64::from(stat.st_mtime), u64::from(stat.st_mtime_nsec)),
-            ctime: ns(i64::from(stat.st_ctime), u64::from(stat.st_ctime_nsec)),
+            mtime: nanos(i64::from(stat.st_mtime), nsec(stat.st_mtime_nsec)),
+            ctime: nanos(i64::from(stat.st_ctime), nsec(stat.st_ctime_nsec)),
         }
+    }
+
+    /// Whether `other` is this version of the file, possibly seen on
+    /// another boot: device numbers of some filesystems (btrfs, NFS,
+    /// removable disks) change between boots, so a saved hash is matched
+    /// without the device.
+    pub fn same_but_device(&self, other: &Self) -> bool {
+        Self { dev: 0, ..*self } == Self { dev: 0, ..*other }
     }
 
     /// Fails unless `file` is still this version of the file.
@@ -98,6 +103,22 @@ impl FileIdentity {
             "the file changed or was replaced since it was hashed; nothing of it was sent",
         ))
     }
+}
+
+/// Seconds and nanoseconds as nanoseconds since the epoch.
+fn nanos(secs: i64, nanos: i64) -> i128 {
+    i128::from(secs) * 1_000_000_000 + i128::from(nanos)
+}
+
+/// `file` if it is a regular file.
+fn regular(file: File) -> io::Result<File> {
+    if file.metadata()?.file_type().is_file() {
+        return Ok(file);
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "not a regular file",
+    ))
 }
 
 /// A regular file or folder found by [`Folder::list`]; anything else
@@ -113,7 +134,8 @@ pub struct Listed {
 impl Folder {
     /// Opens the folder at `path` (following symlinks: the user named it).
     pub fn open(path: &Path) -> io::Result<Self> {
-        let fd = rustix::fs::open(path, dir_flags(), Mode::empty())?;
+        let flags = OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::RDONLY;
+        let fd = rustix::fs::open(path, flags, Mode::empty())?;
         Ok(Self {
             fd,
             path: path.to_owned(),
@@ -154,6 +176,8 @@ impl Folder {
         let flags =
             OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY;
         let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS;
+        // `..` is refused on both ways, though openat2 would stay beneath.
+        plain_components(relative)?;
         let file = match rustix::fs::openat2(&self.fd, relative, flags, Mode::empty(), resolve) {
             Ok(fd) => File::from(fd),
             // No openat2 (old kernels), or a sandbox that forbids it: the
@@ -163,13 +187,7 @@ impl Folder {
             }
             Err(e) => return Err(e.into()),
         };
-        if !file.metadata()?.file_type().is_file() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "not a regular file",
-            ));
-        }
-        Ok(file)
+        regular(file)
     }
 
     fn open_file_by_steps(&self, relative: &Path, flags: OFlags) -> io::Result<File> {
@@ -201,6 +219,8 @@ impl Folder {
         let name = single_name(name)?;
         let flags = OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NOCTTY;
         let mode = Mode::from_raw_mode(0o666);
+        // Two steps: a new partial is ours by O_EXCL; only an existing one
+        // needs the checks below (and is never truncated before them).
         match rustix::fs::openat(&self.fd, name, flags | OFlags::CREATE | OFlags::EXCL, mode) {
             Ok(fd) => return Ok(File::from(fd)),
             Err(Errno::EXIST) => {}
@@ -262,20 +282,24 @@ impl Folder {
         match rustix::fs::renameat_with(&self.fd, from, &self.fd, to, RenameFlags::NOREPLACE) {
             Ok(()) => return Ok(true),
             Err(Errno::EXIST) => return Ok(false),
-            Err(_) => {} // not supported here: fall back
+            // The filesystem cannot refuse to replace: fall back.
+            Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {}
+            Err(e) => return Err(e.into()),
         }
         match rustix::fs::linkat(&self.fd, from, &self.fd, to, AtFlags::empty()) {
             Ok(()) => {
-                self.remove(from)?;
+                // Placed; a partial name left behind has two links, so it
+                // is never resumed into.
+                let _ = self.remove(from);
                 Ok(true)
             }
             Err(Errno::EXIST) => Ok(false),
-            Err(_) if !self.occupied(to) => {
+            Err(Errno::PERM | Errno::OPNOTSUPP) if !self.occupied(to) => {
                 // Filesystems without hard links: check-then-rename is the best left.
                 rustix::fs::renameat(&self.fd, from, &self.fd, to)?;
                 Ok(true)
             }
-            Err(_) => Ok(false),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -349,13 +373,7 @@ pub fn open_named(path: &Path) -> io::Result<File> {
         .read(true)
         .custom_flags(i32::try_from(flags.bits()).unwrap_or(0))
         .open(path)?;
-    if !file.metadata()?.file_type().is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
-    }
-    Ok(file)
+    regular(file)
 }
 
 fn dir_flags() -> OFlags {
@@ -427,6 +445,11 @@ mod tests {
         let mut names: Vec<_> = folder.list().unwrap().into_iter().map(|l| l.name).collect();
         names.sort();
         assert_eq!(names, ["a", "sub"], "links are not listed");
+        // The folder the user names may itself be reached through a link.
+        symlink(dir.path(), outside.path().join("named")).unwrap();
+        let named = Folder::open(&outside.path().join("named")).unwrap();
+        assert!(named.open_file(Path::new("sub/ok")).is_ok());
+        assert!(named.open_file(Path::new("sub/../sub/ok")).is_err());
     }
 
     #[test]

@@ -4,8 +4,10 @@
 use std::time::Duration;
 
 /// Version of the wire protocol carried in `Hello`/`Welcome`. Bump it when an
-/// existing message changes shape; appending a new enum variant does not need it.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// existing message changes shape, or when an older peer would be sent what
+/// it cannot handle (3: a deduplicated upload is answered with `Prove`);
+/// appending a variant only the newer side sends does not need it.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Largest control frame (length prefix excluded). File bytes never travel in
 /// frames, so 1 MiB leaves ample room for a page of listings.

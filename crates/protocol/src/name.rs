@@ -141,7 +141,10 @@ fn check_component(component: &str) -> Result<(), NameError> {
     if component.contains('\\') {
         return Err(NameError::Backslash);
     }
-    if component.chars().any(is_forbidden_char) {
+    if component
+        .char_indices()
+        .any(|(at, c)| is_forbidden_at(component, at, c))
+    {
         return Err(NameError::ControlCharacter);
     }
     Ok(())
@@ -154,6 +157,23 @@ fn nfc(text: &str) -> std::borrow::Cow<'_, str> {
         IsNormalized::Yes => std::borrow::Cow::Borrowed(text),
         _ => std::borrow::Cow::Owned(text.nfc().collect()),
     }
+}
+
+/// Whether names refuse the character `c` at byte `at` of `text`: see
+/// [`is_forbidden_char`], except that the zero-width non-joiner and joiner
+/// (U+200C, U+200D) are allowed between two visible non-ASCII characters,
+/// where scripts such as Persian and Devanagari, and emoji sequences, need
+/// them; beside ASCII (`tips\u{200D}.sh`) they only hide.
+pub fn is_forbidden_at(text: &str, at: usize, c: char) -> bool {
+    if !matches!(c, '\u{200C}' | '\u{200D}') {
+        return is_forbidden_char(c);
+    }
+    let joins = |n: Option<char>| {
+        n.is_some_and(|n| !n.is_ascii() && !n.is_whitespace() && !is_forbidden_char(n))
+    };
+    let before = text[..at].chars().next_back();
+    let after = text[at + c.len_utf8()..].chars().next();
+    !(joins(before) && joins(after))
 }
 
 /// Whether names refuse `c` (and terminals should see it escaped):
@@ -270,6 +290,8 @@ mod tests {
             "with space",
             "ünïcode.md",
             ".hidden",
+            "\u{645}\u{6CC}\u{200C}\u{62E}\u{648}\u{627}\u{647}\u{645}.txt",
+            "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}.jpg",
         ] {
             assert_eq!(FileName::parse(ok).unwrap().as_str(), ok);
         }
@@ -297,6 +319,8 @@ mod tests {
             ("tips\u{2029}.sh", NameError::ControlCharacter),
             ("\u{FEFF}tips.sh", NameError::ControlCharacter),
             ("soft\u{AD}hyphen", NameError::ControlCharacter),
+            ("tips\u{200D}.sh", NameError::ControlCharacter),
+            ("\u{200C}lead", NameError::ControlCharacter),
         ];
         for (name, want) in cases {
             assert_eq!(FileName::parse(name).unwrap_err(), *want, "{name:?}");

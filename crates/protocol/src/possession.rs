@@ -59,17 +59,24 @@ pub fn challenge_ranges(nonce: &[u8; 32], size: u64) -> Vec<ByteRange> {
 }
 
 /// Whether `ranges` is a challenge a client should answer for a file of
-/// `size` bytes: no more ranges than a challenge holds, each inside the file
-/// and no longer than [`PROOF_RANGE_LEN`] (whole small files aside), so a
-/// hub cannot make a client read much.
+/// `size` bytes: the whole of a small file, or no more ranges than a
+/// challenge holds, each inside the file and no longer than
+/// [`PROOF_RANGE_LEN`], so a hub cannot make a client read much.
 pub fn ranges_are_reasonable(ranges: &[ByteRange], size: u64) -> bool {
     let whole_small = u64::from(PROOF_RANGE_LEN) * PROOF_RANGES as u64;
+    if let [only] = ranges
+        && only.offset == 0
+        && u64::from(only.len) == size
+        && size <= whole_small
+    {
+        return true;
+    }
     ranges.len() <= PROOF_RANGES
         && ranges.iter().all(|r| {
-            r.offset
-                .checked_add(u64::from(r.len))
-                .is_some_and(|end| end <= size)
-                && (r.len <= PROOF_RANGE_LEN || u64::from(r.len) <= whole_small)
+            r.len <= PROOF_RANGE_LEN
+                && r.offset
+                    .checked_add(u64::from(r.len))
+                    .is_some_and(|end| end <= size)
         })
 }
 
@@ -146,5 +153,10 @@ mod tests {
             len: 1 << 20,
         }];
         assert!(!ranges_are_reasonable(&greedy, 2 << 20), "no big reads");
+        let wide = [ByteRange {
+            offset: 0,
+            len: 64 << 10,
+        }; PROOF_RANGES];
+        assert!(!ranges_are_reasonable(&wide, 2 << 20), "nor many long ones");
     }
 }

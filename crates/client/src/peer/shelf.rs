@@ -193,8 +193,10 @@ impl Shelf {
                     hash,
                 },
                 // Changed while it was hashed: offered once it settles.
-                None => match hash_beneath(&dir, &relative).await? {
-                    Some((identity, hash)) => {
+                // Gone or swapped meanwhile: not offered (the next scan
+                // sees what is there).
+                None => match hash_beneath(&dir, &relative).await {
+                    Ok(Some((identity, hash))) => {
                         progress.event(TransferEvent::Bytes(identity.size));
                         let file = ShelfFile {
                             path,
@@ -206,7 +208,11 @@ impl Shelf {
                         cache.put(&file);
                         file
                     }
-                    None => continue,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::debug!("not offered: {e}");
+                        continue;
+                    }
                 },
             };
             fresh.insert(name, file);
@@ -348,7 +354,7 @@ impl HashCache {
     fn get(&self, path: &Path, identity: &FileIdentity) -> Option<ContentHash> {
         let entries = self.entries.lock().expect("cache lock");
         let (known, hash) = entries.get(path)?;
-        (known == identity).then_some(*hash)
+        known.same_but_device(identity).then_some(*hash)
     }
 
     fn put(&self, file: &ShelfFile) {

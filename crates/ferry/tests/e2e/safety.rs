@@ -345,3 +345,63 @@ async fn a_shared_file_swapped_for_a_link_is_not_served() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn names_stored_before_one_spelling_are_respelled_and_reachable() {
+    within(60, async {
+        let hub = TestHub::start_with(|c| c.tls = false).await;
+        let home = Home::new();
+        let mut alice = home.client(&hub, "alice").await;
+        let src = tempfile::tempdir().unwrap();
+        for (name, data) in [
+            ("alice/cafe.txt", &b"coffee"[..]),
+            ("alice/tips.sh", b"tips"),
+        ] {
+            let item = crate::support::local_file(src.path(), name, data).await;
+            alice
+                .upload(std::slice::from_ref(&item), ConflictPolicy::Refuse, &())
+                .await
+                .unwrap()[0]
+                .as_ref()
+                .unwrap();
+        }
+        drop(alice);
+        // As an older hub stored them: decomposed, and with a zero-width space.
+        let hub = {
+            let dir = hub.stop().await;
+            let db = rusqlite::Connection::open(dir.path().join("data/catalog.db")).unwrap();
+            for (from, to) in [
+                ("alice/cafe.txt", "alice/cafe\u{301}.txt"),
+                ("alice/tips.sh", "alice/tips\u{200B}.sh"),
+            ] {
+                let renamed = db
+                    .execute("UPDATE files SET name = ?2 WHERE name = ?1", [from, to])
+                    .unwrap();
+                assert_eq!(renamed, 1);
+            }
+            drop(db);
+            TestHub::start_in(dir, |c| c.tls = false).await
+        };
+        let mut alice = home.client(&hub, "alice").await;
+        let names: Vec<String> = alice
+            .list(None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(names, ["alice/caf\u{E9}.txt", "alice/tips[U+200B].sh"]);
+        let out = tempfile::tempdir().unwrap();
+        let mut get = crate::support::ferry(&home, &hub);
+        get.args(["--name", "alice", "get", "alice/cafe\u{301}.txt", "-o"])
+            .arg(out.path());
+        let got = run(&mut get).await;
+        assert_eq!(got.code, 0, "{}", got.stderr);
+        assert_eq!(
+            std::fs::read(out.path().join("caf\u{E9}.txt")).unwrap(),
+            b"coffee"
+        );
+        hub.stop().await;
+    })
+    .await;
+}
