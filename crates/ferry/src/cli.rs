@@ -11,15 +11,24 @@ use crate::units::{parse_duration, parse_size};
 
 /// Ferry: fast, safe file sharing through a hub.
 #[derive(Debug, Parser)]
-#[command(name = "ferry", version, about, after_help = EXIT_CODES)]
+#[command(name = "ferry", version, about, before_help = START_HERE, after_help = EXIT_CODES)]
 pub(crate) struct Cli {
     /// Options shared by every command.
     #[command(flatten)]
     pub(crate) global: GlobalArgs,
-    /// What to do.
+    /// What to do; without one, the commands to start with.
     #[command(subcommand)]
-    pub(crate) command: TopCommand,
+    pub(crate) command: Option<TopCommand>,
 }
+
+/// What a newcomer needs first: shown by `ferry` alone and atop `--help`.
+pub(crate) const START_HERE: &str = "\
+Start here:
+  ferry serve                  run a hub (it prints the line others use to join)
+  ferry join LINK              join a hub with the invite link you were given
+  ferry put FILE...            store files on the hub;  ferry ls, ferry get NAME
+  ferry share DIR              offer a folder; others find it with ferry search
+  ferry shell                  all of it, interactively";
 
 /// Exit codes, shown under `--help`.
 pub(crate) const EXIT_CODES: &str = "Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 name conflict, \
@@ -41,6 +50,23 @@ pub(crate) struct GlobalArgs {
     /// Machine-readable output.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// Log lines as plain text, or one JSON object a line (for log
+    /// collectors). Logs go to stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub(crate) log_format: LogFormat,
+    /// More log detail: -v debug, -vv trace (RUST_LOG, if set, decides).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Plain text (coloured only on a terminal).
+    #[default]
+    Text,
+    /// One JSON object a line.
+    Json,
 }
 
 /// Top-level commands.
@@ -49,13 +75,25 @@ pub(crate) enum TopCommand {
     /// Run a hub.
     Serve(ServeArgs),
     /// Interactive shell (reads commands from stdin when it is not a terminal).
-    Shell,
+    Shell {
+        /// Port other peers fetch your offered files from (0 picks a free one).
+        #[arg(long, default_value_t = 0)]
+        peer_port: u16,
+    },
     /// Join a hub with an invite link (ferry://HOST:PORT/#…); --name picks
     /// your handle. Afterwards other commands need neither --hub nor --name.
     Join {
         /// The invite link.
         invite: String,
     },
+    /// Print a shell completion script: `ferry completions bash >
+    /// ~/.local/share/bash-completion/completions/ferry`.
+    Completions {
+        /// For which shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `ferry man | man -l -`.
+    Man,
     /// Client commands, also available in the shell.
     #[command(flatten)]
     Client(ClientCommand),
@@ -203,8 +241,8 @@ pub(crate) enum ClientCommand {
     /// Download files or folders from the hub's store.
     #[command(visible_alias = "download")]
     Get {
-        /// Names (a folder name brings the whole folder).
-        #[arg(required = true)]
+        /// Names (a folder name brings the whole folder). None: the store
+        /// is listed and the name asked for (in a script, the next line).
         names: Vec<String>,
         /// Folder to download into.
         #[arg(short = 'o', long = "out", value_name = "DIR", default_value = ".")]
@@ -363,11 +401,15 @@ pub(crate) enum ShellCommand {
         /// The folder.
         dir: PathBuf,
     },
-    /// Offer files from the folder set with `setdir` to other peers.
+    /// Offer files from the folder set with `setdir` (else the current
+    /// folder) to other peers.
     Offer {
         /// Names relative to that folder.
         #[arg(required = true)]
         files: Vec<String>,
+        /// Port other peers fetch from, when sharing starts (0: any free one).
+        #[arg(long)]
+        peer_port: Option<u16>,
     },
     /// Withdraw every offer, leave the hub and the shell.
     Dereg,

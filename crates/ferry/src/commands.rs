@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use ferry_client::{ClientError, FileResult, collect_uploads, prepare_uploads};
 use ferry_protocol::{ConflictPolicy, ErrorCode, FileEntry, FileName};
 use serde_json::json;
@@ -29,11 +29,17 @@ pub(crate) async fn run(session: &mut Session, command: ClientCommand) -> Result
     match command {
         ClientCommand::Put { files, conflict } => put(session, &files, conflict.policy()).await,
         ClientCommand::Get {
-            names,
+            mut names,
             out,
             conflict,
             from,
-        } => get(session, &names, &out, conflict.policy(), from.as_deref()).await,
+        } => {
+            if names.is_empty() {
+                ls(session, None).await?;
+                names.push(chosen(read_answer("Which file? ").await)?);
+            }
+            get(session, &names, &out, conflict.policy(), from.as_deref()).await
+        }
         ClientCommand::Request { file, client } => {
             get(
                 session,
@@ -81,8 +87,13 @@ async fn put(session: &mut Session, files: &[PathBuf], policy: ConflictPolicy) -
     let json = session.settings.json;
     // Log in while the files are hashed.
     let (items, hub) = tokio::join!(prepare_uploads(found), session.ready());
-    let (items, hub) = (items?, hub?);
-    let bar = Bar::new(items.iter().map(|i| i.size).sum(), Direction::Upload, json);
+    let (items, _) = (items?, hub?);
+    let direction = Direction::Upload {
+        me: session.handle().unwrap_or_default().to_owned(),
+        since: chrono::Utc::now().timestamp(),
+    };
+    let hub = session.ready().await?;
+    let bar = Bar::new(items.iter().map(|i| i.size).sum(), direction, json);
     let result = hub.upload(&items, policy, &bar).await;
     bar.finish();
     let results = session.check(result)?;
@@ -307,4 +318,32 @@ fn summarize<T>(results: Vec<Result<T, ClientError>>) -> Result<()> {
         }
         .into()),
     }
+}
+
+/// The name a user typed when asked which file they want.
+pub(crate) fn chosen(answer: Option<String>) -> Result<String> {
+    answer
+        .map(|a| a.trim().to_owned())
+        .filter(|a| !a.is_empty())
+        .context("no file chosen; name one: get NAME")
+}
+
+/// Asks `question` on a terminal (on stderr, so output stays clean), or
+/// takes the next line of input in a script; `None` at end of input.
+async fn read_answer(question: &'static str) -> Option<String> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::{BufRead, IsTerminal, Write};
+        if std::io::stdin().is_terminal() {
+            eprint!("{question}");
+            let _ = std::io::stderr().flush();
+        }
+        let mut line = String::new();
+        match std::io::stdin().lock().read_line(&mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(line),
+        }
+    })
+    .await
+    .ok()
+    .flatten()
 }

@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod copies;
+mod legacy_args;
 mod manage;
 mod output;
 mod peers;
@@ -23,23 +24,15 @@ use clap::Parser;
 use ferry_client::ClientError;
 use ferry_protocol::ErrorCode;
 
-use crate::cli::{Cli, TopCommand};
+use crate::cli::{Cli, LogFormat, TopCommand};
 use crate::commands::BatchFailed;
 use crate::session::Session;
 use crate::settings::ClientSettings;
 
 fn main() -> ExitCode {
     copies::prefer_vector_copies();
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "ferry=info,ferry_hub=info,warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal, never in a log file.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let cli = Cli::parse_from(legacy_args::rewrite(std::env::args_os().collect()));
+    init_logging(&cli.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -59,10 +52,53 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs to stderr: plain text (colour only for a person at a terminal,
+/// never in a log file) or JSON lines; `RUST_LOG` if set, else info, or
+/// more with `-v`.
+fn init_logging(global: &cli::GlobalArgs) {
+    let default = match global.verbose {
+        0 => "ferry=info,ferry_hub=info,ferry_client=info,warn",
+        1 => "ferry=debug,ferry_hub=debug,ferry_client=debug,ferry_io=debug,info",
+        _ => "trace",
+    };
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match global.log_format {
+        LogFormat::Json => logs.json().with_current_span(false).init(),
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+    let Some(command) = cli.command else {
+        println!(
+            "Ferry: fast, safe file sharing through a hub.\n\n{}",
+            cli::START_HERE
+        );
+        println!("\nEvery command: ferry --help; one command: ferry COMMAND --help; ferry man.");
+        return Ok(());
+    };
+    match command {
+        TopCommand::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "ferry", &mut std::io::stdout());
+            Ok(())
+        }
+        TopCommand::Man => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(())
+        }
         TopCommand::Serve(args) => serve::run(&args).await,
-        TopCommand::Shell => shell::run(ClientSettings::resolve(&cli.global)?).await,
+        TopCommand::Shell { peer_port } => {
+            shell::run(ClientSettings::resolve(&cli.global)?, peer_port).await
+        }
         TopCommand::Join { invite } => {
             let mut session = Session::new(ClientSettings::resolve(&cli.global)?);
             let result = manage::join(&mut session, &invite, cli.global.name.as_deref()).await;

@@ -8,8 +8,14 @@ use crate::output::{announcement, human_size, shown};
 /// What a finished file is reported as.
 #[derive(Debug, Clone)]
 pub(crate) enum Direction {
-    /// `alice<time>: Uploaded name`.
-    Upload,
+    /// `alice<time>: Uploaded name`, by the user `me` from time `since`;
+    /// a name that was already there with these bytes says so, and whose.
+    Upload {
+        /// The uploader's handle.
+        me: String,
+        /// When the upload started (seconds since the epoch).
+        since: i64,
+    },
     /// `File received from SOURCE: name`.
     Download(String),
     /// Hashing files to offer: no per-file lines.
@@ -70,12 +76,19 @@ impl Progress for Bar {
                 ));
             }
             TransferEvent::Done(entry) => match &self.direction {
-                Direction::Upload => self.line(&announcement(
-                    &entry.owner,
-                    entry.modified,
-                    "Uploaded",
-                    &entry.name,
-                )),
+                Direction::Upload { me, since } => {
+                    let ours = entry.owner.eq_ignore_ascii_case(me);
+                    if ours && entry.modified >= *since - 1 {
+                        self.line(&announcement(
+                            &entry.owner,
+                            entry.modified,
+                            "Uploaded",
+                            &entry.name,
+                        ));
+                    } else {
+                        self.line(&already_there(entry, ours));
+                    }
+                }
                 Direction::Download(source) => {
                     self.line(&format!(
                         "File received from {source}: {}",
@@ -94,6 +107,21 @@ impl Progress for Bar {
             }
         }
     }
+}
+
+/// A put whose name already holds these bytes: nothing was sent, and the
+/// file is not the uploader's new one.
+fn already_there(entry: &ferry_protocol::FileEntry, ours: bool) -> String {
+    let whose = if ours {
+        "you".to_owned()
+    } else {
+        shown(&entry.owner).into_owned()
+    };
+    format!(
+        "{} is already there with these bytes (uploaded by {whose} on {}); nothing was sent",
+        shown(&entry.name),
+        crate::output::local_time(entry.modified)
+    )
 }
 
 /// `error: NAME: REASON`, escaped, for a file that failed.

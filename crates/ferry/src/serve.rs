@@ -45,10 +45,18 @@ pub(crate) async fn run(args: &ServeArgs) -> Result<()> {
         ),
     }
     print_admission(&hub, addr).await?;
+    tracing::info!(
+        %addr,
+        data = %data_dir.display(),
+        admission = ?hub.access.admission,
+        tls = hub.fingerprint().is_some(),
+        "hub serving"
+    );
     let shutdown = CancellationToken::new();
     let signals = tokio::spawn(stop_on_signal(shutdown.clone()));
     ferry_hub::serve(hub, listener, shutdown).await;
     signals.abort();
+    tracing::info!("hub stopped");
     say!("Hub stopped.");
     Ok(())
 }
@@ -83,6 +91,13 @@ async fn print_admission(hub: &ferry_hub::Hub, addr: std::net::SocketAddr) -> Re
     }
     if access.admission == Admission::Invite {
         say!("  Admins make invites with `ferry invite`; newcomers run `ferry join LINK`.");
+    } else {
+        let plaintext = if hub.fingerprint().is_none() {
+            " --plaintext"
+        } else {
+            ""
+        };
+        say!("  Clients connect with:  ferry --hub {link_addr}{plaintext} --name YOURNAME ls");
     }
     Ok(())
 }

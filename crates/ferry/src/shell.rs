@@ -38,11 +38,11 @@ Commands (older dialects in brackets are accepted as written; `help COMMAND` for
                                      download                    [/get f, download f, DOWNLOAD@f]
   ls [FOLDER]                        list the hub's store        [/dir, dir]
   rm NAME...                         delete your files           [delete f, DELETE@f]
-  search TERM                        the store and online peers  [search term]
+  search TERM                        the store and online peers  [search term, 2 term]
   list                               everything available        [list]
   request FILE PEER                  fetch FILE from PEER        [request f client]
   setdir DIR                         the folder `offer` takes files from [setdir d]
-  offer FILE...                      offer files to other peers  [offer f...]
+  offer FILE... [--peer-port N]      offer files to other peers  [offer f..., 1 PORT f1,f2]
   share DIR                          offer every file under DIR
   dereg                              withdraw offers, leave      [dereg]
   status                             hub, handle, certificate, whether the hub answers
@@ -68,7 +68,7 @@ fn usage_of(name: &str) -> Result<String> {
 type Printer = Arc<Mutex<Option<Box<dyn ExternalPrinter + Send>>>>;
 
 /// Runs the shell until `quit` or end of input.
-pub(crate) async fn run(settings: ClientSettings) -> Result<()> {
+pub(crate) async fn run(settings: ClientSettings, peer_port: u16) -> Result<()> {
     let interactive = std::io::stdin().is_terminal();
     let input = Input::start(interactive, settings.state_dir.join("history"));
     if interactive {
@@ -78,7 +78,7 @@ pub(crate) async fn run(settings: ClientSettings) -> Result<()> {
         session: Session::new(settings),
         events: None,
         printer: input.printer.clone(),
-        sharing: ShellSharing::new(),
+        sharing: ShellSharing::new(peer_port),
     };
     while let Some(line) = input.read("ferry> ").await {
         match shell.handle(&line, &input).await {
@@ -102,14 +102,17 @@ struct Shell {
 
 /// The shell's own sharing (`setdir`, `offer`, `dereg`).
 struct ShellSharing {
+    /// The port other peers fetch from (0: any free one).
+    peer_port: u16,
     shelf: Shelf,
     rescan: Arc<Notify>,
     running: Option<(CancellationToken, JoinHandle<()>)>,
 }
 
 impl ShellSharing {
-    fn new() -> Self {
+    fn new(peer_port: u16) -> Self {
         Self {
+            peer_port,
             shelf: Shelf::picked(),
             rescan: Arc::new(Notify::new()),
             running: None,
@@ -123,9 +126,9 @@ impl ShellSharing {
     }
 
     async fn start(&mut self, session: &Session) -> Result<()> {
-        let listener = TcpListener::bind((session.settings.peer_bind, 0))
+        let listener = TcpListener::bind((session.settings.peer_bind, self.peer_port))
             .await
-            .context("opening a peer port")?;
+            .with_context(|| format!("opening peer port {}", self.peer_port))?;
         let config = crate::share::share_config(session, listener.local_addr()?.port())?;
         let stop = CancellationToken::new();
         let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
@@ -195,7 +198,12 @@ impl Shell {
                 self.sharing.shelf.set_dir(dir);
                 self.sharing.rescan.notify_one();
             }
-            ShellCommand::Offer { files } => self.offer(files, input).await?,
+            ShellCommand::Offer { files, peer_port } => {
+                if let Some(port) = peer_port {
+                    self.sharing.peer_port = port;
+                }
+                self.offer(files, input).await?;
+            }
             ShellCommand::Dereg => {
                 self.sharing.stop().await;
                 self.stop_events();
@@ -216,7 +224,7 @@ impl Shell {
                 };
                 self.join(&addr).await?;
             }
-            ShellCommand::Client(command) => {
+            ShellCommand::Client(mut command) => {
                 if !matches!(command, ClientCommand::Forget { .. })
                     && !self.session.connected()
                     && self.session.addr().is_none()
@@ -225,6 +233,15 @@ impl Shell {
                         return Ok(false);
                     };
                     self.join(&normalize_addr(&answer)?).await?;
+                }
+                if let ClientCommand::Get { names, .. } = &mut command
+                    && names.is_empty()
+                {
+                    // The simple server's flow: list, then ask for one.
+                    let listing = ClientCommand::Ls { prefix: None };
+                    crate::commands::run(&mut self.session, listing).await?;
+                    let answer = input.ask("Which file? ").await;
+                    names.push(crate::commands::chosen(answer)?);
                 }
                 let result = crate::commands::run(&mut self.session, command).await;
                 self.ensure_events().await;
@@ -236,11 +253,18 @@ impl Shell {
 
     /// `offer f…`: picks files of the shared folder and starts sharing.
     async fn offer(&mut self, files: Vec<String>, input: &Input) -> Result<()> {
-        let dir = self
-            .sharing
-            .shelf
-            .dir()
-            .context("set the shared folder first: setdir DIR")?;
+        let dir = match self.sharing.shelf.dir() {
+            Some(dir) => dir,
+            None => {
+                let here = std::env::current_dir().context("finding the current folder")?;
+                println!(
+                    "Shared folder: {} (setdir DIR picks another)",
+                    here.display()
+                );
+                self.sharing.shelf.set_dir(here.clone());
+                here
+            }
+        };
         for name in &files {
             let valid = FileName::parse(name)
                 .map_err(|e| anyhow::anyhow!("cannot offer '{}': {e}", shown(name)))?;
@@ -369,10 +393,14 @@ async fn print_events(mut feed: EventFeed, own: &str, printer: &Printer) -> Resu
 }
 
 /// Splits a line into words, accepting the older dialects: a leading `/`
-/// (`/store f`) and `VERB@name` (`UPLOAD@f`, where the name is the rest of
-/// the line, spaces included).
+/// (`/store f`), `VERB@name` (`UPLOAD@f`, where the name is the rest of
+/// the line, spaces included), and the tracker's numbered requests
+/// (`1 PORT f1,f2`: offer those files on that peer port; `2 TERM`: search).
 fn translate(line: &str) -> Result<Vec<String>> {
     let line = line.trim();
+    if let Some(words) = tracker_request(line) {
+        return Ok(words);
+    }
     if let Some((verb, rest)) = line.split_once('@') {
         let verb = verb.to_ascii_lowercase();
         if matches!(verb.as_str(), "upload" | "download" | "delete") {
@@ -388,6 +416,33 @@ fn translate(line: &str) -> Result<Vec<String>> {
             .to_ascii_lowercase();
     }
     Ok(words)
+}
+
+/// The tracker design's numbered requests as shell words, if `line` is one.
+fn tracker_request(line: &str) -> Option<Vec<String>> {
+    let (number, rest) = line.split_once(char::is_whitespace)?;
+    let rest = rest.trim();
+    match number {
+        "1" => {
+            let (port, files) = rest.split_once(char::is_whitespace)?;
+            port.parse::<u16>().ok()?;
+            let mut words = vec![
+                "offer".to_owned(),
+                "--peer-port".to_owned(),
+                port.to_owned(),
+            ];
+            words.extend(
+                files
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|f| !f.is_empty())
+                    .map(str::to_owned),
+            );
+            Some(words)
+        }
+        "2" if !rest.is_empty() => Some(vec!["search".to_owned(), rest.to_owned()]),
+        _ => None,
+    }
 }
 
 /// Lines from the user, read on a dedicated thread (the line editor blocks).
@@ -553,5 +608,22 @@ mod tests {
         );
         assert!(translate("   ").unwrap().is_empty());
         assert!(translate("put 'unterminated").is_err());
+    }
+
+    #[test]
+    fn the_trackers_numbered_requests_are_understood() {
+        assert_eq!(
+            translate("1 9002 a.txt, b.txt").unwrap(),
+            ["offer", "--peer-port", "9002", "a.txt", "b.txt"]
+        );
+        assert!(matches!(
+            parse("1 9002 a.txt,b.txt"),
+            ShellCommand::Offer {
+                peer_port: Some(9002),
+                ..
+            }
+        ));
+        assert_eq!(translate("2 part of").unwrap(), ["search", "part of"]);
+        assert_eq!(translate("1 notaport f").unwrap(), ["1", "notaport", "f"]);
     }
 }

@@ -6,6 +6,7 @@ mod burst;
 mod cli;
 mod damaged;
 mod disk_full;
+mod everyday;
 mod flood;
 mod handles;
 mod hostile;
