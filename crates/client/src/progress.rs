@@ -17,7 +17,12 @@ pub enum TransferEvent<'a> {
         offset: u64,
     },
     /// A file finished.
-    Done(&'a FileEntry),
+    Done {
+        /// The entry as the hub has it.
+        entry: &'a FileEntry,
+        /// The hub already had the bytes: none were sent.
+        deduplicated: bool,
+    },
     /// A file failed; the others go on.
     Failed {
         /// The file.

@@ -280,7 +280,10 @@ impl HubClient {
 
 pub(crate) fn report(progress: &dyn Progress, name: &str, result: &FileResult) {
     match result {
-        Ok(done) => progress.event(TransferEvent::Done(&done.entry)),
+        Ok(done) => progress.event(TransferEvent::Done {
+            entry: &done.entry,
+            deduplicated: done.deduplicated,
+        }),
         Err(error) => progress.event(TransferEvent::Failed { name, error }),
     }
 }

@@ -90,7 +90,6 @@ async fn put(session: &mut Session, files: &[PathBuf], policy: ConflictPolicy) -
     let (items, _) = (items?, hub?);
     let direction = Direction::Upload {
         me: session.handle().unwrap_or_default().to_owned(),
-        since: chrono::Utc::now().timestamp(),
     };
     let hub = session.ready().await?;
     let bar = Bar::new(items.iter().map(|i| i.size).sum(), direction, json);

@@ -8,13 +8,11 @@ use crate::output::{announcement, human_size, shown};
 /// What a finished file is reported as.
 #[derive(Debug, Clone)]
 pub(crate) enum Direction {
-    /// `alice<time>: Uploaded name`, by the user `me` from time `since`;
-    /// a name that was already there with these bytes says so, and whose.
+    /// `alice<time>: Uploaded name`, by the user `me`; a name another
+    /// user already holds with these bytes says so, and whose.
     Upload {
         /// The uploader's handle.
         me: String,
-        /// When the upload started (seconds since the epoch).
-        since: i64,
     },
     /// `File received from SOURCE: name`.
     Download(String),
@@ -75,19 +73,22 @@ impl Progress for Bar {
                     human_size(offset)
                 ));
             }
-            TransferEvent::Done(entry) => match &self.direction {
-                Direction::Upload { me, since } => {
-                    let ours = entry.owner.eq_ignore_ascii_case(me);
-                    if ours && entry.modified >= *since - 1 {
-                        self.line(&announcement(
-                            &entry.owner,
-                            entry.modified,
-                            "Uploaded",
-                            &entry.name,
-                        ));
+            TransferEvent::Done {
+                entry,
+                deduplicated,
+            } => match &self.direction {
+                Direction::Upload { me } => {
+                    let line = if !entry.owner.eq_ignore_ascii_case(me) {
+                        already_there(entry)
+                    } else if deduplicated {
+                        format!(
+                            "{} is stored (the hub already had these bytes; nothing was sent)",
+                            shown(&entry.name)
+                        )
                     } else {
-                        self.line(&already_there(entry, ours));
-                    }
+                        announcement(&entry.owner, entry.modified, "Uploaded", &entry.name)
+                    };
+                    self.line(&line);
                 }
                 Direction::Download(source) => {
                     self.line(&format!(
@@ -109,17 +110,13 @@ impl Progress for Bar {
     }
 }
 
-/// A put whose name already holds these bytes: nothing was sent, and the
-/// file is not the uploader's new one.
-fn already_there(entry: &ferry_protocol::FileEntry, ours: bool) -> String {
-    let whose = if ours {
-        "you".to_owned()
-    } else {
-        shown(&entry.owner).into_owned()
-    };
+/// A put whose name another user already holds with these bytes: nothing
+/// was sent, and the file is theirs, not the uploader's new one.
+fn already_there(entry: &ferry_protocol::FileEntry) -> String {
     format!(
-        "{} is already there with these bytes (uploaded by {whose} on {}); nothing was sent",
+        "{} is already there with these bytes (uploaded by {} on {}); nothing was sent",
         shown(&entry.name),
+        shown(&entry.owner),
         crate::output::local_time(entry.modified)
     )
 }

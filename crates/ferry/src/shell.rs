@@ -369,10 +369,10 @@ async fn subscribe(
 async fn print_events(mut feed: EventFeed, own: &str, printer: &Printer) -> Result<()> {
     while let Some(event) = feed.next().await? {
         let line = match &event {
-            Event::Uploaded { handle, name, at } if handle != own => {
+            Event::Uploaded { handle, name, at } if !handle.eq_ignore_ascii_case(own) => {
                 announcement(handle, *at, "Uploaded", name)
             }
-            Event::Deleted { handle, name, at } if handle != own => {
+            Event::Deleted { handle, name, at } if !handle.eq_ignore_ascii_case(own) => {
                 announcement(handle, *at, "Deleted", name)
             }
             _ => continue,

@@ -283,7 +283,14 @@ fn migrator() -> Migrator {
         include_str!("../migrations/sqlite/0002_access.sql").into_sql_str(),
         false,
     );
-    Migrator::with_migrations(vec![init, access])
+    let spelling = Migration::new(
+        3,
+        "spelling".into(),
+        MigrationType::Simple,
+        include_str!("../migrations/sqlite/0003_spelling.sql").into_sql_str(),
+        false,
+    );
+    Migrator::with_migrations(vec![init, access, spelling])
 }
 
 #[cfg(test)]
@@ -307,7 +314,7 @@ mod tests {
         let key = ferry_protocol::PublicKey([1; 32]);
         let role = ferry_protocol::Role::Member;
         catalog
-            .register(&alice, &key, role, QuotaSetting::Default, 0)
+            .register(&alice, "Alice", &key, role, QuotaSetting::Default, 0)
             .await
             .unwrap();
         catalog

@@ -182,6 +182,7 @@ impl Session {
             Err(e) => return Err(HubError::io("opening blob", blob, e)),
         };
         let remaining = entry.size - offset;
+        let entry = self.hub.publisher.accounts.spell(entry);
         self.writer
             .queue(&Response::Sending { entry, offset })
             .await?;

@@ -100,8 +100,11 @@ impl Session {
             self.refuse(refusal).await?;
             return Ok(Flow::Continue);
         }
+        // Shown as its user spelled it when registering ("User1").
+        let accounts = &self.hub.publisher.accounts;
+        accounts.note_spelling(&user.handle, &user.spelling);
         let reply = Response::LoggedIn {
-            handle: user.handle.clone(),
+            handle: user.spelling.clone(),
             registered,
             role: user.role,
         };
@@ -169,7 +172,7 @@ impl Session {
             {
                 return Ok(moved);
             }
-            return self.redeem(handle, &request.key, &secret).await;
+            return self.redeem(handle, request, &secret).await;
         }
         match catalog.user(handle).await? {
             Some(user) if user.revoked => Ok(Verdict::Failed(Refusal::new(
@@ -189,7 +192,7 @@ impl Session {
                 ErrorCode::UnknownHandle,
                 format!("no handle '{handle}' on this hub; register it first (/register {handle})"),
             ))),
-            None => self.register(handle, &request.key).await,
+            None => self.register(handle, request).await,
         }
     }
 
@@ -242,7 +245,8 @@ impl Session {
         })
     }
 
-    async fn register(&self, handle: &Handle, key: &PublicKey) -> Result<Verdict, HubError> {
+    async fn register(&self, handle: &Handle, request: &LoginRequest) -> Result<Verdict, HubError> {
+        let (key, spelling) = (&request.key, request.handle.trim());
         if self.hub.access.admission == Admission::Invite {
             return Ok(Verdict::Refused(Refusal::new(
                 ErrorCode::InviteRequired,
@@ -259,7 +263,14 @@ impl Session {
         let registered = self
             .hub
             .catalog
-            .register(handle, key, Role::Member, QuotaSetting::Default, now)
+            .register(
+                handle,
+                spelling,
+                key,
+                Role::Member,
+                QuotaSetting::Default,
+                now,
+            )
             .await?;
         match self.hub.catalog.user(handle).await? {
             // Someone else registered it between our look and our insert.
@@ -284,13 +295,14 @@ impl Session {
     async fn redeem(
         &self,
         handle: &Handle,
-        key: &PublicKey,
+        request: &LoginRequest,
         secret: &ferry_protocol::InviteSecret,
     ) -> Result<Verdict, HubError> {
+        let (key, spelling) = (&request.key, request.handle.trim());
         let redeemed = self
             .hub
             .catalog
-            .redeem(&secret.hashed(), handle, key, unix_now())
+            .redeem(&secret.hashed(), handle, spelling, key, unix_now())
             .await?;
         let (user, registered) = match redeemed {
             Redeemed::Joined(user) => (user, true),

@@ -156,6 +156,8 @@ impl Session {
             .collect();
         let (peer_hits, more_peers) = self.hub.index.search(&lower, limit as usize - hits.len());
         hits.extend(peer_hits);
+        let accounts = &self.hub.publisher.accounts;
+        let hits = hits.into_iter().map(|h| accounts.spell_hit(h)).collect();
         let truncated = more_stored || more_peers;
         self.writer
             .send(&Response::SearchResults { hits, truncated })
@@ -302,7 +304,7 @@ impl Session {
             name: grant.file.name.clone(),
             size: grant.file.size,
             hash: grant.file.hash,
-            owner: grant.owner.clone(),
+            owner: self.hub.publisher.accounts.spelled(&grant.owner),
             modified: unix_now(),
         };
         self.writer

@@ -306,7 +306,7 @@ impl Session {
         })??;
         let response = match published {
             Outcome::Done((entry, deduplicated)) => Response::Stored {
-                entry,
+                entry: self.hub.publisher.accounts.spell(entry),
                 deduplicated,
             },
             Outcome::Refused(Refusal { code, message }) => Response::Error { code, message },
@@ -530,6 +530,8 @@ impl Session {
             .catalog
             .list(prefix.as_ref(), after.as_deref(), limit)
             .await?;
+        let accounts = &self.hub.publisher.accounts;
+        let entries = entries.into_iter().map(|e| accounts.spell(e)).collect();
         self.writer
             .send(&Response::Listing { entries, more })
             .await?;

@@ -144,6 +144,6 @@ impl Hub {
     /// Tells every subscriber.
     pub fn announce(&self, event: Event) {
         // No subscribers is fine: nobody is listening.
-        let _ = self.events.send(event);
+        let _ = self.events.send(self.publisher.accounts.spell_event(event));
     }
 }

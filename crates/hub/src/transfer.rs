@@ -96,7 +96,7 @@ impl Session {
     async fn stored(&mut self, entry: FileEntry, deduplicated: bool) -> Result<Flow, HubError> {
         self.writer
             .send(&Response::Stored {
-                entry,
+                entry: self.hub.publisher.accounts.spell(entry),
                 deduplicated,
             })
             .await?;

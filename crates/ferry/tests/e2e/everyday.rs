@@ -434,7 +434,53 @@ async fn a_second_put_of_the_same_bytes_says_whose_file_is_there() {
             .current_dir(work.path())
             .args(["--name", "alice", "put", "same.txt"]))
         .await;
-        assert!(mine.stdout.contains("(uploaded by you"), "{}", mine.stdout);
+        assert!(
+            mine.stdout
+                .contains("same.txt is stored (the hub already had these bytes"),
+            "{}",
+            mine.stdout
+        );
+        hub.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_handle_keeps_its_spelling_and_stays_unique_whatever_the_case() {
+    within(60, async {
+        let hub = TestHub::start().await;
+        let (alice, bob, mallory) = (Home::new(), Home::new(), Home::new());
+        let work = tempfile::tempdir().unwrap();
+        std::fs::write(work.path().join("Hello.txt"), b"hi").unwrap();
+        let put = run(ferry(&alice, &hub).current_dir(work.path()).args([
+            "--name",
+            "Alice",
+            "put",
+            "Hello.txt",
+        ]))
+        .await;
+        assert_eq!(put.code, 0, "{}", put.stderr);
+        assert!(put.stdout.starts_with("Alice<"), "{}", put.stdout);
+        // The same person typing it otherwise is still Alice, shown as registered.
+        let ls = run(ferry(&alice, &hub).args(["--name", "alice", "ls"])).await;
+        assert_eq!(ls.code, 0, "{}", ls.stderr);
+        assert!(
+            ls.stdout.contains("Alice") && !ls.stdout.contains("alice"),
+            "{}",
+            ls.stdout
+        );
+        // Someone else cannot take it in another case.
+        let taken = run(ferry(&mallory, &hub)
+            .current_dir(work.path())
+            .args(["--name", "ALICE", "ls"]))
+        .await;
+        assert_eq!(taken.code, 5, "{} {}", taken.stdout, taken.stderr);
+        let others = run(ferry(&bob, &hub).args(["--name", "bob", "--json", "ls"])).await;
+        assert!(
+            others.stdout.contains("\"owner\":\"Alice\""),
+            "{}",
+            others.stdout
+        );
         hub.stop().await;
     })
     .await;

@@ -16,7 +16,7 @@ async fn a_registered_handle_cannot_be_used_or_taken_by_another_client() {
             .authenticate("Alice", &alice_key, Claim::Register)
             .await
             .unwrap();
-        assert_eq!(reply.handle, "alice", "handles are normalised");
+        assert_eq!(reply.handle, "Alice", "shown as spelled when registered");
         assert!(reply.registered);
 
         let mut other = mallory.connect(&hub).await;

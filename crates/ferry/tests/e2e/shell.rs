@@ -61,8 +61,9 @@ async fn the_shell_speaks_the_central_store_dialect() {
         assert_eq!(ran.code, 0, "{}", ran.stderr);
         let out = &ran.stdout;
         assert!(out.contains("Connection to the hub at 127.0.0.1:"), "{out}");
-        assert!(out.contains("Welcome user1!"), "{out}");
-        assert!(out.lines().any(|l| l.starts_with("user1<") && l.ends_with(">: Uploaded Hello.txt")), "{out}");
+        // The central store's own sample output, spelled as registered.
+        assert!(out.contains("Welcome User1!"), "{out}");
+        assert!(out.lines().any(|l| l.starts_with("User1<") && l.ends_with(">: Uploaded Hello.txt")), "{out}");
         assert!(out.contains("1 files, 11 B"), "the listing: {out}");
         assert!(out.contains("File received from hub: Hello.txt"), "{out}");
         assert!(out.contains("/join ip port"), "help lists the dialects: {out}");

@@ -13,8 +13,10 @@ use crate::error::HubError;
 /// A user as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
-    /// Handle.
+    /// Handle (the lowercase key).
     pub handle: String,
+    /// The handle as its user typed it when registering, for display.
+    pub spelling: String,
     /// The login key (`None`: registered before keys, not yet moved).
     pub key: Option<PublicKey>,
     /// BLAKE3 of the pre-key secret (empty once moved to a key).
@@ -34,7 +36,7 @@ impl UserRecord {
     pub fn info(&self, used: u64, default_quota: Option<u64>) -> UserInfo {
         let quota = self.quota.effective(default_quota);
         UserInfo {
-            handle: self.handle.clone(),
+            handle: self.spelling.clone(),
             role: self.role,
             used,
             quota,
@@ -113,7 +115,8 @@ pub enum Redeemed {
 macro_rules! select_user {
     ($rest:literal) => {
         concat!(
-            "SELECT handle, public_key, secret_hash, role, quota, last_seen, revoked FROM users ",
+            "SELECT handle, COALESCE(spelling, handle) AS spelling, public_key, secret_hash, \
+             role, quota, last_seen, revoked FROM users ",
             $rest
         )
     };
@@ -141,20 +144,22 @@ impl Catalog {
     pub async fn register(
         &self,
         handle: &Handle,
+        spelling: &str,
         key: &PublicKey,
         role: Role,
         quota: QuotaSetting,
         now: i64,
     ) -> Result<bool, HubError> {
         let inserted = sqlx::query(
-            "INSERT INTO users (handle, secret_hash, created_at, public_key, role, quota, last_seen) \
-             VALUES ($1, x'', $2, $3, $4, $5, $2) ON CONFLICT (handle) DO NOTHING",
+            "INSERT INTO users (handle, secret_hash, created_at, public_key, role, quota, last_seen, spelling) \
+             VALUES ($1, x'', $2, $3, $4, $5, $2, $6) ON CONFLICT (handle) DO NOTHING",
         )
         .bind(handle.as_str())
         .bind(now)
         .bind(&key.0[..])
         .bind(role.as_str())
         .bind(quota.stored())
+        .bind(spelling)
         .execute(&self.pool)
         .await?;
         Ok(inserted.rows_affected() == 1)
@@ -340,6 +345,7 @@ impl Catalog {
         &self,
         hashed: &[u8; 32],
         handle: &Handle,
+        spelling: &str,
         key: &PublicKey,
         now: i64,
     ) -> Result<Redeemed, HubError> {
@@ -382,18 +388,20 @@ impl Catalog {
             }
             None => {
                 sqlx::query(
-                    "INSERT INTO users (handle, secret_hash, created_at, public_key, role, quota, last_seen, active_at) \
-                     VALUES ($1, x'', $2, $3, $4, $5, $2, $2)",
+                    "INSERT INTO users (handle, secret_hash, created_at, public_key, role, quota, last_seen, active_at, spelling) \
+                     VALUES ($1, x'', $2, $3, $4, $5, $2, $2, $6)",
                 )
                 .bind(handle.as_str())
                 .bind(now)
                 .bind(&key.0[..])
                 .bind(role.as_str())
                 .bind(quota.stored())
+                .bind(spelling)
                 .execute(&mut *tx)
                 .await?;
                 Redeemed::Joined(UserRecord {
                     handle: handle.to_string(),
+                    spelling: spelling.to_owned(),
                     key: Some(*key),
                     secret_hash: Vec::new(),
                     role,
@@ -470,6 +478,18 @@ impl Catalog {
             .collect()
     }
 
+    /// Handles spelled otherwise than their key: (key, spelling).
+    pub async fn spellings(&self) -> Result<Vec<(String, String)>, HubError> {
+        let rows = sqlx::query(
+            "SELECT handle, spelling FROM users WHERE spelling IS NOT NULL AND spelling != handle",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("handle")?, row.try_get("spelling")?)))
+            .collect()
+    }
+
     /// A hub-wide setting.
     pub async fn setting(&self, key: &str) -> Result<Option<String>, HubError> {
         Ok(
@@ -502,6 +522,7 @@ fn user_from_row(row: &SqliteRow) -> Result<UserRecord, HubError> {
         .map_err(|_| sqlx::Error::Decode("stored key is not 32 bytes".into()))?;
     Ok(UserRecord {
         handle: row.try_get("handle")?,
+        spelling: row.try_get("spelling")?,
         key,
         secret_hash: row.try_get("secret_hash")?,
         role: role_from(&row.try_get::<String, _>("role")?)?,

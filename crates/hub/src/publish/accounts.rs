@@ -8,17 +8,19 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use ferry_protocol::{ErrorCode, FileEntry, FileName, Handle};
+use ferry_protocol::{ErrorCode, Event, FileEntry, FileName, Handle, Hit, Source};
 
 use crate::catalog::Catalog;
 use crate::error::HubError;
 use crate::outcome::Refusal;
 
-/// Usage and folder owners.
+/// Usage, folder owners, and how handles are spelled.
 #[derive(Debug, Default)]
 pub struct Accounts {
     usage: Mutex<HashMap<String, Usage>>,
     folders: Mutex<HashMap<String, Folder>>,
+    /// Handles whose spelling differs from their lowercase key.
+    spellings: Mutex<HashMap<String, String>>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -53,6 +55,62 @@ impl Drop for Reservation {
 }
 
 impl Accounts {
+    /// `handle` (a key) as its user spelled it when registering: how every
+    /// message and listing shows it.
+    pub fn spelled(&self, handle: &str) -> String {
+        let spellings = self.spellings.lock().expect("spellings lock");
+        spellings
+            .get(handle)
+            .cloned()
+            .unwrap_or_else(|| handle.to_owned())
+    }
+
+    /// `entry` with its owner spelled as registered.
+    pub fn spell(&self, mut entry: FileEntry) -> FileEntry {
+        entry.owner = self.spelled(&entry.owner);
+        entry
+    }
+
+    /// `event` with its handle spelled as registered.
+    pub fn spell_event(&self, event: Event) -> Event {
+        match event {
+            Event::Uploaded { handle, name, at } => Event::Uploaded {
+                handle: self.spelled(&handle),
+                name,
+                at,
+            },
+            Event::Deleted { handle, name, at } => Event::Deleted {
+                handle: self.spelled(&handle),
+                name,
+                at,
+            },
+            Event::PeerJoined { handle } => Event::PeerJoined {
+                handle: self.spelled(&handle),
+            },
+            Event::PeerLeft { handle } => Event::PeerLeft {
+                handle: self.spelled(&handle),
+            },
+        }
+    }
+
+    /// `hit` with its owner or peer spelled as registered.
+    pub fn spell_hit(&self, mut hit: Hit) -> Hit {
+        match &mut hit.source {
+            Source::Store { owner } => *owner = self.spelled(owner),
+            Source::Peer { handle, .. } => *handle = self.spelled(handle),
+        }
+        hit
+    }
+
+    /// Remembers how `handle` is spelled (at each login: a new handle's
+    /// spelling is known from then on).
+    pub fn note_spelling(&self, handle: &str, spelling: &str) {
+        if handle != spelling {
+            let mut spellings = self.spellings.lock().expect("spellings lock");
+            spellings.insert(handle.to_owned(), spelling.to_owned());
+        }
+    }
+
     /// Loads usage and folders from the catalog.
     pub async fn load(catalog: &Catalog) -> Result<Arc<Self>, HubError> {
         let usage = catalog
@@ -86,9 +144,11 @@ impl Accounts {
                 )
             })
             .collect();
+        let spellings = catalog.spellings().await?.into_iter().collect();
         Ok(Arc::new(Self {
             usage: Mutex::new(usage),
             folders: Mutex::new(folders),
+            spellings: Mutex::new(spellings),
         }))
     }
 

@@ -308,7 +308,14 @@ mod tests {
         let key = ferry_protocol::PublicKey([7; 32]);
         let role = ferry_protocol::Role::Member;
         hub.catalog
-            .register(&alice, &key, role, crate::catalog::QuotaSetting::Default, 0)
+            .register(
+                &alice,
+                "alice",
+                &key,
+                role,
+                crate::catalog::QuotaSetting::Default,
+                0,
+            )
             .await
             .unwrap();
         hub

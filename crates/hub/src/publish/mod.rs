@@ -329,7 +329,7 @@ impl Publisher {
     /// Tells every subscriber.
     fn announce(&self, event: Event) {
         // No subscribers is fine: nobody is listening.
-        let _ = self.events.send(event);
+        let _ = self.events.send(self.accounts.spell_event(event));
     }
 }
 
