@@ -14,6 +14,7 @@
 //! | [`error`] | [`ClientError`] |
 
 mod admin;
+pub mod discovery;
 pub mod download;
 pub mod error;
 mod file_hash;

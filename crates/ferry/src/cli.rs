@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ferry_protocol::{ConflictPolicy, Role};
 
-use crate::units::{parse_duration, parse_size};
+use crate::units::{parse_duration, parse_size, parse_wait};
 
 /// Ferry: fast, safe file sharing through a hub.
 #[derive(Debug, Parser)]
@@ -79,6 +79,9 @@ pub(crate) enum TopCommand {
         /// Port other peers fetch your offered files from (0 picks a free one).
         #[arg(long, default_value_t = 0)]
         peer_port: u16,
+        /// UDP port discovery answers come back to (0 picks a free one).
+        #[arg(long, default_value_t = 0)]
+        udp_port: u16,
     },
     /// Join a hub with an invite link (ferry://HOST:PORT/#…); --name picks
     /// your handle. Afterwards other commands need neither --hub nor --name.
@@ -323,6 +326,19 @@ pub(crate) enum ClientCommand {
     /// Which hub and handle commands use, whether the hub's certificate is
     /// pinned, and whether the hub answers.
     Status,
+    /// List the hubs on the local network that answer a UDP probe, with
+    /// the fingerprint each claims (compare it with the hub's banner).
+    Discover {
+        /// How long to wait for answers (2s, 500ms).
+        #[arg(long, value_parser = parse_wait, default_value = "2s")]
+        wait: std::time::Duration,
+        /// The UDP port hubs answer on.
+        #[arg(long, default_value_t = ferry_protocol::discovery::DISCOVERY_PORT)]
+        port: u16,
+        /// The UDP port answers come back to (0: any free one).
+        #[arg(long, default_value_t = 0)]
+        reply_port: u16,
+    },
     /// Let HANDLE add files to your top-level FOLDER.
     Allow {
         /// Who.
@@ -386,8 +402,9 @@ pub(crate) enum ShellCommand {
     /// Connect to a hub: `join HOST PORT`, `join HOST:PORT`, or join one
     /// with an invite: `join ferry://… --name HANDLE`.
     Join {
-        /// Host, HOST:PORT, or an invite link.
-        host: String,
+        /// Host, HOST:PORT, or an invite link; none: pick a hub the local
+        /// network's discovery finds.
+        host: Option<String>,
         /// Port, when not part of HOST.
         port: Option<u16>,
         /// With an invite: your handle.

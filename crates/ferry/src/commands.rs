@@ -70,6 +70,13 @@ pub(crate) async fn run(session: &mut Session, command: ClientCommand) -> Result
         ClientCommand::Users { action } => crate::manage::users(session, action).await,
         ClientCommand::Quota => crate::manage::quota(session).await,
         ClientCommand::Status => crate::status::status(session).await,
+        ClientCommand::Discover {
+            wait,
+            port,
+            reply_port,
+        } => crate::status::discover(session, port, reply_port, wait)
+            .await
+            .map(|_| ()),
         ClientCommand::Allow { handle, folder } => {
             crate::manage::allow(session, &handle, &folder).await
         }

@@ -1,7 +1,8 @@
 //! The multi-mode design's own invocations, as it wrote them:
 //! `ferry -s PORT` runs a hub on that port, and
 //! `ferry -c NAME SERVER_IP SERVER_PORT UDP_PORT TCP_PORT` opens a shell as
-//! NAME against that hub, with TCP_PORT as the port other peers fetch from.
+//! NAME against that hub, with TCP_PORT as the port other peers fetch from
+//! and UDP_PORT the one discovery answers come back to.
 //! They are rewritten into the modern subcommands before parsing, so they
 //! mean exactly what those do.
 
@@ -40,6 +41,8 @@ pub(crate) fn rewrite(args: Vec<OsString>) -> Vec<OsString> {
                 "shell".into(),
                 "--peer-port".into(),
                 tcp.to_string(),
+                "--udp-port".into(),
+                udp.to_string(),
             ]
         }
         _ => return args,
@@ -63,11 +66,11 @@ mod tests {
         );
         assert_eq!(
             rewrite(words("ferry -c alice 10.0.0.1 9000 9001 9002")),
-            words("ferry --hub 10.0.0.1:9000 --name alice shell --peer-port 9002")
+            words("ferry --hub 10.0.0.1:9000 --name alice shell --peer-port 9002 --udp-port 9001")
         );
         assert_eq!(
             rewrite(words("ferry -c alice ::1 9000 9001 9002")),
-            words("ferry --hub [::1]:9000 --name alice shell --peer-port 9002")
+            words("ferry --hub [::1]:9000 --name alice shell --peer-port 9002 --udp-port 9001")
         );
         for unchanged in [
             "ferry -s",

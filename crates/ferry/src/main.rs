@@ -96,9 +96,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         TopCommand::Serve(args) => serve::run(&args).await,
-        TopCommand::Shell { peer_port } => {
-            shell::run(ClientSettings::resolve(&cli.global)?, peer_port).await
-        }
+        TopCommand::Shell {
+            peer_port,
+            udp_port,
+        } => shell::run(ClientSettings::resolve(&cli.global)?, peer_port, udp_port).await,
         TopCommand::Join { invite } => {
             let mut session = Session::new(ClientSettings::resolve(&cli.global)?);
             let result = manage::join(&mut session, &invite, cli.global.name.as_deref()).await;

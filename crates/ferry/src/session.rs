@@ -57,6 +57,16 @@ impl Session {
         self.connect(addr, None).await
     }
 
+    /// Connects to `addr`, accepting only the certificate `expect` if
+    /// given (and pinning it).
+    pub(crate) async fn join_expecting(
+        &mut self,
+        addr: &str,
+        expect: Option<ferry_protocol::Fingerprint>,
+    ) -> Result<HubInfo> {
+        self.connect(addr, expect).await
+    }
+
     /// Connects to `addr` accepting only the certificate `expect` if given.
     async fn connect(
         &mut self,

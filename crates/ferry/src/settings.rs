@@ -161,6 +161,8 @@ struct HubFile {
     idle_handle_days: Option<u64>,
     registrations_per_source: Option<u32>,
     relay_cache: Option<u64>,
+    discovery: Option<bool>,
+    discovery_port: Option<u16>,
 }
 
 /// A hub's resolved settings.
@@ -212,6 +214,11 @@ impl ServeSettings {
         hub.min_free_space = file.min_free_space.unwrap_or(hub.min_free_space);
         hub.default_quota = file.default_quota.or(hub.default_quota);
         hub.relay_cache = file.relay_cache.unwrap_or(hub.relay_cache);
+        hub.discovery = match (file.discovery, file.discovery_port) {
+            (Some(false), _) => None,
+            (_, Some(port)) => Some(port),
+            _ => hub.discovery,
+        };
         hub.registrations_per_source = file
             .registrations_per_source
             .unwrap_or(hub.registrations_per_source);

@@ -29,6 +29,8 @@ use crate::settings::{ClientSettings, normalize_addr};
 const HELP: &str = "\
 Commands (older dialects in brackets are accepted as written; `help COMMAND` for its usage):
   join HOST PORT | join HOST:PORT    connect to a hub            [/join ip port]
+  join                               pick a hub on the local network (UDP discovery)
+  discover                           list the hubs on the local network
   join LINK --name HANDLE            join a hub with an invite link (ferry://...)
   leave                              disconnect                  [/leave]
   register HANDLE                    claim your handle (open hubs) [/register h]
@@ -68,7 +70,7 @@ fn usage_of(name: &str) -> Result<String> {
 type Printer = Arc<Mutex<Option<Box<dyn ExternalPrinter + Send>>>>;
 
 /// Runs the shell until `quit` or end of input.
-pub(crate) async fn run(settings: ClientSettings, peer_port: u16) -> Result<()> {
+pub(crate) async fn run(settings: ClientSettings, peer_port: u16, udp_port: u16) -> Result<()> {
     let interactive = std::io::stdin().is_terminal();
     let input = Input::start(interactive, settings.state_dir.join("history"));
     if interactive {
@@ -78,7 +80,7 @@ pub(crate) async fn run(settings: ClientSettings, peer_port: u16) -> Result<()> 
         session: Session::new(settings),
         events: None,
         printer: input.printer.clone(),
-        sharing: ShellSharing::new(peer_port),
+        sharing: ShellSharing::new(peer_port, udp_port),
     };
     while let Some(line) = input.read("ferry> ").await {
         match shell.handle(&line, &input).await {
@@ -104,15 +106,18 @@ struct Shell {
 struct ShellSharing {
     /// The port other peers fetch from (0: any free one).
     peer_port: u16,
+    /// The UDP port discovery answers come back to (0: any free one).
+    udp_port: u16,
     shelf: Shelf,
     rescan: Arc<Notify>,
     running: Option<(CancellationToken, JoinHandle<()>)>,
 }
 
 impl ShellSharing {
-    fn new(peer_port: u16) -> Self {
+    fn new(peer_port: u16, udp_port: u16) -> Self {
         Self {
             peer_port,
+            udp_port,
             shelf: Shelf::picked(),
             rescan: Arc::new(Notify::new()),
             running: None,
@@ -211,13 +216,20 @@ impl Shell {
                 println!("Deregistered: offers withdrawn. Goodbye!");
                 return Ok(false);
             }
-            ShellCommand::Join { host, name, .. }
-                if host.starts_with(ferry_protocol::access::INVITE_SCHEME) =>
-            {
+            ShellCommand::Join { host: None, .. } => self.join_discovered(input).await?,
+            ShellCommand::Join {
+                host: Some(host),
+                name,
+                ..
+            } if host.starts_with(ferry_protocol::access::INVITE_SCHEME) => {
                 crate::manage::join(&mut self.session, &host, name.as_deref()).await?;
                 self.ensure_events().await;
             }
-            ShellCommand::Join { host, port, .. } => {
+            ShellCommand::Join {
+                host: Some(host),
+                port,
+                ..
+            } => {
                 let addr = match port {
                     Some(port) => normalize_addr(&format!("{host}:{port}"))?,
                     None => normalize_addr(&host)?,
@@ -233,6 +245,11 @@ impl Shell {
                         return Ok(false);
                     };
                     self.join(&normalize_addr(&answer)?).await?;
+                }
+                if let ClientCommand::Discover { reply_port, .. } = &mut command
+                    && *reply_port == 0
+                {
+                    *reply_port = self.sharing.udp_port;
                 }
                 if let ClientCommand::Get { names, .. } = &mut command
                     && names.is_empty()
@@ -297,6 +314,40 @@ impl Shell {
                 .map(|f| shown(f).into_owned())
                 .collect::<Vec<_>>()
                 .join(", ")
+        );
+        Ok(())
+    }
+
+    /// `/join` alone: lists the hubs discovery finds and joins the one the
+    /// user picks. Its fingerprint is pinned then, unless one is pinned for
+    /// that address already (which then decides, as always).
+    async fn join_discovered(&mut self, input: &Input) -> Result<()> {
+        let port = ferry_protocol::discovery::DISCOVERY_PORT;
+        let wait = std::time::Duration::from_secs(2);
+        let found =
+            crate::status::discover(&self.session, port, self.sharing.udp_port, wait).await?;
+        if found.is_empty() {
+            return Ok(());
+        }
+        let Some(answer) = input.ask("Join which (number)? ").await else {
+            return Ok(());
+        };
+        let picked = answer
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| found.get(n.checked_sub(1)?))
+            .with_context(|| {
+                format!("'{}' is not one of the numbers above", shown(answer.trim()))
+            })?;
+        let addr = picked.addr.to_string();
+        self.stop_events();
+        let pinned = self.session.settings.known_hubs().get(&addr).is_some();
+        let expect = if pinned { None } else { picked.fingerprint };
+        let info = self.session.join_expecting(&addr, expect).await?;
+        println!(
+            "Connection to the hub at {addr} is successful! ({})",
+            shown(&info.agent)
         );
         Ok(())
     }

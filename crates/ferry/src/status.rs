@@ -1,6 +1,7 @@
 //! `ferry status`: which hub and handle commands will use, whether the
 //! hub's certificate is pinned, and whether the hub answers (and takes the
-//! handle). It pins nothing and registers nothing.
+//! handle). It pins nothing and registers nothing. `ferry discover`: the
+//! hubs on the local network, found by a UDP probe; it pins nothing either.
 
 use std::time::Instant;
 
@@ -73,4 +74,49 @@ pub(crate) async fn status(session: &Session) -> Result<()> {
     }
     client.close().await;
     Ok(())
+}
+
+/// Lists the hubs that answer a discovery probe within `wait`, numbered;
+/// returns them (the shell's `/join` lets the user pick one).
+pub(crate) async fn discover(
+    session: &Session,
+    port: u16,
+    reply_port: u16,
+    wait: std::time::Duration,
+) -> Result<Vec<ferry_client::discovery::Discovered>> {
+    let found = ferry_client::discovery::discover(port, reply_port, wait).await?;
+    if session.settings.json {
+        let rows: Vec<serde_json::Value> = found
+            .iter()
+            .map(|hub| {
+                serde_json::json!({
+                    "addr": hub.addr.to_string(),
+                    "fingerprint": hub.fingerprint.map(|fp| fp.to_string()),
+                    "tls": hub.fingerprint.is_some(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(rows));
+        return Ok(found);
+    }
+    if found.is_empty() {
+        println!(
+            "No hub answered on UDP port {port} within {} ms (hubs with discovery = false stay quiet).",
+            wait.as_millis()
+        );
+        return Ok(found);
+    }
+    println!("Hubs on the local network (compare each fingerprint with its hub's banner):");
+    let pins = session.settings.known_hubs();
+    for (number, hub) in found.iter().enumerate() {
+        let addr = hub.addr.to_string();
+        let certificate = match (hub.fingerprint, pins.get(&addr)) {
+            (None, _) => "plaintext".to_owned(),
+            (Some(fp), Some(pinned)) if pinned == fp => format!("{fp} (pinned)"),
+            (Some(fp), Some(_)) => format!("{fp} (NOT the one pinned for it!)"),
+            (Some(fp), None) => fp.to_string(),
+        };
+        println!("  {}. {addr}  {certificate}", number + 1);
+    }
+    Ok(found)
 }

@@ -21,6 +21,18 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 /// Parses a duration in seconds.
+/// A short wait: `500ms`, or a [`parse_duration`] (`2s`, `1m`).
+pub(crate) fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
+    if let Some(ms) = text.strip_suffix("ms") {
+        let ms: u64 = ms
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{text}' is not a duration (say 500ms or 2s)"))?;
+        return Ok(std::time::Duration::from_millis(ms));
+    }
+    parse_duration(text).map(std::time::Duration::from_secs)
+}
+
 pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
     let (number, unit) = split(text);
     let factor: u64 = match unit {

@@ -46,6 +46,8 @@ pub struct HubConfig {
     pub keep_relayed: Option<bool>,
     /// Bytes all kept relayed copies may take; past it the oldest go.
     pub relay_cache: u64,
+    /// The UDP port discovery probes are answered on (`None`: off).
+    pub discovery: Option<u16>,
     /// Most files one peer may offer.
     pub max_offers_per_peer: usize,
     /// Most files all peers together may offer.
@@ -91,6 +93,7 @@ impl HubConfig {
             relay_timeout: Duration::from_secs(10),
             keep_relayed: None,
             relay_cache: 4 << 30,
+            discovery: Some(ferry_protocol::discovery::DISCOVERY_PORT),
             admission: None,
             default_quota: None,
             idle_handle_ttl: Duration::from_secs(30 * 24 * 3600),

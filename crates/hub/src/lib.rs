@@ -31,6 +31,7 @@ pub mod access;
 mod admin;
 pub mod catalog;
 pub mod config;
+pub mod discovery;
 mod download;
 pub mod error;
 pub mod grants;

@@ -27,6 +27,7 @@ const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
 
 /// Serves `hub` on an already bound `listener` until `shutdown` is cancelled.
 pub async fn serve(hub: Arc<Hub>, listener: TcpListener, shutdown: CancellationToken) {
+    let discovery = start_discovery(&hub, &listener, &shutdown);
     let permits = Arc::new(Semaphore::new(hub.config.max_connections));
     let sources = Sources::new(
         hub.config.max_connections_per_source,
@@ -87,6 +88,9 @@ pub async fn serve(hub: Arc<Hub>, listener: TcpListener, shutdown: CancellationT
         }
     }
     drop(listener);
+    if let Some(discovery) = discovery {
+        let _ = discovery.await;
+    }
     let grace = hub.config.shutdown_grace;
     let drained = timeout(grace, async {
         while sessions.join_next().await.is_some() {}
@@ -100,6 +104,33 @@ pub async fn serve(hub: Arc<Hub>, listener: TcpListener, shutdown: CancellationT
         sessions.shutdown().await;
     }
     hub.catalog.close().await;
+}
+
+/// Starts answering discovery probes, unless the hub says not to; a port
+/// that cannot be had (another hub on this machine) is logged, not fatal.
+fn start_discovery(
+    hub: &Hub,
+    listener: &TcpListener,
+    shutdown: &CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let port = hub.config.discovery?;
+    let beacon = ferry_protocol::discovery::HubBeacon {
+        port: listener.local_addr().ok()?.port(),
+        fingerprint: hub.fingerprint(),
+    };
+    match crate::discovery::bind(port) {
+        Ok(socket) => {
+            tracing::info!(port, "answering discovery probes (UDP)");
+            let shutdown = shutdown.clone();
+            Some(tokio::spawn(crate::discovery::answer(
+                socket, beacon, shutdown,
+            )))
+        }
+        Err(e) => {
+            tracing::warn!(port, "discovery is off: UDP port {port}: {e}");
+            None
+        }
+    }
 }
 
 /// How often abandoned partial uploads are looked for while running: a

@@ -157,6 +157,7 @@
 
 pub mod access;
 pub mod codec;
+pub mod discovery;
 pub mod hash;
 pub mod limits;
 pub mod message;

@@ -5,6 +5,7 @@ mod access;
 mod burst;
 mod cli;
 mod damaged;
+mod discovery;
 mod disk_full;
 mod everyday;
 mod flood;

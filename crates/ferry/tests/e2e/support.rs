@@ -85,6 +85,8 @@ impl TestHub {
         config.shutdown_grace = Duration::from_secs(10);
         // The older designs' open hubs, unless a test asks for invites.
         config.admission = Some(ferry_hub::access::Admission::Open);
+        // Many hubs run at once here: only a discovery test answers probes.
+        config.discovery = None;
         tweak(&mut config);
         let hub = Hub::open(config).await.unwrap();
         let listener = TcpListener::bind(addr).await.unwrap();
