@@ -31,6 +31,8 @@ use crate::settings::ClientSettings;
 
 fn main() -> ExitCode {
     copies::prefer_vector_copies();
+    // Crash and fault tests only (a build without the feature has none).
+    let _failpoints = ferry_hub::faults::from_env();
     let cli = Cli::parse_from(legacy_args::rewrite(std::env::args_os().collect()));
     init_logging(&cli.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

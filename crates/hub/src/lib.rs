@@ -28,6 +28,8 @@
 //! ```
 
 pub mod access;
+#[macro_use]
+pub mod faults;
 mod admin;
 pub mod catalog;
 pub mod config;

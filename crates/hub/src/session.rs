@@ -292,24 +292,35 @@ impl Session {
     }
 
     /// Replies to one grouped upload (popped off `pending`), flushing
-    /// unless the next one is done too.
+    /// unless the next one is done too. An upload the store could not make
+    /// durable (a failing disk) is refused, saying so; the connection, whose
+    /// frames are all in order, goes on.
     pub(crate) async fn reply_published(
         &mut self,
         done: Result<Result<Published, HubError>, tokio::task::JoinError>,
     ) -> Result<(), HubError> {
-        let published = done.map_err(|e| {
-            HubError::io(
-                "publishing",
-                std::path::Path::new("store"),
-                std::io::Error::other(e),
-            )
-        })??;
+        let published = done
+            .map_err(|e| {
+                HubError::io(
+                    "publishing",
+                    std::path::Path::new("store"),
+                    std::io::Error::other(e),
+                )
+            })
+            .and_then(|published| published);
         let response = match published {
-            Outcome::Done((entry, deduplicated)) => Response::Stored {
+            Ok(Outcome::Done((entry, deduplicated))) => Response::Stored {
                 entry: self.hub.publisher.accounts.spell(entry),
                 deduplicated,
             },
-            Outcome::Refused(Refusal { code, message }) => Response::Error { code, message },
+            Ok(Outcome::Refused(Refusal { code, message })) => Response::Error { code, message },
+            Err(e) => {
+                tracing::warn!("an upload was not stored: {e}");
+                Response::Error {
+                    code: e.code(),
+                    message: e.client_message().to_owned(),
+                }
+            }
         };
         self.writer.queue(&response).await?;
         // A group answers many uploads at once: their replies leave together.

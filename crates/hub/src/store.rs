@@ -126,6 +126,7 @@ impl Store {
     /// Makes every file written and renamed in the store so far durable, in
     /// one flush of its filesystem. Blocking.
     pub fn sync(&self) -> io::Result<()> {
+        fault_point!("store::sync");
         sync_filesystem(&self.blobs)
     }
 
@@ -219,11 +220,14 @@ pub(crate) async fn remove_quietly(path: &Path) {
 /// Makes a directory's entries (a rename, a new file) durable.
 pub async fn sync_dir(dir: &Path) -> Result<(), HubError> {
     let owned = dir.to_owned();
-    tokio::task::spawn_blocking(move || fs::File::open(&owned)?.sync_all())
-        .await
-        .map_err(io::Error::other)
-        .and_then(|r| r)
-        .map_err(|e| HubError::io("syncing directory", dir, e))
+    tokio::task::spawn_blocking(move || {
+        fault_point!("store::sync_dir");
+        fs::File::open(&owned)?.sync_all()
+    })
+    .await
+    .map_err(io::Error::other)
+    .and_then(|r| r)
+    .map_err(|e| HubError::io("syncing directory", dir, e))
 }
 
 /// Removes files in `dir` last modified more than `max_age` ago.

@@ -127,8 +127,14 @@ async fn entries_without_their_bytes_are_refused_then_repaired_and_reported() {
 /// Starts `ferry serve` on `data`; returns the child and its address.
 /// Its output goes to a file: a pipe nobody reads would block or break it.
 async fn serving(data: &Path) -> (tokio::process::Child, String) {
+    serving_with(data, "").await
+}
+
+/// [`serving`] with `FAILPOINTS` set to `failpoints`.
+async fn serving_with(data: &Path, failpoints: &str) -> (tokio::process::Child, String) {
     let log = data.with_extension(format!("out{}", std::process::id()));
     let child = serve(data, &[])
+        .env("FAILPOINTS", failpoints)
         .stdout(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
@@ -217,6 +223,144 @@ async fn kill_9_during_uploads_leaves_every_file_absent_or_complete() {
             last_listed > 0,
             "a kill after 1.5 s finds committed files to check"
         );
+    })
+    .await;
+}
+
+/// What a fresh hub started on `data` lists, each name with its bytes.
+async fn listed_with_bytes(data: &Path) -> Vec<(String, Vec<u8>)> {
+    static READERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let handle = format!(
+        "reader{}",
+        READERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let (mut hub, addr) = serving(data).await;
+    let reader = Home::new();
+    let ls =
+        run(crate::support::ferry_at(&reader, &addr, false)
+            .args(["--name", &handle, "--json", "ls"]))
+        .await;
+    assert_eq!(ls.code, 0, "{:?} {}", ls.stdout, ls.stderr);
+    let names = crate::support::listed_names(&ls.stdout);
+    let out = tempfile::tempdir().unwrap();
+    let mut listed = Vec::new();
+    for name in names {
+        let got = run(crate::support::ferry_at(&reader, &addr, false)
+            .args(["--name", &handle, "get", &name, "-o"])
+            .arg(out.path()))
+        .await;
+        assert_eq!(got.code, 0, "{name} comes back whole: {}", got.stderr);
+        listed.push((name.clone(), std::fs::read(out.path().join(&name)).unwrap()));
+    }
+    hub.kill().await.unwrap();
+    listed
+}
+
+#[tokio::test]
+async fn a_crash_at_each_commit_step_leaves_the_file_absent_or_complete() {
+    use std::os::unix::process::ExitStatusExt;
+    within(240, async {
+        let work = tempfile::tempdir().unwrap();
+        // A small file commits in a group; a large one on its own.
+        let files = [
+            ("small.txt", crate::support::pattern(5_000, 3)),
+            ("big.bin", crate::support::pattern(3 << 20, 4)),
+        ];
+        for (name, bytes) in &files {
+            std::fs::write(work.path().join(name), bytes).unwrap();
+        }
+        let steps = [
+            ("commit::before_blobs", false),
+            ("commit::after_blobs", false),
+            ("commit::after_entries", true),
+        ];
+        for (step, committed) in steps {
+            for (name, bytes) in &files {
+                let dir = tempfile::tempdir().unwrap();
+                let data = dir.path().join("data");
+                let (mut hub, addr) = serving_with(&data, &format!("{step}=return")).await;
+                let home = Home::new();
+                let put = run(crate::support::ferry_at(&home, &addr, false)
+                    .current_dir(work.path())
+                    .args(["--name", "writer", "put", name]))
+                .await;
+                assert_ne!(
+                    put.code, 0,
+                    "{step} {name}: the hub died, the put cannot have succeeded"
+                );
+                let died = within(20, hub.wait()).await.unwrap();
+                assert_eq!(
+                    died.signal(),
+                    Some(6),
+                    "{step} {name}: it crashed right there (SIGABRT)"
+                );
+
+                // It starts again, and lists the file whole or not at all.
+                let listed = listed_with_bytes(&data).await;
+                if committed {
+                    assert_eq!(listed, [(name.to_string(), bytes.clone())], "{step}");
+                } else {
+                    assert!(
+                        listed.is_empty(),
+                        "{step} {name}: {:?}",
+                        listed.iter().map(|l| &l.0).collect::<Vec<_>>()
+                    );
+                }
+                // And the upload, tried again, works.
+                let (mut hub, addr) = serving(&data).await;
+                let again = run(crate::support::ferry_at(&home, &addr, false)
+                    .current_dir(work.path())
+                    .args(["--name", "writer", "put", name]))
+                .await;
+                assert_eq!(again.code, 0, "{step} {name}: {}", again.stderr);
+                hub.kill().await.unwrap();
+                assert_eq!(
+                    listed_with_bytes(&data).await,
+                    [(name.to_string(), bytes.clone())]
+                );
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_failing_fsync_is_never_reported_as_success() {
+    within(60, async {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let (mut hub, addr) =
+            serving_with(&data, "store::sync=return;store::sync_dir=return").await;
+        let work = tempfile::tempdir().unwrap();
+        std::fs::write(work.path().join("small.txt"), b"must be durable").unwrap();
+        std::fs::write(
+            work.path().join("big.bin"),
+            crate::support::pattern(3 << 20, 5),
+        )
+        .unwrap();
+        let home = Home::new();
+        for name in ["small.txt", "big.bin"] {
+            let put = run(crate::support::ferry_at(&home, &addr, false)
+                .current_dir(work.path())
+                .args(["--name", "writer", "put", name]))
+            .await;
+            assert_ne!(put.code, 0, "{name}: {}", put.stdout);
+            assert!(
+                put.stderr.contains("disk failed"),
+                "{name}: says what failed: {}",
+                put.stderr
+            );
+            assert!(!put.stdout.contains("Uploaded"), "{}", put.stdout);
+        }
+        let ls = run(crate::support::ferry_at(&home, &addr, false)
+            .args(["--name", "writer", "--json", "ls"]))
+        .await;
+        assert!(
+            crate::support::listed_names(&ls.stdout).is_empty(),
+            "nothing listed: {}",
+            ls.stdout
+        );
+        hub.kill().await.unwrap();
     })
     .await;
 }

@@ -180,6 +180,7 @@ impl Publisher {
             .map(|(bytes, hash)| (bytes, hash, referenced.contains(&hash)))
             .collect();
         let hub = Arc::clone(self);
+        crash_point!("commit::before_blobs");
         let stored = tokio::task::spawn_blocking(move || {
             let incoming: Vec<_> = uploads
                 .iter()
@@ -190,7 +191,10 @@ impl Publisher {
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         match stored {
-            Ok(()) => self.write_entries(placed).await,
+            Ok(()) => {
+                crash_point!("commit::after_blobs");
+                self.write_entries(placed).await;
+            }
             Err(e) => fail_all(placed.into_iter().map(|p| p.done), "storing uploads", &e),
         }
         later
@@ -261,6 +265,7 @@ impl Publisher {
                 return;
             }
         };
+        crash_point!("commit::after_entries");
         for (entry, previous) in entries.iter().zip(replaced) {
             if let Err(e) = self.written(entry, previous.as_ref(), false).await {
                 tracing::warn!("could not record a folder's owner: {e}");

@@ -210,9 +210,11 @@ impl Publisher {
         let referenced = self.catalog.hash_in_use(&publication.hash).await?;
         let deduplicated = match bytes {
             Some(path) => {
+                crash_point!("commit::before_blobs");
                 self.store
                     .commit(path, &publication.hash, referenced)
                     .await?;
+                crash_point!("commit::after_blobs");
                 false
             }
             None if referenced => {
@@ -244,6 +246,7 @@ impl Publisher {
             modified: unix_now(),
         };
         let previous = self.catalog.put(&entry).await?;
+        crash_point!("commit::after_entries");
         if publication.relayed {
             self.catalog
                 .mark_relayed(&entry.name, entry.size, entry.modified)
