@@ -30,6 +30,6 @@ pub mod transfer;
 pub use error::ClientError;
 pub use hub_client::{ConnectOptions, EventFeed, HubClient, HubInfo, LoggedIn};
 pub use progress::{Progress, TransferEvent};
-pub use scan::{LocalFile, collect_uploads, prepare_upload, prepare_uploads};
+pub use scan::{LocalFile, collect_uploads, prepare_each, prepare_upload, prepare_uploads};
 pub use tls::KnownHubs;
 pub use transfer::{FileResult, Transferred, UploadItem};

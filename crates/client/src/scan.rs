@@ -129,12 +129,21 @@ pub async fn prepare_upload(path: PathBuf, name: FileName) -> Result<UploadItem,
     Ok(items.pop().expect("one item in, one out"))
 }
 
-/// Hashes local files for upload, in order, on every core: each thread
-/// takes the next unhashed file, so a folder of small files goes as fast
-/// as one big file (which is itself hashed on every core).
+/// Hashes local files for upload (see [`prepare_each`]); the first file
+/// that cannot be read fails the whole batch.
 pub async fn prepare_uploads(
     files: Vec<(LocalFile, FileName)>,
 ) -> Result<Vec<UploadItem>, ClientError> {
+    prepare_each(files).await?.into_iter().collect()
+}
+
+/// Hashes local files for upload, in order, on every core: each thread
+/// takes the next unhashed file, so a folder of small files goes as fast
+/// as one big file (which is itself hashed on every core). One result per
+/// file: one that cannot be read, or changes while hashed, fails alone.
+pub async fn prepare_each(
+    files: Vec<(LocalFile, FileName)>,
+) -> Result<Vec<Result<UploadItem, ClientError>>, ClientError> {
     tokio::task::spawn_blocking(move || {
         let next = AtomicUsize::new(0);
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -163,7 +172,7 @@ pub async fn prepare_uploads(
         hashed.into_iter().map(|(_, item)| item).collect()
     })
     .await
-    .map_err(|e| ClientError::local("hashing", "", std::io::Error::other(e)))?
+    .map_err(|e| ClientError::local("hashing", "", std::io::Error::other(e)))
 }
 
 /// Hashes one file, and notes which version of it was hashed: the upload
@@ -216,6 +225,13 @@ mod hash_tests {
             LocalFile::Named(dir.path().join("gone")),
             FileName::parse("gone").unwrap(),
         ));
+        let each = prepare_each(files.clone()).await.unwrap();
+        assert_eq!(each.len(), 51);
+        assert!(
+            each[..50].iter().all(Result::is_ok),
+            "the others are hashed"
+        );
+        assert!(each[50].is_err());
         assert!(prepare_uploads(files).await.is_err());
     }
 

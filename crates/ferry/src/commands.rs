@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use ferry_client::{ClientError, FileResult, collect_uploads, prepare_uploads};
+use ferry_client::{ClientError, FileResult, collect_uploads, prepare_each};
 use ferry_protocol::{ConflictPolicy, ErrorCode, FileEntry, FileName};
 use serde_json::json;
 
@@ -93,8 +93,22 @@ async fn put(session: &mut Session, files: &[PathBuf], policy: ConflictPolicy) -
     }
     let json = session.settings.json;
     // Log in while the files are hashed.
-    let (items, hub) = tokio::join!(prepare_uploads(found), session.ready());
-    let (items, _) = (items?, hub?);
+    let (prepared, hub) = tokio::join!(prepare_each(found), session.ready());
+    let (prepared, _) = (prepared?, hub?);
+    // A file that cannot be read (or changed while hashed) fails alone.
+    let mut unread = Vec::new();
+    let mut items = Vec::new();
+    for item in prepared {
+        match item {
+            Ok(item) => items.push(item),
+            Err(e) => {
+                if !json {
+                    eprintln!("error: {}", shown(&e.to_string()));
+                }
+                unread.push(e);
+            }
+        }
+    }
     let direction = Direction::Upload {
         me: session.handle().unwrap_or_default().to_owned(),
     };
@@ -106,7 +120,7 @@ async fn put(session: &mut Session, files: &[PathBuf], policy: ConflictPolicy) -
     if json {
         print_results_json(&results, items.iter().map(|i| i.name.as_str()));
     }
-    summarize(results)
+    summarize(unread.into_iter().map(Err).chain(results).collect())
 }
 
 async fn get(

@@ -12,6 +12,9 @@
 //! | [`message`] | [`Request`], [`Response`], [`Event`], [`ErrorCode`] |
 //! | [`peer`] | offers, search hits, grants, and the peer-port protocol |
 //! | [`codec`] | length-prefixed postcard framing |
+//! | [`access`] | logins by key, invites, roles, user changes |
+//! | [`possession`] | proving an upload's bytes are held, not just their hash |
+//! | [`discovery`] | the UDP probe and reply that find a hub on the local network |
 //!
 //! It touches no files and opens no sockets. Moving the bytes (framed
 //! streams, bodies with deadlines, disk threads) is the `ferry-io` crate's

@@ -41,6 +41,31 @@ async fn silent_and_hello_only_floods_from_two_hosts_leave_a_third_served() {
 }
 
 #[tokio::test]
+async fn a_registration_flood_from_one_host_leaves_another_registering() {
+    within(60, async {
+        let hub = TestHub::start_with(|c| {
+            c.tls = false;
+            c.registrations_per_source = 20;
+        })
+        .await;
+        let mut registered = 0;
+        for i in 0..60 {
+            let mut raw = Raw::connect_from(hub.addr, [127, 0, 0, 4]).await;
+            registered += usize::from(raw.try_log_in(&format!("flood{i}")).await);
+        }
+        assert_eq!(registered, 20, "one host registers only its share");
+        let mut other = Raw::connect_from(hub.addr, [127, 0, 0, 5]).await;
+        assert!(
+            within(5, other.try_log_in("newcomer")).await,
+            "another host registers at once"
+        );
+        served_at_once(&hub).await;
+        hub.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_connection_that_does_not_log_in_is_closed_at_the_login_deadline() {
     within(30, async {
         let hub = TestHub::start_with(|c| {
