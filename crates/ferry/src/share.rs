@@ -127,7 +127,9 @@ pub(crate) async fn print_events(mut events: mpsc::UnboundedReceiver<ShareEvent>
                     eprintln!("warning: the hub refused an offer: {}", shown(&reason));
                 }
             }
-            ShareEvent::Served(Served::Sent { name, requester }) => {
+            ShareEvent::Served(Served::Sent {
+                name, requester, ..
+            }) => {
                 println!("Sent {} to {} (direct)", shown(&name), shown(&requester));
             }
             ShareEvent::Served(Served::Refused(reason)) => {

@@ -193,6 +193,30 @@ impl Grants {
         Some(grant)
     }
 
+    /// `owner` served the grant `token` directly: it stops counting (a
+    /// claim by anyone but the grant's owner is ignored).
+    pub fn used(&self, token: &Token, owner: &str) {
+        let mut issued = self.issued.lock().expect("grant lock");
+        if issued.grants.get(token).is_none_or(|g| g.owner != owner) {
+            return;
+        }
+        let Some(grant) = issued.grants.take(token) else {
+            return;
+        };
+        let Issuance {
+            per_requester,
+            per_owner,
+            ..
+        } = &mut *issued;
+        Issuance::forget(per_requester, per_owner, &grant);
+    }
+
+    /// Grants `requester` holds now.
+    pub fn held_by(&self, requester: &str) -> usize {
+        let issued = self.issued.lock().expect("grant lock");
+        issued.per_requester.get(requester).copied().unwrap_or(0)
+    }
+
     /// Registers a relay waiting for `owner` to push from `offset`.
     pub fn wait_for_push(
         &self,

@@ -123,6 +123,7 @@ impl Session {
                 self.writer.send(&Response::Withdrawn { total }).await?;
             }
             Request::GrantReady { token } => self.hub.grants.ack(&token),
+            Request::GrantUsed { token } => self.hub.grants.used(&token, handle.as_str()),
             Request::Heartbeat => {}
             _ => {
                 let message = "a sharing connection takes only offers, withdrawals, heartbeats and grant answers";

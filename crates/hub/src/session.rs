@@ -490,7 +490,8 @@ impl Session {
             Request::Offer { .. }
             | Request::Withdraw { .. }
             | Request::Heartbeat
-            | Request::GrantReady { .. } => {
+            | Request::GrantReady { .. }
+            | Request::GrantUsed { .. } => {
                 let message =
                     "offers, heartbeats and grant answers need a sharing connection (Share first)";
                 self.refuse(Refusal::new(ErrorCode::BadRequest, message))

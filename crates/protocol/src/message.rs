@@ -221,6 +221,12 @@ pub enum Request {
         /// Keyed BLAKE3 over the ranges asked for.
         proof: PossessionProof,
     },
+    /// A sharing peer served the grant `token` in full, directly: the hub
+    /// stops counting it against the requester and the peer.
+    GrantUsed {
+        /// The grant.
+        token: Token,
+    },
 }
 
 /// Hub to client.

@@ -88,11 +88,16 @@ pub async fn share(
         stall: config.connect.stall_timeout,
     };
     let (identity, report) = (config.identity.clone(), events.clone());
+    // Grants used up by a direct fetch, for the hub to stop counting.
+    let (used_tx, used) = mpsc::unbounded_channel();
     let server_task = tokio::spawn({
         let stop = server_stop.clone();
         async move {
             server
                 .run(listener, &identity, stop, move |served| {
+                    if let Served::Sent { token, .. } = &served {
+                        let _ = used_tx.send(*token);
+                    }
                     drop(report.send(ShareEvent::Served(served)))
                 })
                 .await
@@ -113,6 +118,7 @@ pub async fn share(
                 cache,
                 expectations,
                 events,
+                used,
             };
             agent.run(&rescan, &shutdown).await
         }
@@ -131,6 +137,8 @@ struct Agent {
     cache: Arc<HashCache>,
     expectations: Expectations,
     events: mpsc::UnboundedSender<ShareEvent>,
+    /// Grants a direct fetch used up.
+    used: mpsc::UnboundedReceiver<Token>,
 }
 
 impl Agent {
@@ -154,6 +162,9 @@ impl Agent {
                 _ = heartbeat.tick() => self.hub.writer.send(&Request::Heartbeat).await?,
                 _ = rescan_tick.tick(), if !self.config.rescan_every.is_zero() => self.rescan(false).await?,
                 () = rescan.notified() => self.rescan(false).await?,
+                Some(token) = self.used.recv() => {
+                    self.hub.writer.send(&Request::GrantUsed { token }).await?;
+                }
                 message = self.hub.reader.recv() => match message? {
                     Some(message) => self.handle(message).await?,
                     None => return Err(ClientError::Closed),

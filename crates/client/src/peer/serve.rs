@@ -8,7 +8,7 @@ use std::time::Duration;
 use ferry_io::body::flush_within;
 use ferry_io::disk::send_from_file;
 use ferry_io::{FrameReader, FrameWriter, Sources};
-use ferry_protocol::{ErrorCode, Fingerprint, PROTOCOL_VERSION, PeerRequest, PeerResponse};
+use ferry_protocol::{ErrorCode, Fingerprint, PROTOCOL_VERSION, PeerRequest, PeerResponse, Token};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -45,6 +45,8 @@ pub enum Served {
         name: String,
         /// Who got it.
         requester: String,
+        /// The grant it used (the hub is told, so that it stops counting it).
+        token: Token,
     },
     /// A connection was refused.
     Refused(String),
@@ -217,6 +219,7 @@ impl PeerServer {
         Ok(Served::Sent {
             name: grant.name,
             requester: grant.requester,
+            token,
         })
     }
 }

@@ -89,6 +89,11 @@ async fn a_direct_fetch_verifies_and_its_grant_works_once() {
             "a grant is single-use"
         );
         assert!(!out.path().join("again.bin").exists());
+        // The peer tells the hub the grant is used up: it no longer counts
+        // against alice (who could otherwise fetch only so many per window).
+        let released =
+            crate::support::eventually(10, async || hub.hub.grants.held_by("alice") == 0).await;
+        assert!(released, "the hub still counts the used grant");
         bob.stop().await;
         hub.stop().await;
     })

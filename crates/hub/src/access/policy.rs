@@ -52,6 +52,7 @@ pub fn needed(request: &Request) -> Option<Permission> {
         | Request::Withdraw { .. }
         | Request::Heartbeat
         | Request::GrantReady { .. }
+        | Request::GrantUsed { .. }
         | Request::Proof { .. } => return None,
         Request::Subscribe
         | Request::List { .. }
