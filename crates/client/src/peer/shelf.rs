@@ -174,11 +174,20 @@ impl Shelf {
         } in found
         {
             let name = name.to_string();
-            if only.as_ref().is_some_and(|only| !only.contains(&name)) || fresh.contains_key(&name)
-            {
+            if only.as_ref().is_some_and(|only| !only.contains(&name)) {
                 continue;
             }
             let path = dir.join(&relative);
+            if let Some(first) = fresh.get(&name) {
+                // Two spellings of one name (NFC and NFD, say): one offer.
+                let first: &ShelfFile = first;
+                tracing::warn!(
+                    "{} and {} are one name ('{name}'): only the first is offered; rename one",
+                    first.path.display(),
+                    path.display()
+                );
+                continue;
+            }
             let known = self
                 .get(&name)
                 .filter(|f| f.identity == identity)
@@ -301,6 +310,8 @@ fn list_files(dir: &Path) -> Result<Vec<Found>, ClientError> {
             }
         }
     }
+    // In path order: of two spellings of one name, the same one wins each scan.
+    found.sort_by(|a, b| a.relative.cmp(&b.relative));
     Ok(found)
 }
 
@@ -439,6 +450,28 @@ mod tests {
         let changes = shelf.rescan(&cache, &()).await.unwrap();
         assert_eq!(changes.offered.len(), 1);
         assert_eq!(changes.withdrawn, ["sub/b.txt"]);
+    }
+
+    #[tokio::test]
+    async fn two_spellings_of_one_name_make_one_offer_always_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cafe\u{301}.txt"), b"decomposed").unwrap();
+        std::fs::write(dir.path().join("caf\u{E9}.txt"), b"composed").unwrap();
+        for _ in 0..3 {
+            let shelf = Shelf::folder(dir.path().to_owned());
+            let offered = shelf
+                .rescan(&HashCache::default(), &())
+                .await
+                .unwrap()
+                .offered;
+            assert_eq!(offered.len(), 1);
+            assert_eq!(offered[0].name, "caf\u{E9}.txt");
+            assert_eq!(
+                offered[0].hash,
+                ContentHash::of(b"decomposed"),
+                "path order decides"
+            );
+        }
     }
 
     #[tokio::test]
