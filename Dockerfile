@@ -1,7 +1,8 @@
 # Ferry hub in a container: docker build -t ferry . && \
 #   docker run -d -p 7878:7878 -v ferry-data:/data ferry
 # The owner's one-time invite is in the log (docker logs) and in the volume
-# (/data/owner-invite). Clients run `ferry join LINK`.
+# (/data/owner-invite). Clients run `ferry join LINK`. A bind-mounted /data
+# must belong to uid 10001 (chown 10001 DIR).
 
 FROM rust:1.94-bookworm AS build
 WORKDIR /src
@@ -14,8 +15,9 @@ RUN useradd --system --uid 10001 --user-group --home-dir /data --no-create-home 
  && mkdir /data && chown 10001:10001 /data && chmod 700 /data
 COPY --from=build /ferry /usr/local/bin/ferry
 USER 10001:10001
-# The health check's client state (it pins and registers nothing).
-ENV FERRY_HOME=/tmp/ferry-client
+# Client state for `docker exec … ferry invite` and the health check (which
+# pins and registers nothing), kept in the volume across restarts.
+ENV FERRY_HOME=/data/client
 VOLUME ["/data"]
 EXPOSE 7878
 STOPSIGNAL SIGTERM

@@ -27,7 +27,7 @@ pub(crate) fn rewrite(args: Vec<OsString>) -> Vec<OsString> {
         [program, "-c", name, ip, hub_port, udp, tcp]
             if port(hub_port).is_some() && port(udp).is_some() && port(tcp).is_some() =>
         {
-            let host = if ip.contains(':') {
+            let host = if ip.contains(':') && !ip.starts_with('[') {
                 format!("[{ip}]")
             } else {
                 ip.to_string()
@@ -36,8 +36,7 @@ pub(crate) fn rewrite(args: Vec<OsString>) -> Vec<OsString> {
                 program.to_string(),
                 "--hub".into(),
                 format!("{host}:{hub_port}"),
-                "--name".into(),
-                name.to_string(),
+                format!("--name={name}"),
                 "shell".into(),
                 "--peer-port".into(),
                 tcp.to_string(),
@@ -66,11 +65,11 @@ mod tests {
         );
         assert_eq!(
             rewrite(words("ferry -c alice 10.0.0.1 9000 9001 9002")),
-            words("ferry --hub 10.0.0.1:9000 --name alice shell --peer-port 9002 --udp-port 9001")
+            words("ferry --hub 10.0.0.1:9000 --name=alice shell --peer-port 9002 --udp-port 9001")
         );
         assert_eq!(
             rewrite(words("ferry -c alice ::1 9000 9001 9002")),
-            words("ferry --hub [::1]:9000 --name alice shell --peer-port 9002 --udp-port 9001")
+            words("ferry --hub [::1]:9000 --name=alice shell --peer-port 9002 --udp-port 9001")
         );
         for unchanged in [
             "ferry -s",

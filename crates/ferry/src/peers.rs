@@ -100,7 +100,8 @@ pub(crate) async fn find_offer(
     let (hits, _) = session.check(found)?;
     Ok(hits.into_iter().find_map(|hit| match hit.source {
         Source::Peer { handle, .. }
-            if hit.file.name == name.as_str() && from.is_none_or(|f| f == handle) =>
+            if hit.file.name == name.as_str()
+                && from.is_none_or(|f| f.eq_ignore_ascii_case(&handle)) =>
         {
             Some(handle)
         }

@@ -205,6 +205,11 @@ impl Shell {
             }
             ShellCommand::Offer { files, peer_port } => {
                 if let Some(port) = peer_port {
+                    if self.sharing.running() && port != self.sharing.peer_port {
+                        println!(
+                            "Already sharing on another peer port; the files join those offers there."
+                        );
+                    }
                     self.sharing.peer_port = port;
                 }
                 self.offer(files, input).await?;
@@ -341,6 +346,21 @@ impl Shell {
                 format!("'{}' is not one of the numbers above", shown(answer.trim()))
             })?;
         let addr = picked.addr.to_string();
+        let tls = self.session.settings.tls;
+        anyhow::ensure!(
+            picked.fingerprint.is_some() == tls,
+            "{addr} {}; start the shell {} to join it",
+            if tls {
+                "is a plaintext hub"
+            } else {
+                "speaks TLS"
+            },
+            if tls {
+                "with --plaintext"
+            } else {
+                "without --plaintext"
+            }
+        );
         self.stop_events();
         let pinned = self.session.settings.known_hubs().get(&addr).is_some();
         let expect = if pinned { None } else { picked.fingerprint };
@@ -481,6 +501,7 @@ fn tracker_request(line: &str) -> Option<Vec<String>> {
                 "offer".to_owned(),
                 "--peer-port".to_owned(),
                 port.to_owned(),
+                "--".to_owned(),
             ];
             words.extend(
                 files
@@ -665,7 +686,7 @@ mod tests {
     fn the_trackers_numbered_requests_are_understood() {
         assert_eq!(
             translate("1 9002 a.txt, b.txt").unwrap(),
-            ["offer", "--peer-port", "9002", "a.txt", "b.txt"]
+            ["offer", "--peer-port", "9002", "--", "a.txt", "b.txt"]
         );
         assert!(matches!(
             parse("1 9002 a.txt,b.txt"),

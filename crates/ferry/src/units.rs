@@ -20,7 +20,6 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     scale(number, factor).ok_or_else(|| format!("'{text}' is not a size (say 500MB, 10GB or 2TiB)"))
 }
 
-/// Parses a duration in seconds.
 /// A short wait: `500ms`, or a [`parse_duration`] (`2s`, `1m`).
 pub(crate) fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
     if let Some(ms) = text.strip_suffix("ms") {
@@ -33,6 +32,7 @@ pub(crate) fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
     parse_duration(text).map(std::time::Duration::from_secs)
 }
 
+/// Parses a duration in seconds: `30`, `30s`, `30m`, `12h`, `7d`, `2w`.
 pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
     let (number, unit) = split(text);
     let factor: u64 = match unit {

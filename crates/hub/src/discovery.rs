@@ -46,13 +46,25 @@ pub async fn answer(socket: UdpSocket, beacon: HubBeacon, shutdown: Cancellation
         let Some(nonce) = parse_probe(&buf[..len]) else {
             continue;
         };
-        if !limits.allow(from.ip(), Instant::now()) {
+        if !answerable(from) || !limits.allow(from.ip(), Instant::now()) {
             continue;
         }
         if let Err(e) = socket.send_to(&reply(nonce, beacon), from).await {
             tracing::debug!(%from, "discovery reply not sent: {e}");
         }
     }
+}
+
+/// Whether a probe from `from` may be answered: a client's own unicast
+/// address and an unprivileged port. A forged source naming a multicast or
+/// broadcast address, or a system service's port (DNS, NTP, SSDP), gets
+/// nothing: the hub cannot be made to send there.
+fn answerable(from: SocketAddr) -> bool {
+    let ip_ok = match from.ip() {
+        IpAddr::V4(ip) => !(ip.is_multicast() || ip.is_broadcast() || ip.is_unspecified()),
+        IpAddr::V6(ip) => !(ip.is_multicast() || ip.is_unspecified()),
+    };
+    ip_ok && from.port() >= 1024
 }
 
 /// How many replies went where within the current second (at most
@@ -108,5 +120,14 @@ mod tests {
             limits.allow(one, start + Duration::from_secs(1)),
             "a new second"
         );
+    }
+
+    #[test]
+    fn forged_sources_get_no_answer() {
+        let from = |ip: [u8; 4], port| SocketAddr::from((ip, port));
+        assert!(answerable(from([10, 0, 0, 2], 40000)));
+        assert!(!answerable(from([10, 0, 0, 2], 53)), "a DNS server");
+        assert!(!answerable(from([239, 255, 78, 78], 40000)), "a group");
+        assert!(!answerable(from([255, 255, 255, 255], 40000)));
     }
 }

@@ -37,6 +37,10 @@ pub struct Issued {
     pub owner: String,
     /// What it is for.
     pub file: Offered,
+    /// Whether it still counts against requester and owner (a grant the
+    /// owner served directly does not, though it stays usable for a relay
+    /// until it expires, should the requester not have got every byte).
+    pub counted: bool,
 }
 
 /// The owner's side of a relay: chunks of the file, in order.
@@ -83,12 +87,15 @@ impl Issuance {
             && held(&self.per_owner, owner).unwrap_or(0) < MAX_GRANTS_PER_OWNER
     }
 
-    /// Counts `grant` out of the per-handle totals.
+    /// Counts `grant` out of the per-handle totals, unless it is already.
     fn forget(
         per_requester: &mut HashMap<String, usize>,
         per_owner: &mut HashMap<String, usize>,
         grant: &Issued,
     ) {
+        if !grant.counted {
+            return;
+        }
         for (counts, who) in [(per_requester, &grant.requester), (per_owner, &grant.owner)] {
             if let Some(n) = counts.get_mut(who) {
                 *n -= 1;
@@ -157,6 +164,7 @@ impl Grants {
             requester: requester.to_owned(),
             owner: owner.to_owned(),
             file,
+            counted: true,
         };
         let Issuance {
             grants,
@@ -194,21 +202,24 @@ impl Grants {
     }
 
     /// `owner` served the grant `token` directly: it stops counting (a
-    /// claim by anyone but the grant's owner is ignored).
+    /// claim by anyone but the grant's owner is ignored), but a relay may
+    /// still use it until it expires, in case the requester did not get
+    /// every byte the owner sent.
     pub fn used(&self, token: &Token, owner: &str) {
         let mut issued = self.issued.lock().expect("grant lock");
-        if issued.grants.get(token).is_none_or(|g| g.owner != owner) {
-            return;
-        }
-        let Some(grant) = issued.grants.take(token) else {
-            return;
-        };
         let Issuance {
+            grants,
             per_requester,
             per_owner,
-            ..
         } = &mut *issued;
-        Issuance::forget(per_requester, per_owner, &grant);
+        let Some(grant) = grants.get_mut(token) else {
+            return;
+        };
+        if grant.owner != owner {
+            return;
+        }
+        Issuance::forget(per_requester, per_owner, grant);
+        grant.counted = false;
     }
 
     /// Grants `requester` holds now.

@@ -175,6 +175,9 @@ impl Session {
         name: &str,
         fingerprint: Fingerprint,
     ) -> Result<Flow, HubError> {
+        // Peers are known by their key; a handle may come spelled ("User1").
+        let key = Handle::parse(owner).map_or_else(|_| owner.to_owned(), |h| h.to_string());
+        let owner = key.as_str();
         let Some((file, peer)) = self.hub.index.lookup(owner, name) else {
             let message = format!("'{owner}' is not online or does not offer '{name}'");
             self.refuse(Refusal::new(ErrorCode::NotFound, message))
@@ -195,7 +198,7 @@ impl Session {
         let expect = Response::Expect {
             token,
             name: file.name.clone(),
-            requester: requester.to_string(),
+            requester: self.hub.publisher.accounts.spelled(requester.as_str()),
             fingerprint,
         };
         let answered = peer.outbox.try_send(expect).is_ok()
@@ -221,7 +224,7 @@ impl Session {
         }
         let grant = Grant {
             token,
-            owner: owner.to_owned(),
+            owner: self.hub.publisher.accounts.spelled(owner),
             addr: peer.addr.to_string(),
             fingerprint: peer.fingerprint,
             file,

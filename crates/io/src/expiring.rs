@@ -57,6 +57,13 @@ impl<K: Hash + Eq + Clone, V> Expiring<K, V> {
         (*expires > Instant::now()).then_some(value)
     }
 
+    /// The live entry under `key`, to change.
+    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        let now = Instant::now();
+        let (expires, value) = self.entries.get_mut(key)?;
+        (*expires > now).then_some(value)
+    }
+
     /// Takes out the entry under `key`, if it is still live.
     pub fn remove(&mut self, key: &K) -> Option<V> {
         let (expires, value) = self.entries.remove(key)?;

@@ -261,3 +261,38 @@ async fn slow_handshakes_from_one_host_do_not_lock_a_peer_port() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_peer_spelled_with_capitals_is_found_and_fetched_from_by_any_spelling() {
+    within(60, async {
+        let hub = TestHub::start().await;
+        let data = pattern(100_000, 9);
+        let peer = TestPeer::start(&hub, "Bob", &[("song.ogg", &data)]).await;
+        let home = Home::new();
+        let mut alice = home.client(&hub, "alice").await;
+        let (hits, _) = alice.search("song", 10).await.unwrap();
+        let shown: Vec<_> = hits
+            .iter()
+            .filter_map(|h| match &h.source {
+                ferry_protocol::Source::Peer { handle, .. } => Some(handle.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(shown, ["Bob"], "spelled as registered");
+        let me = identity(&home);
+        for spelling in ["Bob", "bob", "BOB"] {
+            let grant = alice
+                .request_peer(spelling, "song.ogg", me.fingerprint)
+                .await;
+            let grant = grant.unwrap_or_else(|e| panic!("{spelling}: {e}"));
+            assert_eq!(grant.owner, "Bob");
+            let out = tempfile::tempdir().unwrap();
+            let target = (out.path(), Path::new("song.ogg"));
+            let got = fetch_direct(&grant, &me, target, ConflictPolicy::Refuse, &(), QUICK).await;
+            assert_eq!(std::fs::read(got.unwrap().path.unwrap()).unwrap(), data);
+        }
+        peer.stop().await;
+        hub.stop().await;
+    })
+    .await;
+}

@@ -105,8 +105,11 @@ impl Accounts {
     /// Remembers how `handle` is spelled (at each login: a new handle's
     /// spelling is known from then on).
     pub fn note_spelling(&self, handle: &str, spelling: &str) {
-        if handle != spelling {
-            let mut spellings = self.spellings.lock().expect("spellings lock");
+        let mut spellings = self.spellings.lock().expect("spellings lock");
+        if handle == spelling {
+            // A handle removed and registered again may be spelled plainly now.
+            spellings.remove(handle);
+        } else {
             spellings.insert(handle.to_owned(), spelling.to_owned());
         }
     }
