@@ -22,8 +22,9 @@ pub const IN_ALL: u32 = 64;
 /// Opens the discovery socket on `port` (every IPv4 address, the
 /// multicast group joined where the system allows).
 pub fn bind(port: u16) -> std::io::Result<UdpSocket> {
+    // No SO_REUSEADDR: one hub per machine answers, and no other local
+    // program can share the port to answer in its name.
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
-    socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())?;
     if let Err(e) = socket.join_multicast_v4(&DISCOVERY_GROUP, &Ipv4Addr::UNSPECIFIED) {
