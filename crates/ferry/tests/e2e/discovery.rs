@@ -10,7 +10,7 @@ use std::time::Duration;
 use ferry_protocol::discovery::{PROBE_LEN, REPLY_LEN, parse_reply, probe};
 use tokio::io::AsyncWriteExt;
 
-use crate::support::{Home, Ran, TestHub, eventually, ferry_bin, within};
+use crate::support::{Home, TestHub, eventually, ferry_bin, run, within};
 
 /// Two hosts (namespaces `hub` and `client`) on a bridge in a third; all
 /// three are deleted when dropped.
@@ -119,15 +119,6 @@ async fn hub_on(lan: &Lan, dir: &Path, config: Option<&str>) -> (tokio::process:
     (child, fingerprint)
 }
 
-async fn ran(command: &mut tokio::process::Command) -> Ran {
-    let output = within(60, command.output()).await.unwrap();
-    Ran {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
 #[tokio::test]
 async fn a_client_finds_the_hub_on_its_lan_and_joins_it_by_number() {
     within(120, async {
@@ -135,7 +126,7 @@ async fn a_client_finds_the_hub_on_its_lan_and_joins_it_by_number() {
         let dir = tempfile::tempdir().unwrap();
         let (mut hub, fingerprint) = hub_on(&lan, dir.path(), None).await;
         let home = Home::new();
-        let found = ran(lan
+        let found = run(lan
             .ferry(2, home.path())
             .args(["--json", "discover", "--wait", "2s"]))
         .await;
@@ -187,7 +178,7 @@ async fn a_client_finds_the_hub_on_its_lan_and_joins_it_by_number() {
         // A hub told to stay quiet is not found.
         let quiet_dir = tempfile::tempdir().unwrap();
         let (mut quiet, _) = hub_on(&lan, quiet_dir.path(), Some("discovery = false\n")).await;
-        let none = ran(lan.ferry(2, home.path()).args(["discover", "--wait", "1s"])).await;
+        let none = run(lan.ferry(2, home.path()).args(["discover", "--wait", "1s"])).await;
         assert_eq!(none.code, 0, "{}", none.stderr);
         assert!(none.stdout.contains("No hub answered"), "{}", none.stdout);
         quiet.kill().await.unwrap();

@@ -324,24 +324,9 @@ async fn the_multi_mode_invocations_work_as_written() {
 
 /// Runs `ferry … shell` against `hub` with `script` on stdin, in `cwd`.
 async fn shell_script(home: &Home, hub: &TestHub, name: &str, cwd: &Path, script: &str) -> Ran {
-    let mut child = ferry(home, hub)
-        .current_dir(cwd)
-        .args(["--name", name, "shell"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(script.as_bytes()).await.unwrap();
-    drop(stdin);
-    let output = within(60, child.wait_with_output()).await.unwrap();
-    Ran {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    let mut command = ferry(home, hub);
+    command.current_dir(cwd).args(["--name", name, "shell"]);
+    crate::shell::feed(&mut command, script).await
 }
 
 #[tokio::test]

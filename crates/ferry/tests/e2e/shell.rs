@@ -19,7 +19,8 @@ async fn shell_without_hub(home: &Home, cwd: &std::path::Path, args: &[&str], sc
     feed(&mut command, script).await
 }
 
-async fn feed(command: &mut tokio::process::Command, script: &str) -> Ran {
+/// Runs `command` with `script` on stdin; its exit code and output.
+pub(crate) async fn feed(command: &mut tokio::process::Command, script: &str) -> Ran {
     let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
