@@ -2,7 +2,8 @@
 //! The hub decides who may make them; these only ask.
 
 use ferry_protocol::{
-    InviteInfo, InviteSecret, InviteTerms, Request, Response, UserChange, UserInfo,
+    ApiToken, InviteInfo, InviteSecret, InviteTerms, Request, Response, TokenInfo, UserChange,
+    UserInfo,
 };
 
 use crate::error::ClientError;
@@ -16,6 +17,39 @@ impl HubClient {
     ) -> Result<(InviteInfo, InviteSecret), ClientError> {
         match self.call(&Request::CreateInvite { terms }).await? {
             Response::InviteCreated { invite, secret } => Ok((invite, secret)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Makes an API token for HTTP clients; its secret is in the answer only.
+    pub async fn create_token(
+        &mut self,
+        label: &str,
+        expires_at: Option<i64>,
+    ) -> Result<(TokenInfo, ApiToken), ClientError> {
+        let request = Request::CreateToken {
+            label: label.to_owned(),
+            expires_at,
+        };
+        match self.call(&request).await? {
+            Response::TokenCreated { token, secret } => Ok((token, secret)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// This handle's API tokens.
+    pub async fn tokens(&mut self) -> Result<Vec<TokenInfo>, ClientError> {
+        match self.call(&Request::ListTokens).await? {
+            Response::Tokens { tokens } => Ok(tokens),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Withdraws one of this handle's API tokens.
+    pub async fn remove_token(&mut self, id: &str) -> Result<(), ClientError> {
+        let request = Request::RemoveToken { id: id.to_owned() };
+        match self.call(&request).await? {
+            Response::TokenRemoved { .. } => Ok(()),
             other => Err(unexpected(&other)),
         }
     }

@@ -196,6 +196,29 @@ pub(crate) enum InviteAction {
     },
 }
 
+/// `ferry token create|ls|rm`.
+#[derive(Debug, Clone, Subcommand)]
+pub(crate) enum TokenAction {
+    /// Make a token; it acts with your role until it expires, you remove
+    /// it, or you are revoked.
+    Create {
+        /// What it is for, shown by `ferry token ls` (`--name` is your
+        /// handle, as in every command).
+        #[arg(long, default_value = "")]
+        label: String,
+        /// How long it works (30m, 12h, 7d, 2w; default: until removed).
+        #[arg(long, value_parser = parse_duration)]
+        expires: Option<u64>,
+    },
+    /// Your tokens.
+    Ls,
+    /// Withdraw a token at once.
+    Rm {
+        /// Its id (from `ferry token ls`).
+        id: String,
+    },
+}
+
 /// `ferry users set|revoke`.
 #[derive(Debug, Clone, Subcommand)]
 pub(crate) enum UsersAction {
@@ -323,6 +346,13 @@ pub(crate) enum ClientCommand {
     },
     /// How much of your quota you use.
     Quota,
+    /// API tokens for curl, scripts and WebDAV clients: `create` one (it
+    /// is the last line printed), `ls` yours, `rm ID` one.
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        action: TokenAction,
+    },
     /// Which hub and handle commands use, whether the hub's certificate is
     /// pinned, and whether the hub answers.
     Status,

@@ -69,6 +69,7 @@ pub(crate) async fn run(session: &mut Session, command: ClientCommand) -> Result
         ClientCommand::Invite(args) => crate::manage::invite(session, args).await,
         ClientCommand::Users { action } => crate::manage::users(session, action).await,
         ClientCommand::Quota => crate::manage::quota(session).await,
+        ClientCommand::Token { action } => crate::tokens::token(session, action).await,
         ClientCommand::Status => crate::status::status(session).await,
         ClientCommand::Discover {
             wait,

@@ -16,6 +16,7 @@ mod settings;
 mod share;
 mod shell;
 mod status;
+mod tokens;
 mod units;
 
 use std::process::ExitCode;

@@ -310,7 +310,7 @@ fn user_json(user: &UserInfo) -> serde_json::Value {
     })
 }
 
-fn when(at: Option<i64>) -> String {
+pub(crate) fn when(at: Option<i64>) -> String {
     at.and_then(|t| DateTime::from_timestamp(t, 0)).map_or_else(
         || "-".to_owned(),
         |t| t.format("%Y-%m-%d %H:%M").to_string(),

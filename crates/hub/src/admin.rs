@@ -135,6 +135,7 @@ impl Session {
         // Sessions hold their rights from login: end them, so that the
         // change holds at once (a revoked sharer's offers go with it).
         let ended = self.hub.access.live.end(handle.as_str());
+        self.hub.access.credentials.forget(handle.as_str());
         let action = match change {
             UserChange::Role(role) => format!("users.role {role}"),
             UserChange::Quota(quota) => format!("users.quota {quota:?}"),
@@ -237,7 +238,7 @@ impl Session {
         Ok(user)
     }
 
-    async fn refuse_continue(&mut self, refusal: Refusal) -> Result<Flow, HubError> {
+    pub(crate) async fn refuse_continue(&mut self, refusal: Refusal) -> Result<Flow, HubError> {
         self.audit("refused", "-", Some(&refusal));
         self.refuse(refusal).await?;
         Ok(Flow::Continue)

@@ -28,6 +28,7 @@ mod access;
 mod answers;
 mod check;
 mod reads;
+mod tokens;
 
 pub use access::{QuotaSetting, Redeemed, UserRecord};
 
@@ -290,7 +291,14 @@ fn migrator() -> Migrator {
         include_str!("../migrations/sqlite/0003_spelling.sql").into_sql_str(),
         false,
     );
-    Migrator::with_migrations(vec![init, access, spelling])
+    let tokens = Migration::new(
+        4,
+        "tokens".into(),
+        MigrationType::Simple,
+        include_str!("../migrations/sqlite/0004_tokens.sql").into_sql_str(),
+        false,
+    );
+    Migrator::with_migrations(vec![init, access, spelling, tokens])
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 //! | module | what it holds |
 //! | --- | --- |
 //! | [`server`] | accept loop, connection caps, graceful shutdown |
+//! | `front` | one port: tells Ferry's protocol from HTTP (ALPN, first byte) |
+//! | [`http`] | the HTTP API, the web page and WebDAV |
 //! | `session` | one connected client: handshake, dispatch, replies |
 //! | `transfer` | uploads into the store |
 //! | `download` | downloads out of the store, served in runs |
@@ -36,7 +38,9 @@ pub mod config;
 pub mod discovery;
 mod download;
 pub mod error;
+mod front;
 pub mod grants;
+pub mod http;
 pub mod index;
 mod integrity;
 mod login;
@@ -52,6 +56,7 @@ mod space;
 pub mod state;
 pub mod store;
 pub mod tls;
+mod tokens;
 mod transfer;
 
 pub use config::HubConfig;

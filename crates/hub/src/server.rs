@@ -12,7 +12,7 @@ use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::session;
+use crate::front;
 use crate::state::Hub;
 use ferry_io::sources::{Full, Sources};
 
@@ -79,7 +79,7 @@ pub async fn serve(hub: Arc<Hub>, listener: TcpListener, shutdown: CancellationT
                 let span = tracing::info_span!("session", %peer);
                 sessions.spawn(
                     async move {
-                        session::serve(hub, stream, peer, slot, token).await;
+                        front::serve(hub, stream, peer, slot, token).await;
                         drop(permit);
                     }
                     .instrument(span),

@@ -8,12 +8,10 @@ use std::sync::Arc;
 
 use ferry_io::{FrameReader, FrameWriter, Slot, Transport};
 use ferry_protocol::{
-    CHANNEL_BINDING_LABEL, Challenge, ErrorCode, FileName, FrameError, Handle, MAX_LIST_PAGE,
-    MAX_NAME_LEN, MAX_PRE_LOGIN_FRAME_LEN, MAX_TEXT_LEN, PROTOCOL_VERSION, Request, Response, Role,
-    UploadMode,
+    Challenge, ErrorCode, FileName, FrameError, Handle, MAX_LIST_PAGE, MAX_NAME_LEN,
+    MAX_PRE_LOGIN_FRAME_LEN, MAX_TEXT_LEN, PROTOCOL_VERSION, Request, Response, Role, UploadMode,
 };
 use tokio::io::{ReadHalf, WriteHalf};
-use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout, timeout_at};
@@ -85,22 +83,26 @@ enum Wake {
     Request(Result<Result<Option<Request>, FrameError>, tokio::time::error::Elapsed>),
 }
 
-/// Serves one accepted TCP connection to the end. Errors are logged here.
-pub(crate) async fn serve(
-    hub: Arc<Hub>,
-    stream: TcpStream,
-    peer: SocketAddr,
-    slot: Slot,
-    shutdown: CancellationToken,
-) {
-    let deadline = hub.config.handshake_timeout;
+/// A connection the front door found speaking Ferry's protocol.
+pub(crate) struct Opened {
+    pub(crate) transport: Box<dyn Transport>,
+    /// The TLS channel binding (`None` in plaintext).
+    pub(crate) channel: Option<[u8; 32]>,
+    pub(crate) remote: SocketAddr,
+    pub(crate) slot: Slot,
+    /// When `Hello` must have come.
+    pub(crate) deadline: Instant,
+}
+
+/// Serves one Ferry connection to the end. Errors are logged here.
+pub(crate) async fn serve(hub: Arc<Hub>, opened: Opened, shutdown: CancellationToken) {
+    let (peer, deadline) = (opened.remote, opened.deadline);
     let ended = shutdown.child_token();
-    let opened = handshake(Arc::clone(&hub), stream, peer, slot, ended.clone());
-    let session = match timeout(deadline, opened).await {
+    let session = match timeout_at(deadline, handshake(hub, opened, ended.clone())).await {
         Ok(Ok(Some(session))) => session,
         Ok(Ok(None)) => return,
         Ok(Err(e)) => return tracing::debug!(%peer, "handshake failed: {e}"),
-        Err(_) => return tracing::debug!(%peer, "handshake timed out after {deadline:?}"),
+        Err(_) => return tracing::debug!(%peer, "handshake timed out"),
     };
     if let Err(e) = session.run(ended).await {
         // What a client did wrong is its business (and a free log flood);
@@ -116,28 +118,17 @@ pub(crate) async fn serve(
 
 async fn handshake(
     hub: Arc<Hub>,
-    stream: TcpStream,
-    remote: SocketAddr,
-    slot: Slot,
+    opened: Opened,
     ended: CancellationToken,
 ) -> Result<Option<Session>, HubError> {
     let login_by = Instant::now() + hub.config.login_timeout;
-    let (transport, channel): (Box<dyn Transport>, _) = match hub.tls() {
-        Some(tls) => {
-            let tls = tls
-                .acceptor
-                .accept(stream)
-                .await
-                .map_err(|e| HubError::Tls(e.to_string()))?;
-            let mut channel = [0; 32];
-            tls.get_ref()
-                .1
-                .export_keying_material(&mut channel, CHANNEL_BINDING_LABEL, None)
-                .map_err(|e| HubError::Tls(e.to_string()))?;
-            (Box::new(tls), Some(channel))
-        }
-        None => (Box::new(stream), None),
-    };
+    let Opened {
+        transport,
+        channel,
+        remote,
+        slot,
+        ..
+    } = opened;
     let challenge = crate::access::random_secret().map(|secret| Challenge(secret.0))?;
     let (read, write) = tokio::io::split(transport);
     let mut reader = FrameReader::new(read);
@@ -506,6 +497,11 @@ impl Session {
             Request::Usage => self.usage().await,
             Request::Allow { handle, folder } => self.allow(&handle, &folder).await,
             Request::Audit { limit } => self.audit_lines(limit).await,
+            Request::CreateToken { label, expires_at } => {
+                self.create_token(label, expires_at).await
+            }
+            Request::ListTokens => self.list_tokens().await,
+            Request::RemoveToken { id } => self.remove_token(&id).await,
             Request::Proof { .. } => {
                 let message = "a proof of possession answers a Prove, and none was asked";
                 self.refuse(Refusal::new(ErrorCode::BadRequest, message))

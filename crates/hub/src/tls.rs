@@ -13,13 +13,23 @@ use crate::error::HubError;
 
 /// Protocol name announced through ALPN.
 pub const ALPN: &[u8] = b"ferry/1";
+/// HTTP/2 through ALPN.
+pub const ALPN_H2: &[u8] = b"h2";
+/// HTTP/1.1 through ALPN.
+pub const ALPN_HTTP1: &[u8] = b"http/1.1";
 
 /// A loaded identity, ready to accept TLS connections.
 pub struct TlsIdentity {
-    /// Acceptor configured with the certificate.
-    pub acceptor: TlsAcceptor,
+    acceptor: TlsAcceptor,
     /// What clients will see and pin.
     pub fingerprint: Fingerprint,
+}
+
+impl TlsIdentity {
+    /// Accepts TLS connections with this identity.
+    pub fn acceptor(&self) -> &TlsAcceptor {
+        &self.acceptor
+    }
 }
 
 /// Loads `dir/cert.der` and `dir/key.der`, creating them on first start.
@@ -40,7 +50,9 @@ pub fn load_or_create(dir: &Path) -> Result<TlsIdentity, HubError> {
                 .with_single_cert(vec![cert], key)
         })
         .map_err(|e| HubError::Tls(e.to_string()))?;
-    config.alpn_protocols = vec![ALPN.to_vec()];
+    // Ferry first: a Ferry client offers only its own, and HTTP clients
+    // only theirs, so the order decides nothing but reads as the priority.
+    config.alpn_protocols = vec![ALPN.to_vec(), ALPN_H2.to_vec(), ALPN_HTTP1.to_vec()];
     Ok(TlsIdentity {
         acceptor: TlsAcceptor::from(Arc::new(config)),
         fingerprint,

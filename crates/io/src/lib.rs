@@ -15,6 +15,7 @@
 //! | [`disk`] | bodies to and from files, flushing, private files |
 //! | [`disk_writer`] | [`DiskWriter`]: a file written and hashed on a disk thread |
 //! | [`expiring`] | [`Expiring`]: a capped table whose entries expire, oldest first |
+//! | [`rewind`] | [`rewind::Rewound`]: a stream with its first byte put back |
 //! | [`source`] | what a sender sends from: bytes, or a file to stream |
 //! | [`sources`] | [`Sources`]: connection slots per source address |
 //! | [`tls`] | the TLS settings both ends share |
@@ -27,6 +28,7 @@ pub mod disk;
 pub mod disk_writer;
 pub mod expiring;
 pub mod framed;
+pub mod rewind;
 mod sink;
 pub mod source;
 pub mod sources;

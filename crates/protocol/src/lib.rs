@@ -167,6 +167,7 @@ pub mod message;
 pub mod name;
 pub mod peer;
 pub mod possession;
+pub mod token;
 
 pub use access::{
     CHANNEL_BINDING_LABEL, Challenge, Claim, InviteInfo, InviteLink, InviteLinkError, InviteSecret,
@@ -181,3 +182,4 @@ pub use message::{
 pub use name::{FileName, Handle, HandleError, NameError};
 pub use peer::{Grant, Hit, Offered, PeerRequest, PeerResponse, Source, Token};
 pub use possession::{ByteRange, PossessionProof};
+pub use token::{ApiToken, TokenInfo};

@@ -15,6 +15,7 @@ use crate::access::{
 use crate::hash::{ContentHash, Fingerprint};
 use crate::peer::{Grant, Hit, Offered, Token};
 use crate::possession::{ByteRange, PossessionProof};
+use crate::token::{ApiToken, TokenInfo};
 
 /// The bearer secret of clients before login keys: kept in their state
 /// directory, hashed on hubs. It no longer travels: a [`LegacyProof`] made
@@ -227,6 +228,20 @@ pub enum Request {
         /// The grant.
         token: Token,
     },
+    /// Make an API token for HTTP clients; it carries the caller's role.
+    CreateToken {
+        /// What it is for (shown in `token ls`).
+        label: String,
+        /// When it stops working (`None`: when its user is revoked).
+        expires_at: Option<i64>,
+    },
+    /// The caller's own tokens.
+    ListTokens,
+    /// Withdraw one of the caller's tokens.
+    RemoveToken {
+        /// Its public id.
+        id: String,
+    },
 }
 
 /// Hub to client.
@@ -397,6 +412,23 @@ pub enum Response {
         nonce: [u8; 32],
         /// The spans of the file to prove.
         ranges: Vec<ByteRange>,
+    },
+    /// Answer to `CreateToken`.
+    TokenCreated {
+        /// The token (its id and terms).
+        token: TokenInfo,
+        /// Its secret: shown once, never stored in the clear.
+        secret: ApiToken,
+    },
+    /// Answer to `ListTokens`.
+    Tokens {
+        /// The caller's tokens, oldest first.
+        tokens: Vec<TokenInfo>,
+    },
+    /// Answer to `RemoveToken`.
+    TokenRemoved {
+        /// Its id.
+        id: String,
     },
 }
 

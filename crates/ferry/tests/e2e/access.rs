@@ -80,7 +80,7 @@ async fn a_recorded_login_proof_logs_in_nowhere_else() {
         let real = hub.addr;
         let fake = tokio::spawn(async move {
             let (stream, _) = listener.accept().await.unwrap();
-            let tls = fake_tls.acceptor.accept(stream).await.unwrap();
+            let tls = fake_tls.acceptor().accept(stream).await.unwrap();
             let (read, write) = tokio::io::split(tls);
             let mut reader = FrameReader::<_, Request>::new(read);
             let mut writer = FrameWriter::<_, Response>::new(write);
@@ -140,7 +140,7 @@ async fn join_refuses_an_impostor_before_sending_anything() {
         let impostor_addr = listener.local_addr().unwrap();
         let impostor = tokio::spawn(async move {
             let (stream, _) = listener.accept().await.unwrap();
-            match impostor_tls.acceptor.accept(stream).await {
+            match impostor_tls.acceptor().accept(stream).await {
                 Err(_) => Vec::new(),
                 Ok(mut tls) => {
                     let mut received = Vec::new();

@@ -12,6 +12,7 @@ mod flood;
 mod handles;
 mod hostile;
 mod hostile_peers;
+mod http_api;
 mod malicious_hub;
 mod pages;
 mod peers;

@@ -19,6 +19,7 @@ use crate::publish::unix_now;
 
 pub mod attempts;
 pub mod audit;
+pub mod credentials;
 pub mod live;
 pub mod policy;
 
@@ -55,6 +56,8 @@ pub struct Access {
     pub audit: audit::AuditLog,
     /// Open sessions by handle.
     pub live: Arc<live::Live>,
+    /// API tokens verified lately.
+    pub credentials: credentials::Credentials,
     owner_invite_path: PathBuf,
 }
 
@@ -88,6 +91,7 @@ impl Access {
             attempts: attempts::Attempts::new(registrations_per_source),
             audit,
             live: Arc::default(),
+            credentials: credentials::Credentials::default(),
             owner_invite_path: data_dir.join("owner-invite"),
         })
     }

@@ -60,7 +60,10 @@ pub fn needed(request: &Request) -> Option<Permission> {
         | Request::Search { .. }
         | Request::RequestPeer { .. }
         | Request::Relay { .. }
-        | Request::Usage => Permission::Read,
+        | Request::Usage
+        | Request::CreateToken { .. }
+        | Request::ListTokens
+        | Request::RemoveToken { .. } => Permission::Read,
         Request::Upload { .. } | Request::Delete { .. } | Request::Allow { .. } => {
             Permission::Write
         }

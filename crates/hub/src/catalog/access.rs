@@ -252,6 +252,12 @@ impl Catalog {
         if changed.rows_affected() == 0 {
             return Ok(None);
         }
+        if revoke {
+            sqlx::query("DELETE FROM tokens WHERE handle = $1")
+                .bind(handle.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
         if revoke || role.is_some_and(|r| r < Role::Admin) {
             sqlx::query("DELETE FROM invites WHERE created_by = $1")
                 .bind(handle.as_str())

@@ -1,0 +1,97 @@
+//! `ferry token`: API tokens for HTTP clients. The secret is printed once,
+//! on the last line (so `$(ferry token create | tail -n1)` takes it), with
+//! how to use it before.
+
+use anyhow::{Context, Result};
+use ferry_protocol::TokenInfo;
+use serde_json::json;
+
+use crate::cli::TokenAction;
+use crate::manage::when;
+use crate::output::shown;
+use crate::session::Session;
+
+/// `ferry token …`.
+pub(crate) async fn token(session: &mut Session, action: TokenAction) -> Result<()> {
+    let json = session.settings.json;
+    match action {
+        TokenAction::Create { label, expires } => {
+            let expires_at = expires.map(|secs| {
+                chrono::Utc::now()
+                    .timestamp()
+                    .saturating_add(i64::try_from(secs).unwrap_or(i64::MAX))
+            });
+            let created = session
+                .ready()
+                .await?
+                .create_token(&label, expires_at)
+                .await;
+            let (info, secret) = session.check(created)?;
+            if json {
+                let mut row = token_json(&info);
+                row["token"] = json!(secret.to_string());
+                println!("{row}");
+                return Ok(());
+            }
+            let addr = session.addr().context("no hub address")?.to_owned();
+            let scheme = if session.settings.tls {
+                "https"
+            } else {
+                "http"
+            };
+            println!(
+                "Token {} ({}), until {}. It acts as you; keep it secret. Use it as",
+                info.id,
+                if label.is_empty() {
+                    "no label"
+                } else {
+                    label.as_str()
+                },
+                expires_at.map_or_else(|| "removed".to_owned(), |at| when(Some(at)))
+            );
+            println!("  curl -H \"Authorization: Bearer $TOKEN\" {scheme}://{addr}/api/v1/files");
+            println!(
+                "or as the password for your handle in a WebDAV client ({scheme}://{addr}/dav/)."
+            );
+            println!("{secret}");
+        }
+        TokenAction::Ls => {
+            let tokens = session.ready().await?.tokens().await;
+            let tokens = session.check(tokens)?;
+            if json {
+                let rows: Vec<_> = tokens.iter().map(token_json).collect();
+                println!("{}", serde_json::Value::Array(rows));
+            } else if tokens.is_empty() {
+                println!("No tokens (make one with `ferry token create`).");
+            } else {
+                println!("{:<10}  {:<16}  {:<16}  label", "id", "created", "expires");
+                for token in &tokens {
+                    println!(
+                        "{:<10}  {:<16}  {:<16}  {}",
+                        token.id,
+                        when(Some(token.created_at)),
+                        token
+                            .expires_at
+                            .map_or_else(|| "never".into(), |at| when(Some(at))),
+                        shown(&token.label)
+                    );
+                }
+            }
+        }
+        TokenAction::Rm { id } => {
+            let removed = session.ready().await?.remove_token(&id).await;
+            session.check(removed)?;
+            println!("Removed token {}; it no longer works.", shown(&id));
+        }
+    }
+    Ok(())
+}
+
+fn token_json(token: &TokenInfo) -> serde_json::Value {
+    json!({
+        "id": token.id,
+        "label": token.label,
+        "created": token.created_at,
+        "expires": token.expires_at,
+    })
+}

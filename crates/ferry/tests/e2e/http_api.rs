@@ -1,0 +1,629 @@
+//! The HTTP API through real curl against a real hub: tokens made with the
+//! `ferry` binary, every route, and each way a request is refused (401,
+//! 403, 404, 409, 411, 412, 413, 416, 422, 507, a rotten blob), on the same
+//! port as Ferry's own protocol, over TLS and in plaintext.
+
+use std::path::Path;
+
+use ferry_protocol::{InviteTerms, Role, UserChange};
+
+use crate::support::{Home, TestHub, ferry, pattern, run, within};
+
+/// What curl got.
+struct Reply {
+    status: u16,
+    headers: String,
+    body: Vec<u8>,
+    /// curl's own exit code (18: the body was cut short).
+    exit: i32,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<String> {
+        let wanted = format!("{}:", name.to_ascii_lowercase());
+        self.headers
+            .lines()
+            .filter(|l| l.to_ascii_lowercase().starts_with(&wanted))
+            .map(|l| l[wanted.len()..].trim().to_owned())
+            .next_back()
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    fn error(&self) -> String {
+        self.json()["error"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+/// Runs curl with `args`, in `dir`.
+async fn curl(dir: &Path, args: &[&str]) -> Reply {
+    let (headers, body) = (dir.join("headers"), dir.join("body"));
+    let _ = std::fs::remove_file(&body);
+    let output = within(
+        60,
+        tokio::process::Command::new("curl")
+            .args(["-sS", "-o"])
+            .arg(&body)
+            .arg("-D")
+            .arg(&headers)
+            .args(["-w", "%{http_code}"])
+            .args(args)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap();
+    Reply {
+        status: String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0),
+        headers: std::fs::read_to_string(&headers).unwrap_or_default(),
+        body: std::fs::read(&body).unwrap_or_default(),
+        exit: output.status.code().unwrap_or(-1),
+    }
+}
+
+/// A hub, a user with a token made through the binary, and curl's options.
+struct Api {
+    hub: TestHub,
+    home: Home,
+    dir: tempfile::TempDir,
+    token: String,
+}
+
+impl Api {
+    async fn start(tweak: impl FnOnce(&mut ferry_hub::HubConfig)) -> Self {
+        let hub = TestHub::start_with(|c| {
+            c.tls = false;
+            tweak(c);
+        })
+        .await;
+        let home = Home::new();
+        let token = token(&home, &hub, "Alice").await;
+        Self {
+            hub,
+            home,
+            dir: tempfile::tempdir().unwrap(),
+            token,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        let scheme = if self.hub.tls() { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.hub.addr)
+    }
+
+    /// curl with this user's token on `path`, plus `args`.
+    async fn call(&self, path: &str, args: &[&str]) -> Reply {
+        self.call_as(&self.token, path, args).await
+    }
+
+    async fn call_as(&self, token: &str, path: &str, args: &[&str]) -> Reply {
+        let bearer = format!("Authorization: Bearer {token}");
+        let url = self.url(path);
+        let mut all = vec!["-k", "-H", &bearer];
+        all.extend_from_slice(args);
+        all.push(&url);
+        curl(self.dir.path(), &all).await
+    }
+
+    /// Writes `data` to a local file for `curl -T`.
+    fn local(&self, name: &str, data: &[u8]) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, data).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+}
+
+/// `ferry token create` as `handle` (registering it on an open hub): the
+/// token, from the last line of its output.
+async fn token(home: &Home, hub: &TestHub, handle: &str) -> String {
+    let made =
+        run(ferry(home, hub).args(["--name", handle, "token", "create", "--label", "curl"])).await;
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    assert!(
+        made.stdout.contains("Authorization: Bearer"),
+        "{}",
+        made.stdout
+    );
+    let token = made.stdout.lines().last().unwrap().to_owned();
+    assert!(token.starts_with("ferry_"), "{token}");
+    token
+}
+
+#[tokio::test]
+async fn a_token_lets_its_user_in_until_it_is_removed() {
+    let api = Api::start(|_| {}).await;
+    let me = api.call("/api/v1/me", &[]).await;
+    assert_eq!(me.status, 200);
+    assert_eq!(me.json()["handle"], "Alice");
+    assert_eq!(me.json()["role"], "member");
+
+    // Basic with the handle as user name (any case) and the token as password.
+    let basic = format!("alice:{}", api.token);
+    let url = api.url("/api/v1/me");
+    let by_basic = curl(api.dir.path(), &["-u", &basic, &url]).await;
+    assert_eq!(by_basic.status, 200);
+    let wrong_user = format!("bob:{}", api.token);
+    let refused = curl(api.dir.path(), &["-u", &wrong_user, &url]).await;
+    assert_eq!(refused.status, 401);
+
+    // No credential, or none of ours: 401 with a challenge and a way out.
+    let none = curl(api.dir.path(), &[&url]).await;
+    assert_eq!(none.status, 401);
+    assert!(
+        none.header("www-authenticate")
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    assert!(
+        none.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("ferry token create")
+    );
+    let made_up = format!("ferry_{}", "ab".repeat(32));
+    assert_eq!(api.call_as(&made_up, "/api/v1/me", &[]).await.status, 401);
+    assert_eq!(api.call_as("hunter2", "/api/v1/me", &[]).await.status, 401);
+
+    // Listed by id, removed by id, and refused at once after that.
+    let listed =
+        run(ferry(&api.home, &api.hub).args(["--name", "Alice", "--json", "token", "ls"])).await;
+    let listed: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let id = listed[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(listed[0]["label"], "curl");
+    let removed =
+        run(ferry(&api.home, &api.hub).args(["--name", "Alice", "token", "rm", &id])).await;
+    assert_eq!(removed.code, 0, "{}", removed.stderr);
+    assert_eq!(api.call("/api/v1/me", &[]).await.status, 401);
+    let again = run(ferry(&api.home, &api.hub).args(["--name", "Alice", "token", "rm", &id])).await;
+    assert_eq!(
+        again.code, 3,
+        "removing it twice is 'not found': {}",
+        again.stderr
+    );
+}
+
+#[tokio::test]
+async fn revoking_a_user_shuts_its_tokens_out_at_once_and_readers_only_read() {
+    let owner_home = Home::new();
+    let (hub, mut owner) = TestHub::invite_only(false, &owner_home, "owner").await;
+    let terms = |role| InviteTerms {
+        role,
+        uses: 1,
+        expires_at: None,
+        quota: None,
+    };
+    let secret = owner.create_invite(terms(Role::Reader)).await.unwrap().1;
+    let reader_home = Home::new();
+    let mut reader = reader_home.join(&hub, secret, "rita").await.unwrap();
+    let (_, reader_token) = reader.create_token("laptop", None).await.unwrap();
+    let (_, owner_token) = owner.create_token("", None).await.unwrap();
+    let api = Api {
+        hub,
+        home: owner_home,
+        dir: tempfile::tempdir().unwrap(),
+        token: owner_token.to_string(),
+    };
+    let file = api.local("r.txt", b"hello");
+    let reader_token = reader_token.to_string();
+
+    assert_eq!(
+        api.call_as(&reader_token, "/api/v1/files", &[])
+            .await
+            .status,
+        200
+    );
+    let put = api
+        .call_as(&reader_token, "/api/v1/files/r.txt", &["-T", &file])
+        .await;
+    assert_eq!(put.status, 403, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(put.error(), "permission_denied");
+    assert!(
+        put.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("ask an admin")
+    );
+    assert_eq!(
+        api.call("/api/v1/files/r.txt", &["-T", &file]).await.status,
+        201
+    );
+    let delete = api
+        .call_as(&reader_token, "/api/v1/files/r.txt", &["-X", "DELETE"])
+        .await;
+    assert_eq!(delete.status, 403);
+
+    // Just verified (so remembered), then revoked: refused on the next request.
+    assert_eq!(
+        api.call_as(&reader_token, "/api/v1/me", &[]).await.status,
+        200
+    );
+    owner.change_user("rita", UserChange::Revoke).await.unwrap();
+    assert_eq!(
+        api.call_as(&reader_token, "/api/v1/me", &[]).await.status,
+        401
+    );
+    assert_eq!(api.call("/api/v1/me", &[]).await.json()["role"], "owner");
+}
+
+#[tokio::test]
+async fn a_file_goes_up_and_comes_back_with_validators_and_ranges_and_goes_away() {
+    let api = Api::start(|_| {}).await;
+    let data = pattern(300_000, 3);
+    let file = api.local("big.bin", &data);
+    let hash = blake3::hash(&data).to_hex().to_string();
+
+    let put = api.call("/api/v1/files/docs/big.bin", &["-T", &file]).await;
+    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(put.json()["hash"], hash.as_str());
+    assert_eq!(put.json()["owner"], "Alice");
+    let etag = format!("\"{hash}\"");
+    assert_eq!(put.header("etag").unwrap(), etag);
+
+    // The CLI sees it as any upload.
+    let listed = run(ferry(&api.home, &api.hub).args(["--name", "Alice", "--json", "ls"])).await;
+    assert!(listed.stdout.contains("docs/big.bin"), "{}", listed.stdout);
+
+    let got = api.call("/api/v1/files/docs/big.bin", &[]).await;
+    assert_eq!(got.status, 200);
+    assert!(got.body == data, "the bytes come back as they went");
+    assert_eq!(got.header("etag").unwrap(), etag);
+    assert_eq!(got.header("accept-ranges").unwrap(), "bytes");
+    assert_eq!(
+        got.header("content-type").unwrap(),
+        "application/octet-stream"
+    );
+    assert!(
+        got.header("content-disposition")
+            .unwrap()
+            .contains("filename*=UTF-8''big.bin")
+    );
+
+    // curl -I writes the headers where the body would go: no file bytes.
+    let head = api.call("/api/v1/files/docs/big.bin", &["-I"]).await;
+    assert!(head.status == 200 && head.body.len() < 1000);
+    assert_eq!(head.header("content-length").unwrap(), "300000");
+
+    // Validators.
+    let fresh = api
+        .call(
+            "/api/v1/files/docs/big.bin",
+            &["-H", &format!("If-None-Match: {etag}")],
+        )
+        .await;
+    assert_eq!((fresh.status, fresh.body.len()), (304, 0));
+    let stale = api
+        .call("/api/v1/files/docs/big.bin", &["-H", "If-Match: \"0000\""])
+        .await;
+    assert_eq!(stale.status, 412);
+    assert_eq!(stale.error(), "precondition_failed");
+
+    // Ranges: one, several, none inside, and one for another version.
+    let one = api
+        .call("/api/v1/files/docs/big.bin", &["-r", "1000-1999"])
+        .await;
+    assert_eq!(one.status, 206);
+    assert_eq!(
+        one.header("content-range").unwrap(),
+        "bytes 1000-1999/300000"
+    );
+    assert!(one.body == data[1000..2000]);
+    let tail = api.call("/api/v1/files/docs/big.bin", &["-r", "-10"]).await;
+    assert!(tail.status == 206 && tail.body == data[299_990..]);
+    let many = api
+        .call("/api/v1/files/docs/big.bin", &["-r", "0-9,200000-200009"])
+        .await;
+    assert_eq!(many.status, 206);
+    let boundary = many.header("content-type").unwrap();
+    let boundary = boundary.split("boundary=").nth(1).unwrap().to_owned();
+    let parts = split_multipart(&many.body, &boundary);
+    assert_eq!(parts.len(), 2);
+    assert!(parts[0].0.contains("bytes 0-9/300000") && parts[0].1 == data[..10]);
+    assert!(
+        parts[1].0.contains("bytes 200000-200009/300000") && parts[1].1 == data[200_000..200_010]
+    );
+    let outside = api
+        .call("/api/v1/files/docs/big.bin", &["-r", "300000-"])
+        .await;
+    assert_eq!(outside.status, 416);
+    assert_eq!(outside.header("content-range").unwrap(), "bytes */300000");
+    let if_range = api
+        .call(
+            "/api/v1/files/docs/big.bin",
+            &["-r", "0-9", "-H", "If-Range: \"other\""],
+        )
+        .await;
+    assert!(
+        if_range.status == 200 && if_range.body == data,
+        "If-Range for another version gets the whole file"
+    );
+
+    // A taken name: 409 with the way out; the same bytes with their hash: a no-op.
+    let taken = api.call("/api/v1/files/docs/big.bin", &["-T", &file]).await;
+    assert_eq!(taken.status, 409);
+    assert!(
+        taken.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("?conflict=rename")
+    );
+    let hash_header = format!("Ferry-Hash: {hash}");
+    let same = api
+        .call(
+            "/api/v1/files/docs/big.bin",
+            &["-T", &file, "-H", &hash_header],
+        )
+        .await;
+    assert_eq!(same.status, 200, "{}", String::from_utf8_lossy(&same.body));
+    let same_renamed = api
+        .call("/api/v1/files/docs/big.bin?conflict=rename", &["-T", &file])
+        .await;
+    assert_eq!(
+        same_renamed.status, 200,
+        "identical bytes need no second name"
+    );
+    let other = api.local("other.bin", b"other");
+    let renamed = api
+        .call(
+            "/api/v1/files/docs/big.bin?conflict=rename",
+            &["-T", &other],
+        )
+        .await;
+    assert_eq!(renamed.status, 201);
+    assert_eq!(renamed.json()["name"], "docs/big (1).bin");
+    let newer = api.local("newer.bin", b"newer");
+    let replaced = api
+        .call(
+            "/api/v1/files/docs/big.bin",
+            &["-T", &newer, "-H", &format!("If-Match: {etag}")],
+        )
+        .await;
+    assert_eq!(
+        replaced.status, 201,
+        "If-Match names the version to replace"
+    );
+    let lost_update = api
+        .call(
+            "/api/v1/files/docs/big.bin",
+            &["-T", &newer, "-H", &format!("If-Match: {etag}")],
+        )
+        .await;
+    assert_eq!(
+        lost_update.status, 412,
+        "a replace of a version that is gone"
+    );
+    let create_only = api
+        .call(
+            "/api/v1/files/docs/big.bin",
+            &["-T", &newer, "-H", "If-None-Match: *"],
+        )
+        .await;
+    assert_eq!(create_only.status, 412);
+
+    // Listing pages with a cursor.
+    let page = api
+        .call("/api/v1/files?prefix=docs&limit=1", &[])
+        .await
+        .json();
+    assert_eq!(page["files"][0]["name"], "docs/big (1).bin");
+    let cursor = page["next"].as_str().unwrap().replace(' ', "%20");
+    let next = api
+        .call(
+            &format!("/api/v1/files?prefix=docs&limit=1&cursor={cursor}"),
+            &[],
+        )
+        .await
+        .json();
+    assert_eq!(next["files"][0]["name"], "docs/big.bin");
+    assert!(next["next"].is_null());
+
+    // Someone else may not delete it; its owner may, and then it is gone.
+    let bob = token(&Home::new(), &api.hub, "bob").await;
+    let refused = api
+        .call_as(&bob, "/api/v1/files/docs/big.bin", &["-X", "DELETE"])
+        .await;
+    assert_eq!(refused.status, 403);
+    let deleted = api
+        .call("/api/v1/files/docs/big.bin", &["-X", "DELETE"])
+        .await;
+    assert_eq!(deleted.status, 200);
+    let gone = api.call("/api/v1/files/docs/big.bin", &[]).await;
+    assert_eq!((gone.status, gone.error().as_str()), (404, "not_found"));
+    assert_eq!(
+        api.call("/api/v1/files/docs/big.bin", &["-X", "DELETE"])
+            .await
+            .status,
+        404
+    );
+    assert_eq!(api.call("/api/nothing", &[]).await.status, 404);
+}
+
+/// The parts of a multipart/byteranges body: headers and bytes.
+fn split_multipart(body: &[u8], boundary: &str) -> Vec<(String, Vec<u8>)> {
+    let delimiter = format!("\r\n--{boundary}");
+    let text = body;
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while let Some(at) = find(rest, delimiter.as_bytes()) {
+        rest = &rest[at + delimiter.len()..];
+        if rest.starts_with(b"--") {
+            break;
+        }
+        let end_of_headers = find(rest, b"\r\n\r\n").unwrap();
+        let headers = String::from_utf8_lossy(&rest[..end_of_headers]).into_owned();
+        let after = &rest[end_of_headers + 4..];
+        let next = find(after, delimiter.as_bytes()).unwrap();
+        parts.push((headers, after[..next].to_vec()));
+        rest = &after[next..];
+    }
+    parts
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[tokio::test]
+async fn an_upload_that_breaks_a_rule_stores_nothing() {
+    let api = Api::start(|c| {
+        c.max_file_size = 100_000;
+        c.default_quota = Some(150_000);
+    })
+    .await;
+    let data = pattern(50_000, 9);
+    let file = api.local("f.bin", &data);
+
+    let lie = format!("Ferry-Hash: {}", blake3::hash(b"other").to_hex());
+    let lied = api
+        .call("/api/v1/files/f.bin", &["-T", &file, "-H", &lie])
+        .await;
+    assert_eq!((lied.status, lied.error().as_str()), (422, "hash_mismatch"));
+    let bad_hash = api
+        .call(
+            "/api/v1/files/f.bin",
+            &["-T", &file, "-H", "Ferry-Hash: abc"],
+        )
+        .await;
+    assert_eq!(bad_hash.status, 400);
+
+    let big = api.local("big.bin", &pattern(100_001, 1));
+    let too_big = api.call("/api/v1/files/big.bin", &["-T", &big]).await;
+    assert_eq!(
+        (too_big.status, too_big.error().as_str()),
+        (413, "too_large")
+    );
+
+    let chunked = api
+        .call(
+            "/api/v1/files/c.bin",
+            &["-T", &file, "-H", "Transfer-Encoding: chunked"],
+        )
+        .await;
+    assert_eq!(chunked.status, 411);
+
+    for bad in [
+        "/api/v1/files/..%2Fetc%2Fpasswd",
+        "/api/v1/files/a%00b",
+        "/api/v1/files/%2Fabs",
+    ] {
+        let refused = api.call(bad, &["-T", &file]).await;
+        assert_eq!(
+            (refused.status, refused.error().as_str()),
+            (400, "invalid_name"),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        api.call("/api/v1/files/f.bin?conflict=maybe", &["-T", &file])
+            .await
+            .status,
+        400
+    );
+
+    // Within quota twice, then the third is refused before its body.
+    for name in ["q1.bin", "q2.bin"] {
+        let file = api.local(name, &pattern(60_000, name.as_bytes()[1]));
+        let path = format!("/api/v1/files/{name}");
+        assert_eq!(api.call(&path, &["-T", &file]).await.status, 201);
+    }
+    let over = api.call("/api/v1/files/q3.bin", &["-T", &file]).await;
+    assert_eq!(
+        (over.status, over.error().as_str()),
+        (507, "quota_exceeded")
+    );
+
+    let listed = api.call("/api/v1/files", &[]).await.json();
+    let names: Vec<_> = listed["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].clone())
+        .collect();
+    assert_eq!(names, ["q1.bin", "q2.bin"]);
+    assert_eq!(
+        api.hub.leftovers(),
+        0,
+        "refused uploads leave nothing behind"
+    );
+}
+
+#[tokio::test]
+async fn a_rotten_blob_is_never_served_as_a_good_file() {
+    let api = Api::start(|_| {}).await;
+    let (small, large) = (pattern(1000, 5), pattern(2 << 20, 6));
+    for (name, data) in [("small.bin", &small), ("large.bin", &large)] {
+        let file = api.local(name, data);
+        assert_eq!(
+            api.call(&format!("/api/v1/files/{name}"), &["-T", &file])
+                .await
+                .status,
+            201
+        );
+        let blob = api.hub.hub.store.blob_path(&blake3::hash(data).into());
+        let mut rotten = std::fs::read(&blob).unwrap();
+        rotten[data.len() / 2] ^= 1;
+        std::fs::write(&blob, rotten).unwrap();
+    }
+    let small_got = api.call("/api/v1/files/small.bin", &[]).await;
+    assert_eq!(
+        (small_got.status, small_got.error().as_str()),
+        (500, "damaged")
+    );
+    let large_got = api.call("/api/v1/files/large.bin", &[]).await;
+    assert_eq!(
+        large_got.status, 200,
+        "the headers went out before the rot was found"
+    );
+    assert_eq!(
+        large_got.exit, 18,
+        "curl reports a body cut short of its length"
+    );
+    assert!(large_got.body.len() < large.len());
+}
+
+#[tokio::test]
+async fn one_port_serves_ferry_and_http_over_tls_and_in_plaintext() {
+    for tls in [true, false] {
+        let hub = TestHub::start_with(|c| c.tls = tls).await;
+        let home = Home::new();
+        let token = token(&home, &hub, "alice").await;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("n.txt"), b"notes").unwrap();
+        let put = run(ferry(&home, &hub)
+            .current_dir(dir.path())
+            .args(["--name", "alice", "put", "n.txt"]))
+        .await;
+        assert_eq!(put.code, 0, "{}", put.stderr);
+        let scheme = if tls { "https" } else { "http" };
+        let url = format!("{scheme}://{}/api/v1/files/n.txt", hub.addr);
+        let bearer = format!("Authorization: Bearer {token}");
+        let versions: &[&[&str]] = if tls {
+            &[&["--http2"], &["--http1.1"], &["--http1.1", "--no-alpn"]]
+        } else {
+            &[&["--http1.1"], &["--http2-prior-knowledge"]]
+        };
+        for version in versions {
+            let mut args = vec!["-k", "-H", &bearer];
+            args.extend_from_slice(version);
+            args.push(&url);
+            let got = curl(dir.path(), &args).await;
+            assert_eq!(
+                (got.status, got.body.as_slice()),
+                (200, &b"notes"[..]),
+                "{version:?}"
+            );
+        }
+        let health = curl(
+            dir.path(),
+            &["-k", &format!("{scheme}://{}/healthz", hub.addr)],
+        )
+        .await;
+        assert_eq!(health.status, 200);
+        hub.stop().await;
+    }
+}

@@ -1,0 +1,116 @@
+//! Who a request comes from: an API token (`ferry token create`), sent as
+//! `Authorization: Bearer TOKEN`, or as the password of HTTP Basic with the
+//! handle as user name (what WebDAV clients send). No credential, or one
+//! that lets no one in, is a 401; what the caller may do is then
+//! [`crate::access::policy`]'s to say, as for the protocol.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use base64::Engine;
+use ferry_protocol::ApiToken;
+use http::request::Parts;
+use http::{HeaderValue, StatusCode, header};
+
+use super::error::ApiError;
+use crate::access::credentials::Caller;
+use crate::access::policy::{self, Permission};
+use crate::state::Hub;
+
+impl FromRequestParts<Arc<Hub>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, hub: &Arc<Hub>) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(unauthorized(
+                "this needs an API token: make one with `ferry token create` and send it as \
+                 'Authorization: Bearer TOKEN' (or as the password of HTTP Basic, with your handle as user)",
+            ));
+        };
+        let Some((user, token)) = credential(value) else {
+            return Err(unauthorized(
+                "the Authorization header holds no Ferry token (they start with ferry_)",
+            ));
+        };
+        let access = &hub.access.credentials;
+        let caller = access
+            .verify(&hub.catalog, &token, hub.config.default_quota)
+            .await?;
+        match caller {
+            Some(caller) if user.is_none_or(|u| u.eq_ignore_ascii_case(caller.handle.as_str())) => {
+                Ok(caller)
+            }
+            Some(_) => Err(unauthorized(
+                "that token belongs to another handle than the Basic user name",
+            )),
+            None => Err(unauthorized(
+                "that token lets no one in: it expired, was removed, or its user was revoked; \
+                 make a new one with `ferry token create`",
+            )),
+        }
+    }
+}
+
+impl Caller {
+    /// Whether this caller's role has `permission`; if not, the 403.
+    pub(crate) fn may(&self, permission: Permission) -> Result<(), ApiError> {
+        if policy::allows(self.role, permission) {
+            return Ok(());
+        }
+        Err(policy::denied(self.handle.as_str(), self.role, permission).into())
+    }
+
+    /// Whether this caller manages the hub (any file is theirs to change).
+    pub(crate) fn admin(&self) -> bool {
+        policy::allows(self.role, Permission::Manage)
+    }
+}
+
+/// The user name (Basic only) and token an `Authorization` value carries.
+fn credential(value: &HeaderValue) -> Option<(Option<String>, ApiToken)> {
+    let value = value.to_str().ok()?;
+    let (scheme, rest) = value.split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some((None, ApiToken::parse(rest)?));
+    }
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((Some(user.to_owned()), ApiToken::parse(password)?))
+}
+
+fn unauthorized(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).with_header(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"ferry\""),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_and_basic_carry_a_token_and_nothing_else_does() {
+        let token = ApiToken([9; 32]);
+        let bearer = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+        assert_eq!(credential(&bearer), Some((None, token)));
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("Alice:{token}"));
+        let basic = HeaderValue::from_str(&format!("basic {basic}")).unwrap();
+        assert_eq!(credential(&basic), Some((Some("Alice".into()), token)));
+        for bad in [
+            "Bearer",
+            "Bearer nope",
+            "Digest x",
+            "Basic !!!",
+            "Basic YWxpY2U=",
+        ] {
+            assert_eq!(credential(&HeaderValue::from_static(bad)), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! A stored file's bytes as a response body, read off the async threads
+//! one chunk ahead of the network (a slow client holds no thread, only
+//! two chunks of memory). A response of the whole file is hashed as it
+//! goes and its last chunk held back until the hash is the entry's: a
+//! rotten blob ends the response as an error (the connection is cut short
+//! of its `Content-Length`), never as a good file.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Body;
+use bytes::Bytes;
+use ferry_protocol::ContentHash;
+use futures_util::stream;
+use tokio::task::JoinHandle;
+
+/// Bytes read per step.
+const CHUNK: u64 = 256 << 10;
+
+/// Files up to this size are read (and checked) whole before the answer.
+pub(crate) const READ_WHOLE_MAX: u64 = 64 << 10;
+
+/// One piece of a response body.
+#[derive(Debug, Clone)]
+pub(crate) enum Piece {
+    /// Bytes of our own (a multipart header).
+    Text(Bytes),
+    /// `len` bytes of the file from `start`.
+    File { start: u64, len: u64 },
+}
+
+/// Reads the small blob at `path` whole and checks it against `hash`.
+pub(crate) async fn read_whole(path: PathBuf, hash: ContentHash) -> io::Result<Bytes> {
+    blocking(move || {
+        let bytes = std::fs::read(&path)?;
+        if ContentHash::from(blake3::hash(&bytes)) != hash {
+            return Err(rotten(&path));
+        }
+        Ok(Bytes::from(bytes))
+    })
+    .await
+}
+
+/// A body of `pieces` of the blob at `path`. With `whole`, the pieces are
+/// the whole file and it must hash to that.
+pub(crate) async fn body(
+    path: PathBuf,
+    pieces: Vec<Piece>,
+    whole: Option<ContentHash>,
+) -> io::Result<Body> {
+    let opened = path.clone();
+    let file = Arc::new(blocking(move || File::open(&opened)).await?);
+    let mut reading = Reading {
+        file,
+        path,
+        pieces: pieces.into_iter().rev().collect(),
+        check: whole.map(|hash| (blake3::Hasher::new(), hash)),
+        ahead: None,
+    };
+    reading.read_ahead();
+    let chunks = stream::unfold(reading, |mut reading| async move {
+        let chunk = reading.next().await?;
+        Some((chunk, reading))
+    });
+    Ok(Body::from_stream(chunks))
+}
+
+struct Reading {
+    file: Arc<File>,
+    path: PathBuf,
+    /// What is left to send, last first.
+    pieces: Vec<Piece>,
+    check: Option<(blake3::Hasher, ContentHash)>,
+    ahead: Option<Ahead>,
+}
+
+/// A read under way, and whether it is the file's last.
+enum Ahead {
+    Text(Bytes),
+    File {
+        read: JoinHandle<io::Result<(Bytes, Option<blake3::Hasher>)>>,
+        last: bool,
+    },
+}
+
+impl Reading {
+    /// Starts reading the next chunk, if any.
+    fn read_ahead(&mut self) {
+        self.ahead = match self.pieces.pop() {
+            None => None,
+            Some(Piece::Text(text)) => Some(Ahead::Text(text)),
+            Some(Piece::File { start, len }) => {
+                let n = len.min(CHUNK);
+                if n < len {
+                    self.pieces.push(Piece::File {
+                        start: start + n,
+                        len: len - n,
+                    });
+                }
+                let last = self.pieces.is_empty();
+                let file = Arc::clone(&self.file);
+                let mut hasher = self.check.as_mut().map(|(h, _)| std::mem::take(h));
+                let read = tokio::task::spawn_blocking(move || {
+                    let mut buf = vec![0; usize::try_from(n).expect("a chunk fits memory")];
+                    file.read_exact_at(&mut buf, start)?;
+                    if let Some(hasher) = &mut hasher {
+                        hasher.update(&buf);
+                    }
+                    Ok((Bytes::from(buf), hasher))
+                });
+                Some(Ahead::File { read, last })
+            }
+        };
+    }
+
+    async fn next(&mut self) -> Option<io::Result<Bytes>> {
+        let chunk = match self.ahead.take()? {
+            Ahead::Text(text) => text,
+            Ahead::File { read, last } => {
+                let read = read.await.map_err(io::Error::other).and_then(|r| r);
+                let (chunk, hasher) = match read {
+                    Ok(read) => read,
+                    Err(e) => return Some(Err(e)),
+                };
+                if let (Some(hasher), Some((slot, expected))) = (hasher, self.check.as_mut()) {
+                    if last && ContentHash::from(hasher.finalize()) != *expected {
+                        self.pieces.clear();
+                        return Some(Err(rotten(&self.path)));
+                    }
+                    *slot = hasher;
+                }
+                chunk
+            }
+        };
+        self.read_ahead();
+        Some(Ok(chunk))
+    }
+}
+
+fn rotten(path: &std::path::Path) -> io::Error {
+    tracing::error!(
+        blob = %path.display(),
+        "a stored file does not hash to its entry (its disk may be failing); the download was cut off"
+    );
+    io::Error::new(io::ErrorKind::InvalidData, "the stored bytes are damaged")
+}
+
+async fn blocking<T: Send + 'static>(
+    operation: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(operation)
+        .await
+        .map_err(io::Error::other)?
+}

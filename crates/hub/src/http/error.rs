@@ -1,0 +1,130 @@
+//! How a refusal reads over HTTP: its status, and a JSON body with a
+//! stable code and the same line the CLI prints, saying what to do.
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use ferry_protocol::ErrorCode;
+use http::{HeaderValue, StatusCode, header};
+use serde_json::json;
+
+use crate::error::HubError;
+use crate::outcome::Refusal;
+
+/// A request refused or failed, as an HTTP response.
+#[derive(Debug)]
+pub struct ApiError {
+    pub(crate) status: StatusCode,
+    code: &'static str,
+    message: String,
+    /// `WWW-Authenticate` for a 401, `Content-Range` for a 416.
+    header: Option<(header::HeaderName, HeaderValue)>,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            header: None,
+        }
+    }
+
+    pub(crate) fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
+        self.header = Some((name, value));
+        self
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        Self::new(
+            status_of(refusal.code),
+            code_name(refusal.code),
+            refusal.message,
+        )
+    }
+}
+
+impl From<HubError> for ApiError {
+    fn from(error: HubError) -> Self {
+        if error.is_storage_full() {
+            return Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage_full",
+                "the hub's storage is full; nothing was stored (ask the hub's operator to free space)",
+            );
+        }
+        tracing::warn!("HTTP request failed: {error}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            error.client_message(),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({ "error": self.code, "message": self.message }));
+        let mut response = (self.status, body).into_response();
+        if let Some((name, value)) = self.header {
+            response.headers_mut().insert(name, value);
+        }
+        response
+    }
+}
+
+/// The status a protocol refusal becomes.
+pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::BadRequest
+        | ErrorCode::VersionMismatch
+        | ErrorCode::InvalidHandle
+        | ErrorCode::InvalidName => StatusCode::BAD_REQUEST,
+        ErrorCode::LoginRequired | ErrorCode::LegacySecretNeeded => StatusCode::UNAUTHORIZED,
+        ErrorCode::PermissionDenied
+        | ErrorCode::Revoked
+        | ErrorCode::InviteRequired
+        | ErrorCode::InviteInvalid => StatusCode::FORBIDDEN,
+        ErrorCode::NotFound | ErrorCode::UnknownHandle => StatusCode::NOT_FOUND,
+        ErrorCode::Conflict | ErrorCode::HandleTaken | ErrorCode::Busy => StatusCode::CONFLICT,
+        ErrorCode::HashMismatch | ErrorCode::SizeMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::Timeout => StatusCode::REQUEST_TIMEOUT,
+        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::StorageFull | ErrorCode::QuotaExceeded => StatusCode::INSUFFICIENT_STORAGE,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The stable code in an error's JSON body.
+pub(crate) fn code_name(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::BadRequest => "bad_request",
+        ErrorCode::VersionMismatch => "version_mismatch",
+        ErrorCode::LoginRequired => "login_required",
+        ErrorCode::HandleTaken => "handle_taken",
+        ErrorCode::UnknownHandle => "unknown_handle",
+        ErrorCode::InvalidHandle => "invalid_handle",
+        ErrorCode::InvalidName => "invalid_name",
+        ErrorCode::NotFound => "not_found",
+        ErrorCode::Conflict => "conflict",
+        ErrorCode::PermissionDenied => "permission_denied",
+        ErrorCode::HashMismatch => "hash_mismatch",
+        ErrorCode::SizeMismatch => "size_mismatch",
+        ErrorCode::Busy => "busy",
+        ErrorCode::Timeout => "timeout",
+        ErrorCode::Internal => "internal",
+        ErrorCode::TooLarge => "too_large",
+        ErrorCode::StorageFull => "storage_full",
+        ErrorCode::QuotaExceeded => "quota_exceeded",
+        ErrorCode::InviteRequired => "invite_required",
+        ErrorCode::InviteInvalid => "invite_invalid",
+        ErrorCode::Revoked => "revoked",
+        ErrorCode::LegacySecretNeeded => "legacy_secret_needed",
+    }
+}

@@ -1,0 +1,267 @@
+//! `PUT /api/v1/files/{name}`: a body streamed to disk (never held whole),
+//! hashed on the way, fsynced, then published as any upload is. Refused
+//! before the body when it can be: a taken name, a quota, the free-space
+//! reserve, a size over the hub's limit. An announced hash (`Ferry-Hash`)
+//! that the bytes do not match stores nothing.
+
+use std::path::Path as FsPath;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use ferry_io::disk_writer::DiskWriter;
+use ferry_protocol::{ConflictPolicy, ContentHash, ErrorCode};
+use http::{HeaderMap, Method, StatusCode, header};
+use serde::Deserialize;
+
+use super::conditions::{self, Verdict};
+use super::error::ApiError;
+use super::files::{describe, entry_json, name, precondition_failed};
+use crate::access::credentials::Caller;
+use crate::access::policy::Permission;
+use crate::outcome::{Outcome, Refusal};
+use crate::publish::{Placement, Publication};
+use crate::space;
+use crate::state::Hub;
+use crate::store::remove_quietly;
+
+/// The query of a `PUT`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PutQuery {
+    /// `refuse` (the default), `rename` or `overwrite`, as on the CLI.
+    conflict: Option<String>,
+}
+
+/// The header that announces the BLAKE3 hash of the body.
+pub(crate) const HASH_HEADER: &str = "ferry-hash";
+
+/// `PUT /api/v1/files/{name}`.
+pub(crate) async fn put(
+    State(hub): State<Arc<Hub>>,
+    caller: Caller,
+    method: Method,
+    Path(raw): Path<String>,
+    Query(query): Query<PutQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    caller.may(Permission::Write)?;
+    let name = name(&raw)?;
+    let size = content_length(&headers)?;
+    let announced = announced_hash(&headers)?;
+    let mut policy = conflict_policy(query.conflict.as_deref())?;
+    let current = hub.catalog.get(&name).await?;
+    match conditions::evaluate(&headers, &method, current.as_ref()) {
+        Verdict::Proceed => {}
+        _ => return Err(precondition(current.as_ref(), &name)),
+    }
+    // If-Match names the version to replace: replacing it is the point.
+    if headers.contains_key(header::IF_MATCH) {
+        policy = ConflictPolicy::Overwrite;
+    }
+    let max = hub.config.max_file_size;
+    if size > max {
+        let message = format!("'{name}' is {size} bytes; this hub accepts at most {max}");
+        return Err(Refusal::new(ErrorCode::TooLarge, message).into());
+    }
+    let mut publication = Publication {
+        name,
+        size,
+        // Unknown until the bytes are in: a hash no file has, so that
+        // placement decides as for different bytes.
+        hash: announced.unwrap_or(ContentHash([0; 32])),
+        owner: caller.handle.clone(),
+        policy,
+        admin: caller.admin(),
+        relayed: false,
+    };
+    match hub.publisher.place(&publication).await? {
+        Outcome::Refused(refusal) => return Err(refused_with_hint(refusal, announced.is_none())),
+        Outcome::Done(Placement::AlreadyThere(entry)) => return Ok(stored(&hub, entry, false)),
+        Outcome::Done(Placement::Store(_)) => {}
+    }
+    let accounts = &hub.publisher.accounts;
+    let _reservation = accounts.reserve(&caller.handle, size, caller.quota)?;
+    let dir = &hub.config.data_dir;
+    let room = space::check_room(dir, size, hub.config.min_free_space)
+        .map_err(|e| crate::error::HubError::io("checking free space", dir, e))?;
+    if let Err(no_room) = room {
+        let message = no_room.message(publication.name.as_str());
+        return Err(Refusal::new(ErrorCode::StorageFull, message).into());
+    }
+    let path = hub.store.temp_path();
+    let received = receive(body, &path, size, hub.config.stall_timeout).await;
+    let hash = match received {
+        Ok(hash) => hash,
+        Err(e) => {
+            remove_quietly(&path).await;
+            return Err(e);
+        }
+    };
+    if announced.is_some_and(|a| a != hash) {
+        remove_quietly(&path).await;
+        let message = format!(
+            "'{}' arrived with hash {}, not the announced {}; nothing was stored",
+            publication.name,
+            hash.short(),
+            publication.hash.short()
+        );
+        return Err(Refusal::new(ErrorCode::HashMismatch, message).into());
+    }
+    publication.hash = hash;
+    match hub
+        .publisher
+        .publish(&publication, Some(&path), false)
+        .await?
+    {
+        Outcome::Done(Some((entry, already))) => Ok(stored(&hub, entry, !already)),
+        Outcome::Done(None) => unreachable!("publishing with bytes always stores them"),
+        Outcome::Refused(refusal) => {
+            remove_quietly(&path).await;
+            Err(refusal.into())
+        }
+    }
+}
+
+/// The body into a new file at `path`, exactly `size` bytes, fsynced.
+async fn receive(
+    body: Body,
+    path: &FsPath,
+    size: u64,
+    stall: std::time::Duration,
+) -> Result<ContentHash, ApiError> {
+    let owned = path.to_owned();
+    let file = tokio::task::spawn_blocking(move || std::fs::File::create_new(&owned))
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r)
+        .map_err(|e| crate::error::HubError::io("creating an upload", path, e))?;
+    let mut disk = DiskWriter::start(file, size, blake3::Hasher::new(), true).await;
+    let mut body = body.into_data_stream();
+    let mut received = 0u64;
+    loop {
+        let next = tokio::time::timeout(stall, futures_util::StreamExt::next(&mut body)).await;
+        let chunk = match next {
+            Err(_) => return Err(cut(received, size, "it stalled")),
+            Ok(None) => break,
+            Ok(Some(Err(e))) => return Err(cut(received, size, &e.to_string())),
+            Ok(Some(Ok(chunk))) => chunk,
+        };
+        received += chunk.len() as u64;
+        if received > size {
+            return Err(ApiError::bad_request(format!(
+                "the body is longer than its Content-Length of {size} bytes"
+            )));
+        }
+        disk.write(&chunk).await.map_err(disk_error(path))?;
+    }
+    if received < size {
+        return Err(cut(received, size, "the body ended"));
+    }
+    let hasher = disk.finish().await.map_err(disk_error(path))?;
+    Ok(hasher.finalize().into())
+}
+
+fn disk_error(path: &FsPath) -> impl Fn(std::io::Error) -> ApiError + '_ {
+    move |e| crate::error::HubError::io("writing an upload", path, e).into()
+}
+
+fn cut(received: u64, size: u64, why: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "the upload was cut short after {received} of {size} bytes ({why}); nothing was stored"
+    ))
+}
+
+/// The answer to a stored upload: 201 for new bytes under the name, 200
+/// when the name already held exactly them.
+fn stored(hub: &Hub, entry: ferry_protocol::FileEntry, created: bool) -> Response {
+    let entry = hub.publisher.accounts.spell(entry);
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut response = (status, Json(entry_json(&entry))).into_response();
+    let headers = response.headers_mut();
+    describe(headers, &entry);
+    // The body is the JSON entry, not the file.
+    headers.remove(header::CONTENT_DISPOSITION);
+    headers.insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn content_length(headers: &HeaderMap) -> Result<u64, ApiError> {
+    let Some(value) = headers.get(header::CONTENT_LENGTH) else {
+        return Err(ApiError::new(
+            StatusCode::LENGTH_REQUIRED,
+            "length_required",
+            "an upload needs a Content-Length (curl -T FILE sends one)",
+        ));
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| ApiError::bad_request("the Content-Length is not a number"))
+}
+
+fn announced_hash(headers: &HeaderMap) -> Result<Option<ContentHash>, ApiError> {
+    let Some(value) = headers.get(HASH_HEADER) else {
+        return Ok(None);
+    };
+    let hash = value
+        .to_str()
+        .ok()
+        .filter(|v| v.len() == 64)
+        .and_then(ContentHash::from_hex);
+    hash.map(Some).ok_or_else(|| {
+        ApiError::bad_request("Ferry-Hash must be the BLAKE3 hash of the body, in 64 hex digits")
+    })
+}
+
+fn conflict_policy(text: Option<&str>) -> Result<ConflictPolicy, ApiError> {
+    match text {
+        None | Some("refuse") => Ok(ConflictPolicy::Refuse),
+        Some("rename") => Ok(ConflictPolicy::Rename),
+        Some("overwrite") => Ok(ConflictPolicy::Overwrite),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "conflict={other}: use refuse, rename or overwrite"
+        ))),
+    }
+}
+
+fn precondition(
+    current: Option<&ferry_protocol::FileEntry>,
+    name: &ferry_protocol::FileName,
+) -> ApiError {
+    match current {
+        Some(entry) => precondition_failed(entry),
+        None => ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "precondition_failed",
+            format!("there is no '{name}' to match"),
+        ),
+    }
+}
+
+/// A refused placement, with the HTTP way out of a taken name.
+fn refused_with_hint(refusal: Refusal, hash_unknown: bool) -> ApiError {
+    if refusal.code != ErrorCode::Conflict {
+        return refusal.into();
+    }
+    let mut message = refusal
+        .message
+        .replace("use --overwrite", "add ?conflict=overwrite")
+        .replace("--rename", "?conflict=rename");
+    if hash_unknown {
+        message.push_str(
+            " (or send the body's BLAKE3 hash as Ferry-Hash: identical bytes are then a no-op)",
+        );
+    }
+    Refusal::new(ErrorCode::Conflict, message).into()
+}
