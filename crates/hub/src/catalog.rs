@@ -27,6 +27,7 @@ macro_rules! select_file {
 mod access;
 mod answers;
 mod check;
+pub mod dav;
 mod reads;
 mod tokens;
 
@@ -298,7 +299,14 @@ fn migrator() -> Migrator {
         include_str!("../migrations/sqlite/0004_tokens.sql").into_sql_str(),
         false,
     );
-    Migrator::with_migrations(vec![init, access, spelling, tokens])
+    let dav = Migration::new(
+        5,
+        "dav".into(),
+        MigrationType::Simple,
+        include_str!("../migrations/sqlite/0005_dav.sql").into_sql_str(),
+        false,
+    );
+    Migrator::with_migrations(vec![init, access, spelling, tokens, dav])
 }
 
 #[cfg(test)]

@@ -38,6 +38,8 @@ pub struct Hub {
     pub grants: Grants,
     /// Admission, guessing, live sessions, audit log.
     pub access: Access,
+    /// WebDAV's lock store.
+    pub dav: crate::http::dav::DavState,
     tls: Option<TlsIdentity>,
     next_session: std::sync::atomic::AtomicU64,
     events: broadcast::Sender<Event>,
@@ -99,6 +101,7 @@ impl Hub {
             }),
             grants: Grants::default(),
             access,
+            dav: crate::http::dav::DavState::default(),
             next_session: std::sync::atomic::AtomicU64::new(1),
             config,
             catalog,

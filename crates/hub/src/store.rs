@@ -23,6 +23,40 @@ use tokio::fs::File;
 
 use crate::error::HubError;
 
+/// A file in `tmp/` that is removed when this is dropped, unless it was
+/// [`taken`](Self::taken) (moved into place or removed by the publisher):
+/// an upload cut off at any point, its task dropped included, leaves
+/// nothing behind.
+#[derive(Debug)]
+pub(crate) struct Staged {
+    path: PathBuf,
+    taken: bool,
+}
+
+impl Staged {
+    pub(crate) fn new(path: PathBuf) -> Self {
+        Self { path, taken: false }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file is someone else's now.
+    pub(crate) fn taken(mut self) {
+        self.taken = true;
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.taken {
+            // Small and rare (a failed upload): no need for a blocking thread.
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
 /// The blob directory tree.
 #[derive(Debug)]
 pub struct Store {
@@ -54,7 +88,10 @@ impl Store {
     /// abandoned upload must not hold its space until the next restart.
     /// An upload still arriving keeps its file's time fresh.
     pub fn sweep_partials(&self, max_age: Duration) -> Result<(), HubError> {
-        sweep(&self.partial, max_age)
+        sweep(&self.partial, max_age)?;
+        // Temp files of a run that got no cleanup (none should): a live
+        // upload keeps its file's time fresh.
+        sweep(&self.tmp, max_age)
     }
 
     /// The store's folder.

@@ -18,6 +18,7 @@
 //! | [`rewind`] | [`rewind::Rewound`]: a stream with its first byte put back |
 //! | [`source`] | what a sender sends from: bytes, or a file to stream |
 //! | [`sources`] | [`Sources`]: connection slots per source address |
+//! | [`watched`] | [`watched::Watched`]: a stream that fails when idle or stalled |
 //! | [`tls`] | the TLS settings both ends share |
 //!
 //! The private `sink` module owns direct (`O_DIRECT`) writes.
@@ -33,6 +34,7 @@ mod sink;
 pub mod source;
 pub mod sources;
 pub mod tls;
+pub mod watched;
 
 pub use beneath::{FileIdentity, Folder};
 pub use disk_writer::DiskWriter;

@@ -530,6 +530,9 @@ pub enum ErrorCode {
     Revoked,
     /// The handle predates login keys: prove its old secret once.
     LegacySecretNeeded,
+    /// The file is not the version a conditional write named (HTTP
+    /// `If-Match`, `If-None-Match: *`).
+    PreconditionFailed,
 }
 
 #[cfg(test)]

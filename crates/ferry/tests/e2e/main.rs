@@ -23,3 +23,4 @@ mod shell;
 mod shutdown;
 mod store;
 mod support;
+mod webdav;

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ferry_protocol::{ApiToken, Handle, Role};
@@ -33,10 +34,14 @@ pub struct Caller {
     pub quota: Option<u64>,
 }
 
-/// Verified tokens, by the hash of their secret.
+/// Verified tokens, by the hash of their secret, each with when it stops
+/// being believed.
 #[derive(Debug, Default)]
 pub struct Credentials {
     remembered: Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
+    /// Bumped by every `forget`: a lookup that began before one is not
+    /// remembered (it may have read the user before the change).
+    forgotten: AtomicU64,
 }
 
 impl Credentials {
@@ -51,35 +56,46 @@ impl Credentials {
         if let Some(caller) = self.remembered(&hashed) {
             return Ok(Some(caller));
         }
-        let Some(user) = catalog.token_user(&hashed, unix_now()).await? else {
+        let generation = self.forgotten.load(Ordering::SeqCst);
+        let now = unix_now();
+        let Some((user, expires_at)) = catalog.token_user(&hashed, now).await? else {
             return Ok(None);
         };
         let Ok(handle) = Handle::parse(&user.handle) else {
             return Ok(None);
         };
+        // Token use is use: an open hub does not expire this handle.
+        catalog.seen(&handle, now).await?;
         let caller = Caller {
             handle,
             role: user.role,
             quota: user.quota.effective(default_quota),
         };
+        let left = expires_at.map_or(REMEMBERED_FOR, |at| {
+            Duration::from_secs(u64::try_from(at - now).unwrap_or(0)).min(REMEMBERED_FOR)
+        });
         let mut remembered = self.lock();
+        if self.forgotten.load(Ordering::SeqCst) != generation {
+            return Ok(Some(caller));
+        }
         if remembered.len() >= MAX_REMEMBERED {
             remembered.clear();
         }
-        remembered.insert(hashed, (caller.clone(), Instant::now()));
+        remembered.insert(hashed, (caller.clone(), Instant::now() + left));
         Ok(Some(caller))
     }
 
     /// Forgets every remembered token of `handle` (lowercase key).
     pub fn forget(&self, handle: &str) {
-        self.lock()
-            .retain(|_, (caller, _)| caller.handle.as_str() != handle);
+        let mut remembered = self.lock();
+        self.forgotten.fetch_add(1, Ordering::SeqCst);
+        remembered.retain(|_, (caller, _)| caller.handle.as_str() != handle);
     }
 
     fn remembered(&self, hashed: &[u8; 32]) -> Option<Caller> {
         let mut remembered = self.lock();
         match remembered.get(hashed) {
-            Some((caller, at)) if at.elapsed() < REMEMBERED_FOR => Some(caller.clone()),
+            Some((caller, until)) if Instant::now() < *until => Some(caller.clone()),
             Some(_) => {
                 remembered.remove(hashed);
                 None

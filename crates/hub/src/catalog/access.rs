@@ -213,12 +213,16 @@ impl Catalog {
         .bind(seen_before)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "DELETE FROM folder_writers WHERE NOT EXISTS \
-             (SELECT 1 FROM users WHERE users.handle = folder_writers.handle)",
-        )
-        .execute(&mut *tx)
-        .await?;
+        // Whoever registers a freed handle must not inherit its tokens.
+        for table in ["folder_writers", "tokens"] {
+            let sql = format!(
+                "DELETE FROM {table} WHERE NOT EXISTS \
+                 (SELECT 1 FROM users WHERE users.handle = {table}.handle)"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(done.rows_affected())
     }

@@ -74,15 +74,15 @@ impl Catalog {
         Ok(done.rows_affected() == 1)
     }
 
-    /// The user a token whose secret hashes to `hashed` lets in: one that
-    /// has not expired, of a user not revoked.
+    /// The user a token whose secret hashes to `hashed` lets in (one that
+    /// has not expired, of a user not revoked), and when it expires.
     pub async fn token_user(
         &self,
         hashed: &[u8; 32],
         now: i64,
-    ) -> Result<Option<UserRecord>, HubError> {
-        let handle: Option<String> = sqlx::query_scalar(
-            "SELECT tokens.handle FROM tokens JOIN users ON users.handle = tokens.handle \
+    ) -> Result<Option<(UserRecord, Option<i64>)>, HubError> {
+        let row = sqlx::query(
+            "SELECT tokens.handle, tokens.expires_at FROM tokens JOIN users ON users.handle = tokens.handle \
              WHERE tokens.secret_hash = $1 AND (tokens.expires_at IS NULL OR tokens.expires_at > $2) \
              AND users.revoked = 0",
         )
@@ -90,10 +90,15 @@ impl Catalog {
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
-        let Some(handle) = handle.and_then(|h| Handle::parse(&h).ok()) else {
+        let Some(row) = row else {
             return Ok(None);
         };
-        Ok(self.user(&handle).await?.filter(|user| !user.revoked))
+        let expires_at: Option<i64> = row.try_get("expires_at")?;
+        let Ok(handle) = Handle::parse(&row.try_get::<String, _>("handle")?) else {
+            return Ok(None);
+        };
+        let user = self.user(&handle).await?.filter(|user| !user.revoked);
+        Ok(user.map(|user| (user, expires_at)))
     }
 
     /// Deletes every token of `handle` (its user was revoked).

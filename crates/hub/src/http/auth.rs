@@ -10,7 +10,7 @@ use axum::extract::FromRequestParts;
 use base64::Engine;
 use ferry_protocol::ApiToken;
 use http::request::Parts;
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use super::error::ApiError;
 use crate::access::credentials::Caller;
@@ -21,34 +21,53 @@ impl FromRequestParts<Arc<Hub>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, hub: &Arc<Hub>) -> Result<Self, ApiError> {
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return Err(unauthorized(
-                "this needs an API token: make one with `ferry token create` and send it as \
-                 'Authorization: Bearer TOKEN' (or as the password of HTTP Basic, with your handle as user)",
-            ));
-        };
-        let Some((user, token)) = credential(value) else {
-            return Err(unauthorized(
-                "the Authorization header holds no Ferry token (they start with ferry_)",
-            ));
-        };
-        let access = &hub.access.credentials;
-        let caller = access
-            .verify(&hub.catalog, &token, hub.config.default_quota)
-            .await?;
-        match caller {
-            Some(caller) if user.is_none_or(|u| u.eq_ignore_ascii_case(caller.handle.as_str())) => {
-                Ok(caller)
-            }
-            Some(_) => Err(unauthorized(
-                "that token belongs to another handle than the Basic user name",
-            )),
-            None => Err(unauthorized(
-                "that token lets no one in: it expired, was removed, or its user was revoked; \
-                 make a new one with `ferry token create`",
-            )),
-        }
+        authenticate(&parts.headers, &parts.extensions, hub)
+            .await?
+            .map_err(|why| unauthorized(why, "Bearer realm=\"ferry\""))
     }
+}
+
+/// The caller the `Authorization` header lets in, or why none.
+pub(crate) async fn authenticate(
+    headers: &HeaderMap,
+    extensions: &http::Extensions,
+    hub: &Hub,
+) -> Result<Result<Caller, &'static str>, ApiError> {
+    let caller = verify(headers, hub).await?;
+    if caller.is_ok()
+        && let Some(connection) = extensions.get::<Arc<super::Connection>>()
+    {
+        connection.verified();
+    }
+    Ok(caller)
+}
+
+async fn verify(headers: &HeaderMap, hub: &Hub) -> Result<Result<Caller, &'static str>, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(Err(
+            "this needs an API token: make one with `ferry token create` and send it as \
+             'Authorization: Bearer TOKEN' (or as the password of HTTP Basic, with your handle as user)",
+        ));
+    };
+    let Some((user, token)) = credential(value) else {
+        return Ok(Err(
+            "the Authorization header holds no Ferry token (they start with ferry_)",
+        ));
+    };
+    let access = &hub.access.credentials;
+    let caller = access
+        .verify(&hub.catalog, &token, hub.config.default_quota)
+        .await?;
+    Ok(match caller {
+        Some(caller) if user.is_none_or(|u| u.eq_ignore_ascii_case(caller.handle.as_str())) => {
+            Ok(caller)
+        }
+        Some(_) => Err("that token belongs to another handle than the Basic user name"),
+        None => Err(
+            "that token lets no one in: it expired, was removed, or its user was revoked; \
+             make a new one with `ferry token create`",
+        ),
+    })
 }
 
 impl Caller {
@@ -63,6 +82,27 @@ impl Caller {
     /// Whether this caller manages the hub (any file is theirs to change).
     pub(crate) fn admin(&self) -> bool {
         policy::allows(self.role, Permission::Manage)
+    }
+}
+
+/// Whether `caller` still has `permission` now (a long upload may outlast
+/// its user's rights: checked again before it is published).
+pub(crate) async fn still_may(
+    hub: &Hub,
+    caller: &Caller,
+    permission: Permission,
+) -> Result<(), ApiError> {
+    let user = hub.catalog.user(&caller.handle).await?;
+    match user {
+        Some(user) if !user.revoked && policy::allows(user.role, permission) => Ok(()),
+        Some(user) if !user.revoked => {
+            Err(policy::denied(caller.handle.as_str(), user.role, permission).into())
+        }
+        _ => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "revoked",
+            format!("'{}' was revoked; nothing was stored", caller.handle),
+        )),
     }
 }
 
@@ -84,10 +124,12 @@ fn credential(value: &HeaderValue) -> Option<(Option<String>, ApiToken)> {
     Some((Some(user.to_owned()), ApiToken::parse(password)?))
 }
 
-fn unauthorized(message: &str) -> ApiError {
+/// A 401 with `challenge` (Bearer for the API, Basic for WebDAV, whose
+/// clients then ask for a user name and password).
+pub(crate) fn unauthorized(message: &str, challenge: &'static str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).with_header(
         header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer realm=\"ferry\""),
+        HeaderValue::from_static(challenge),
     )
 }
 

@@ -98,6 +98,7 @@ pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::StorageFull | ErrorCode::QuotaExceeded => StatusCode::INSUFFICIENT_STORAGE,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
     }
 }
 
@@ -126,5 +127,6 @@ pub(crate) fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::InviteInvalid => "invite_invalid",
         ErrorCode::Revoked => "revoked",
         ErrorCode::LegacySecretNeeded => "legacy_secret_needed",
+        ErrorCode::PreconditionFailed => "precondition_failed",
     }
 }

@@ -20,6 +20,7 @@ use super::ranges::{self, Span, Wanted};
 use crate::access::credentials::Caller;
 use crate::access::policy::Permission;
 use crate::outcome::{Outcome, not_found};
+use crate::publish::Precondition;
 use crate::state::Hub;
 
 /// The query of `GET /api/v1/files`.
@@ -237,15 +238,25 @@ pub(crate) async fn delete(
     caller.may(Permission::Write)?;
     let name = name(&raw)?;
     let current = hub.catalog.get(&name).await?;
-    if conditions::evaluate(&headers, &method, current.as_ref()) == Verdict::Failed {
-        return Err(match current {
-            Some(entry) => precondition_failed(&entry),
-            None => not_found(&name).into(),
-        });
-    }
+    let precondition = match conditions::evaluate(&headers, &method, current.as_ref()) {
+        Verdict::Failed => {
+            return Err(match current {
+                Some(entry) => precondition_failed(&entry),
+                None => not_found(&name).into(),
+            });
+        }
+        // Checked again under the commit lock: a write in between wins.
+        _ => match &current {
+            Some(entry) if headers.contains_key(header::IF_MATCH) => {
+                Precondition::Holds(entry.hash)
+            }
+            _ => Precondition::Any,
+        },
+    };
+    let admin = caller.admin();
     match hub
         .publisher
-        .remove(&name, &caller.handle, caller.admin())
+        .remove_when(&name, &caller.handle, admin, precondition)
         .await?
     {
         Outcome::Done(entry) => Ok(Json(entry_json(&hub.publisher.accounts.spell(entry)))),

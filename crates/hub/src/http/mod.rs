@@ -11,14 +11,17 @@
 //! | `GET`, `HEAD /api/v1/files/{name}` | the bytes: `ETag`, ranges, conditions |
 //! | `PUT /api/v1/files/{name}` | an upload (`?conflict=`, `Ferry-Hash`) |
 //! | `DELETE /api/v1/files/{name}` | a deletion |
+//! | `/dav/` | WebDAV (see [`dav`]) |
 //!
 //! `api/openapi.yaml` in the repository documents each.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
-use axum::Router;
-use axum::routing::get;
+use axum::routing::{any, get};
+use axum::{Extension, Router};
+use ferry_io::watched::Watched;
 use ferry_io::{Slot, Transport};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -29,7 +32,8 @@ use crate::state::Hub;
 
 mod auth;
 mod blob;
-mod conditions;
+pub(crate) mod conditions;
+pub mod dav;
 pub mod error;
 mod files;
 mod ranges;
@@ -45,6 +49,9 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
             "/api/v1/files/{*name}",
             get(files::get).put(upload::put).delete(files::delete),
         )
+        .route(dav::PREFIX, any(dav::serve))
+        .route("/dav/", any(dav::serve))
+        .route("/dav/{*path}", any(dav::serve))
         .fallback(|| async {
             error::ApiError::new(
                 http::StatusCode::NOT_FOUND,
@@ -55,9 +62,35 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
         .with_state(hub)
 }
 
+/// Concurrent requests one HTTP/2 connection may have: each may hold an
+/// upload's temp file and reservation, and a connection is one slot.
+const MAX_STREAMS: u32 = 8;
+
+/// A connection's place among its source's, given up as unverified until
+/// a request on it shows a valid credential.
+pub(crate) struct Connection {
+    slot: Mutex<Slot>,
+    verified: AtomicBool,
+}
+
+impl Connection {
+    /// A request on this connection came from a known user.
+    pub(crate) fn verified(&self) {
+        if !self.verified.swap(true, Ordering::Relaxed) {
+            self.slot
+                .lock()
+                .expect("slot lock is never poisoned")
+                .verified();
+        }
+    }
+}
+
 /// Serves HTTP/1.1 or HTTP/2 on one connection until the client leaves or
 /// the hub shuts down (then a request under way is let finish, within the
-/// hub's grace period, and the connection closed).
+/// hub's grace period, and the connection closed). A connection that shows
+/// no valid credential within the login timeout is closed, as a Ferry
+/// connection that does not log in is; one on which nothing moves for the
+/// idle timeout, or whose peer stops reading for the stall timeout, too.
 pub(crate) async fn serve(
     hub: Arc<Hub>,
     transport: Box<dyn Transport>,
@@ -65,24 +98,44 @@ pub(crate) async fn serve(
     slot: Slot,
     shutdown: CancellationToken,
 ) {
-    let _slot = slot;
-    let service = TowerToHyperService::new(router(Arc::clone(&hub)));
+    let config = &hub.config;
+    let connection = Arc::new(Connection {
+        slot: Mutex::new(slot),
+        verified: AtomicBool::new(false),
+    });
+    let router = router(Arc::clone(&hub)).layer(Extension(Arc::clone(&connection)));
+    let service = TowerToHyperService::new(router);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(hub.config.handshake_timeout);
+        .header_read_timeout(config.handshake_timeout);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .keep_alive_interval(Some(hub.config.stall_timeout));
-    let connection = builder.serve_connection(TokioIo::new(transport), service);
-    tokio::pin!(connection);
-    let served = tokio::select! {
-        served = connection.as_mut() => served,
-        () = shutdown.cancelled() => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
+        .max_concurrent_streams(MAX_STREAMS)
+        .keep_alive_interval(Some(config.stall_timeout));
+    let watched = Watched::new(transport, config.idle_timeout, config.stall_timeout);
+    let serving = builder.serve_connection(TokioIo::new(watched), service);
+    tokio::pin!(serving);
+    let login_by = tokio::time::sleep(config.login_timeout);
+    tokio::pin!(login_by);
+    let served = loop {
+        tokio::select! {
+            served = serving.as_mut() => break served,
+            () = shutdown.cancelled() => {
+                serving.as_mut().graceful_shutdown();
+                break serving.await;
+            }
+            () = &mut login_by, if !connection.verified.load(Ordering::Relaxed) => {
+                // The condition is read when the wait starts: look again.
+                if connection.verified.load(Ordering::Relaxed) {
+                    continue;
+                }
+                tracing::debug!(%remote, "HTTP connection showed no credential in time; closing it");
+                serving.as_mut().graceful_shutdown();
+                break serving.await;
+            }
         }
     };
     if let Err(e) = served {

@@ -22,10 +22,10 @@ use super::files::{describe, entry_json, name, precondition_failed};
 use crate::access::credentials::Caller;
 use crate::access::policy::Permission;
 use crate::outcome::{Outcome, Refusal};
-use crate::publish::{Placement, Publication};
+use crate::publish::{Placement, Precondition, Publication};
 use crate::space;
 use crate::state::Hub;
-use crate::store::remove_quietly;
+use crate::store::Staged;
 
 /// The query of a `PUT`.
 #[derive(Debug, Deserialize)]
@@ -53,14 +53,19 @@ pub(crate) async fn put(
     let announced = announced_hash(&headers)?;
     let mut policy = conflict_policy(query.conflict.as_deref())?;
     let current = hub.catalog.get(&name).await?;
-    match conditions::evaluate(&headers, &method, current.as_ref()) {
-        Verdict::Proceed => {}
-        _ => return Err(precondition(current.as_ref(), &name)),
+    if conditions::evaluate(&headers, &method, current.as_ref()) != Verdict::Proceed {
+        return Err(precondition(current.as_ref(), &name));
     }
-    // If-Match names the version to replace: replacing it is the point.
-    if headers.contains_key(header::IF_MATCH) {
-        policy = ConflictPolicy::Overwrite;
-    }
+    // Checked again at commit, so that a write in between is not lost.
+    let precondition = match &current {
+        _ if headers.contains_key(header::IF_NONE_MATCH) => Precondition::Absent,
+        Some(entry) if headers.contains_key(header::IF_MATCH) => {
+            // If-Match names the version to replace: replacing it is the point.
+            policy = ConflictPolicy::Overwrite;
+            Precondition::Holds(entry.hash)
+        }
+        _ => Precondition::Any,
+    };
     let max = hub.config.max_file_size;
     if size > max {
         let message = format!("'{name}' is {size} bytes; this hub accepts at most {max}");
@@ -91,17 +96,11 @@ pub(crate) async fn put(
         let message = no_room.message(publication.name.as_str());
         return Err(Refusal::new(ErrorCode::StorageFull, message).into());
     }
-    let path = hub.store.temp_path();
-    let received = receive(body, &path, size, hub.config.stall_timeout).await;
-    let hash = match received {
-        Ok(hash) => hash,
-        Err(e) => {
-            remove_quietly(&path).await;
-            return Err(e);
-        }
-    };
+    // Removed however this ends, a dropped connection included, unless
+    // the publisher took the bytes.
+    let staged = Staged::new(hub.store.temp_path());
+    let hash = receive(body, staged.path(), size, hub.config.stall_timeout).await?;
     if announced.is_some_and(|a| a != hash) {
-        remove_quietly(&path).await;
         let message = format!(
             "'{}' arrived with hash {}, not the announced {}; nothing was stored",
             publication.name,
@@ -111,17 +110,19 @@ pub(crate) async fn put(
         return Err(Refusal::new(ErrorCode::HashMismatch, message).into());
     }
     publication.hash = hash;
-    match hub
+    // A long upload may outlast its user's rights.
+    super::auth::still_may(&hub, &caller, Permission::Write).await?;
+    let published = hub
         .publisher
-        .publish(&publication, Some(&path), false)
-        .await?
-    {
-        Outcome::Done(Some((entry, already))) => Ok(stored(&hub, entry, !already)),
-        Outcome::Done(None) => unreachable!("publishing with bytes always stores them"),
-        Outcome::Refused(refusal) => {
-            remove_quietly(&path).await;
-            Err(refusal.into())
+        .publish_when(&publication, Some(staged.path()), false, precondition)
+        .await?;
+    match published {
+        Outcome::Done(Some((entry, already))) => {
+            staged.taken();
+            Ok(stored(&hub, entry, !already))
         }
+        Outcome::Done(None) => unreachable!("publishing with bytes always stores them"),
+        Outcome::Refused(refusal) => Err(refusal.into()),
     }
 }
 

@@ -13,7 +13,8 @@
 //! - at most one upload at a time writes a given partial file (`uploads`);
 //! - small uploads wait in memory within `UPLOAD_MEMORY` bytes in all.
 //!
-//! The `group` module commits many small uploads at once under the same rules.
+//! The `group` module commits many small uploads at once under the same
+//! rules; `copies` lists stored bytes under another name (WebDAV COPY, MOVE).
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -29,6 +30,7 @@ use crate::outcome::{Outcome, Refusal, not_found};
 use crate::store::Store;
 
 pub mod accounts;
+pub mod copies;
 pub(crate) mod group;
 
 use accounts::Accounts;
@@ -58,6 +60,37 @@ pub struct Publication {
     /// A copy the hub keeps of a relayed file: counted against no one's
     /// quota, but within the hub's budget for such copies.
     pub relayed: bool,
+}
+
+/// What a name must hold at commit for a conditional write (HTTP
+/// `If-Match`, `If-None-Match: *`), checked under `commit_lock` so that
+/// no write in between is lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    /// Anything, or nothing.
+    Any,
+    /// Nothing: the write creates the name.
+    Absent,
+    /// The file with this hash.
+    Holds(ContentHash),
+}
+
+impl Precondition {
+    /// The refusal when `current` is not what is asked for.
+    fn refuse(self, name: &str, current: Option<&FileEntry>) -> Option<Refusal> {
+        let met = match self {
+            Self::Any => true,
+            Self::Absent => current.is_none(),
+            Self::Holds(hash) => current.is_some_and(|c| c.hash == hash),
+        };
+        (!met).then(|| {
+            let now = current.map_or_else(|| "gone".to_owned(), |c| format!("now {}", c.hash.short()));
+            Refusal::new(
+                ErrorCode::PreconditionFailed,
+                format!("'{name}' is not the version the request named (it is {now}); nothing was changed"),
+            )
+        })
+    }
 }
 
 /// What placing a file resolved to.
@@ -195,8 +228,23 @@ impl Publisher {
         bytes: Option<&Path>,
         proven: bool,
     ) -> Result<Outcome<Option<(FileEntry, bool)>>, HubError> {
+        self.publish_when(publication, bytes, proven, Precondition::Any)
+            .await
+    }
+
+    /// [`Self::publish`] only if the name holds what `precondition` says.
+    pub async fn publish_when(
+        &self,
+        publication: &Publication,
+        bytes: Option<&Path>,
+        proven: bool,
+        precondition: Precondition,
+    ) -> Result<Outcome<Option<(FileEntry, bool)>>, HubError> {
         let _commit = self.commit_lock.lock().await;
         let current = self.catalog.get(&publication.name).await?;
+        if let Some(refusal) = precondition.refuse(publication.name.as_str(), current.as_ref()) {
+            return Ok(Outcome::Refused(refusal));
+        }
         let name = match self.place_given(publication, current, true).await? {
             Outcome::Refused(refusal) => return Ok(Outcome::Refused(refusal)),
             Outcome::Done(Placement::AlreadyThere(entry)) => {
@@ -295,10 +343,24 @@ impl Publisher {
         by: &Handle,
         admin: bool,
     ) -> Result<Outcome<FileEntry>, HubError> {
+        self.remove_when(name, by, admin, Precondition::Any).await
+    }
+
+    /// [`Self::remove`] only if the name holds what `precondition` says.
+    pub async fn remove_when(
+        &self,
+        name: &FileName,
+        by: &Handle,
+        admin: bool,
+        precondition: Precondition,
+    ) -> Result<Outcome<FileEntry>, HubError> {
         let _commit = self.commit_lock.lock().await;
         let Some(entry) = self.catalog.get(name).await? else {
             return Ok(Outcome::Refused(not_found(name)));
         };
+        if let Some(refusal) = precondition.refuse(name.as_str(), Some(&entry)) {
+            return Ok(Outcome::Refused(refusal));
+        }
         if entry.owner != by.as_str() && !admin {
             return Ok(Outcome::Refused(Refusal::new(
                 ErrorCode::PermissionDenied,

@@ -1,0 +1,272 @@
+//! WebDAV at `/dav/` through real clients: the litmus suites (0 failures
+//! each), rclone copying a tree up and checking it back byte for byte,
+//! and curl for the store's rules (roles, other users' files, quotas).
+
+use std::path::Path;
+
+use ferry_protocol::{InviteTerms, Role};
+
+use crate::support::{Home, TestHub, ferry, pattern, run, within};
+
+/// A plaintext hub (litmus cannot pin a certificate) and a user's token.
+async fn hub_and_token(handle: &str) -> (TestHub, Home, String) {
+    let hub = TestHub::start_with(|c| c.tls = false).await;
+    let home = Home::new();
+    let made = run(ferry(&home, &hub).args(["--name", handle, "token", "create"])).await;
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let token = made.stdout.lines().last().unwrap().to_owned();
+    (hub, home, token)
+}
+
+fn dav_url(hub: &TestHub) -> String {
+    format!("http://{}/dav/", hub.addr)
+}
+
+#[tokio::test]
+async fn litmus_passes_every_suite() {
+    let (hub, _home, token) = hub_and_token("alice").await;
+    let dir = tempfile::tempdir().unwrap();
+    for suite in ["basic", "copymove", "props", "locks", "http"] {
+        let binary = Path::new("/usr/libexec/litmus").join(suite);
+        assert!(
+            binary.exists(),
+            "litmus is not installed (apt-get install litmus)"
+        );
+        let ran = run(tokio::process::Command::new(&binary)
+            .current_dir(dir.path())
+            .args([
+                "--htdocs",
+                "/usr/share/litmus/htdocs",
+                &dav_url(&hub),
+                "alice",
+                &token,
+            ]))
+        .await;
+        let summary = ran
+            .stdout
+            .lines()
+            .find(|l| l.contains("summary for"))
+            .unwrap_or_else(|| panic!("{suite}: no summary: {}{}", ran.stdout, ran.stderr));
+        assert!(
+            summary.contains(" 0 failed"),
+            "{suite}: {summary}\n{}",
+            ran.stdout
+        );
+        assert_eq!(ran.code, 0, "{suite}: {}", ran.stdout);
+    }
+}
+
+/// rclone with an on-the-fly WebDAV remote for `user` and `token`.
+fn rclone(
+    config: &Path,
+    url: &str,
+    user: &str,
+    obscured: &str,
+) -> (tokio::process::Command, String) {
+    let mut command = tokio::process::Command::new("rclone");
+    command.env("RCLONE_CONFIG", config).kill_on_drop(true);
+    let remote = format!(":webdav,url='{url}',vendor=other,user={user},pass='{obscured}':");
+    (command, remote)
+}
+
+#[tokio::test]
+async fn rclone_copies_a_tree_up_and_checks_it_back() {
+    let (hub, home, token) = hub_and_token("alice").await;
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    for (name, len, seed) in [
+        ("top.txt", 10, 1),
+        ("docs/a.bin", 300_000, 2),
+        ("docs/deeper/b.bin", 2_100_000, 3),
+        ("docs/deeper/empty.txt", 0, 4),
+        ("photos/c d é.jpg", 65_537, 5),
+    ] {
+        let path = tree.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, pattern(len, seed)).unwrap();
+    }
+    let obscured = run(tokio::process::Command::new("rclone").args(["obscure", &token])).await;
+    assert_eq!(
+        obscured.code, 0,
+        "rclone is not installed? {}",
+        obscured.stderr
+    );
+    let config = dir.path().join("rclone.conf");
+    let (mut copy, remote) = rclone(&config, &dav_url(&hub), "alice", obscured.stdout.trim());
+    let copied = run(copy.arg("copy").arg(&tree).arg(format!("{remote}backup"))).await;
+    assert_eq!(copied.code, 0, "{}", copied.stderr);
+    let (mut check, remote) = rclone(&config, &dav_url(&hub), "alice", obscured.stdout.trim());
+    let checked = run(check
+        .args(["check", "--download"])
+        .arg(&tree)
+        .arg(format!("{remote}backup")))
+    .await;
+    assert_eq!(checked.code, 0, "{}", checked.stderr);
+    assert!(
+        checked.stderr.contains("0 differences found"),
+        "{}",
+        checked.stderr
+    );
+
+    // The files are the store's, as any upload: listed, owned, fetchable.
+    let listed = run(ferry(&home, &hub).args(["--name", "alice", "--json", "ls"])).await;
+    for name in [
+        "backup/top.txt",
+        "backup/docs/deeper/b.bin",
+        "backup/photos/c d é.jpg",
+    ] {
+        assert!(listed.stdout.contains(name), "{name}: {}", listed.stdout);
+    }
+    assert_eq!(hub.leftovers(), 0);
+}
+
+/// curl `args` against `url`, as `user` with `token`: the status.
+async fn dav(url: &str, user: &str, token: &str, args: &[&str]) -> u16 {
+    let credential = format!("{user}:{token}");
+    let output = within(
+        60,
+        tokio::process::Command::new("curl")
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-u",
+                &credential,
+            ])
+            .args(args)
+            .arg(url)
+            .output(),
+    )
+    .await
+    .unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn webdav_keeps_the_stores_rules() {
+    let owner_home = Home::new();
+    let (hub, mut owner) = TestHub::invite_only(false, &owner_home, "owner").await;
+    let mut tokens = Vec::new();
+    for (handle, role, quota) in [
+        ("alice", Role::Member, Some(100_000)),
+        ("bob", Role::Member, None),
+        ("rita", Role::Reader, None),
+    ] {
+        let terms = InviteTerms {
+            role,
+            uses: 1,
+            expires_at: None,
+            quota,
+        };
+        let secret = owner.create_invite(terms).await.unwrap().1;
+        let mut client = Home::new().join(&hub, secret, handle).await.unwrap();
+        tokens.push(
+            client
+                .create_token("dav", None)
+                .await
+                .unwrap()
+                .1
+                .to_string(),
+        );
+    }
+    let [alice, bob, rita] = [&tokens[0], &tokens[1], &tokens[2]];
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small");
+    std::fs::write(&small, b"alice's notes").unwrap();
+    let big = dir.path().join("big");
+    std::fs::write(&big, pattern(150_000, 1)).unwrap();
+    let (small, big) = (small.to_str().unwrap(), big.to_str().unwrap());
+    let url = |name: &str| format!("http://{}/dav/{name}", hub.addr);
+
+    assert_eq!(
+        dav(&url("notes.txt"), "alice", alice, &["-T", small]).await,
+        201
+    );
+    assert_eq!(
+        dav(&url("notes.txt"), "alice", alice, &["-T", small]).await,
+        204,
+        "her own: replaced"
+    );
+    assert_eq!(
+        dav(&url("notes.txt"), "bob", bob, &["-T", small]).await,
+        403,
+        "another's file"
+    );
+    assert_eq!(
+        dav(&url("notes.txt"), "bob", bob, &["-X", "DELETE"]).await,
+        403
+    );
+    let moved_by_bob = format!("Destination: {}", url("mine.txt"));
+    assert_eq!(
+        dav(
+            &url("notes.txt"),
+            "bob",
+            bob,
+            &["-X", "MOVE", "-H", &moved_by_bob]
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        dav(&url("r.txt"), "rita", rita, &["-T", small]).await,
+        403,
+        "readers read"
+    );
+    assert_eq!(dav(&url("notes.txt"), "rita", rita, &[]).await, 200);
+    assert_eq!(
+        dav(&url("big.bin"), "alice", alice, &["-T", big]).await,
+        507,
+        "over her quota"
+    );
+    assert_eq!(
+        dav(&url("nowhere/x.txt"), "alice", alice, &["-T", small]).await,
+        409,
+        "no such folder"
+    );
+    assert_eq!(
+        dav(&url("notes.txt"), "alice", "ferry_nonsense", &[]).await,
+        401
+    );
+
+    // A copy by bob is bob's; alice's move keeps hers and its bytes.
+    let copy_dest = format!("Destination: {}", url("bobs-copy.txt"));
+    assert_eq!(
+        dav(
+            &url("notes.txt"),
+            "bob",
+            bob,
+            &["-X", "COPY", "-H", &copy_dest]
+        )
+        .await,
+        201
+    );
+    let move_dest = format!("Destination: {}", url("moved.txt"));
+    assert_eq!(
+        dav(
+            &url("notes.txt"),
+            "alice",
+            alice,
+            &["-X", "MOVE", "-H", &move_dest]
+        )
+        .await,
+        201
+    );
+    let listed = owner.list(None).await.unwrap();
+    let owners: Vec<(String, String)> = listed
+        .iter()
+        .map(|e| (e.name.clone(), e.owner.clone()))
+        .collect();
+    assert_eq!(
+        owners,
+        [
+            ("bobs-copy.txt".into(), "bob".into()),
+            ("moved.txt".into(), "alice".into())
+        ]
+    );
+    assert_eq!(hub.leftovers(), 0, "refused uploads left nothing behind");
+}
