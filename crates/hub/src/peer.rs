@@ -21,6 +21,7 @@ use crate::outcome::Refusal;
 use crate::publish::unix_now;
 use crate::relay_copy::RelayCopy;
 use crate::session::{Flow, Session};
+use crate::state::Hub;
 
 /// Chunks buffered between a pushing owner and a relaying requester.
 const RELAY_CHUNKS: usize = 4;
@@ -135,34 +136,14 @@ impl Session {
     }
 
     pub(crate) async fn search(&mut self, term: &str, limit: u32) -> Result<Flow, HubError> {
-        if term.len() > MAX_SEARCH_TERM {
-            let message = format!("search terms are limited to {MAX_SEARCH_TERM} bytes");
-            self.refuse(Refusal::new(ErrorCode::TooLarge, message))
-                .await?;
-            return Ok(Flow::Continue);
+        match find(&self.hub, term, limit).await? {
+            Ok((hits, truncated)) => {
+                self.writer
+                    .send(&Response::SearchResults { hits, truncated })
+                    .await?;
+            }
+            Err(refusal) => self.refuse(refusal).await?,
         }
-        let limit = limit.clamp(1, MAX_SEARCH_HITS);
-        let lower = term.to_lowercase();
-        let (stored, more_stored) = self.hub.catalog.search(&lower, limit).await?;
-        let mut hits: Vec<Hit> = stored
-            .into_iter()
-            .map(|e| Hit {
-                file: ferry_protocol::Offered {
-                    name: e.name,
-                    size: e.size,
-                    hash: e.hash,
-                },
-                source: Source::Store { owner: e.owner },
-            })
-            .collect();
-        let (peer_hits, more_peers) = self.hub.index.search(&lower, limit as usize - hits.len());
-        hits.extend(peer_hits);
-        let accounts = &self.hub.publisher.accounts;
-        let hits = hits.into_iter().map(|h| accounts.spell_hit(h)).collect();
-        let truncated = more_stored || more_peers;
-        self.writer
-            .send(&Response::SearchResults { hits, truncated })
-            .await?;
         Ok(Flow::Continue)
     }
 
@@ -407,4 +388,37 @@ fn random_token() -> Result<Token, HubError> {
     aws_lc_rs::rand::fill(&mut bytes)
         .map_err(|_| HubError::Relay("no randomness available".into()))?;
     Ok(Token(bytes))
+}
+
+/// What a search for `term` finds, in the store and among online peers
+/// (at most `limit`, spelled for display), and whether there was more;
+/// or why it is refused. Every way in searches through this.
+pub(crate) async fn find(
+    hub: &Hub,
+    term: &str,
+    limit: u32,
+) -> Result<Result<(Vec<Hit>, bool), Refusal>, HubError> {
+    if term.len() > MAX_SEARCH_TERM {
+        let message = format!("search terms are limited to {MAX_SEARCH_TERM} bytes");
+        return Ok(Err(Refusal::new(ErrorCode::TooLarge, message)));
+    }
+    let limit = limit.clamp(1, MAX_SEARCH_HITS);
+    let lower = term.to_lowercase();
+    let (stored, more_stored) = hub.catalog.search(&lower, limit).await?;
+    let mut hits: Vec<Hit> = stored
+        .into_iter()
+        .map(|e| Hit {
+            file: ferry_protocol::Offered {
+                name: e.name,
+                size: e.size,
+                hash: e.hash,
+            },
+            source: Source::Store { owner: e.owner },
+        })
+        .collect();
+    let (peer_hits, more_peers) = hub.index.search(&lower, limit as usize - hits.len());
+    hits.extend(peer_hits);
+    let accounts = &hub.publisher.accounts;
+    let hits = hits.into_iter().map(|h| accounts.spell_hit(h)).collect();
+    Ok(Ok((hits, more_stored || more_peers)))
 }

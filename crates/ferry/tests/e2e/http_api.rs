@@ -716,3 +716,88 @@ async fn a_connection_that_shows_no_credential_is_closed_at_the_login_timeout() 
         "still served"
     );
 }
+
+#[tokio::test]
+async fn search_finds_the_store_and_online_peers_and_events_stream_live() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let api = Api::start(|_| {}).await;
+    let bob =
+        crate::support::TestPeer::start(&api.hub, "bob", &[("Holiday-peer.JPG", b"b1")]).await;
+    let file = api.local("h.png", b"store");
+    assert_eq!(
+        api.call("/api/v1/files/holiday-store.png", &["-T", &file])
+            .await
+            .status,
+        201
+    );
+    let found = api.call("/api/v1/search?q=HOLIDAY", &[]).await.json();
+    let mut hits: Vec<(String, String, String)> = found["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["name"].as_str().unwrap().into(),
+                h["source"].as_str().unwrap().into(),
+                h["owner"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    hits.sort();
+    assert_eq!(
+        hits,
+        [
+            ("Holiday-peer.JPG".into(), "peer".into(), "bob".into()),
+            ("holiday-store.png".into(), "store".into(), "Alice".into()),
+        ]
+    );
+    assert!(
+        found["hits"][0].get("addr").is_none(),
+        "a peer's address is not handed out"
+    );
+    drop(bob);
+
+    // The stream sees a CLI upload as it lands, and ends when the hub stops.
+    let mut events = tokio::process::Command::new("curl")
+        .args([
+            "-sN",
+            "-H",
+            &format!("Authorization: Bearer {}", api.token),
+            &api.url("/api/v1/events"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(events.stdout.take().unwrap()).lines();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("live.txt"), b"live").unwrap();
+    let put = run(ferry(&api.home, &api.hub)
+        .current_dir(dir.path())
+        .args(["--name", "Alice", "put", "live.txt"]))
+    .await;
+    assert_eq!(put.code, 0, "{}", put.stderr);
+    let seen = within(20, async {
+        let mut kind = String::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(k) = line.strip_prefix("event: ") {
+                kind = k.to_owned();
+            } else if let Some(data) = line.strip_prefix("data: ") {
+                let data: serde_json::Value = serde_json::from_str(data).unwrap();
+                if kind == "uploaded" && data["name"] == "live.txt" {
+                    return data;
+                }
+            }
+        }
+        panic!("the stream ended before the upload");
+    })
+    .await;
+    assert_eq!(seen["handle"], "Alice");
+    within(20, api.hub.stop()).await;
+    let status = within(10, events.wait()).await.unwrap();
+    assert!(
+        status.success(),
+        "the stream ended cleanly with the hub: {status:?}"
+    );
+}

@@ -8,6 +8,8 @@
 //! | `GET /healthz` | `ok` while the hub serves |
 //! | `GET /api/v1/me` | the caller: handle, role, quota, use |
 //! | `GET /api/v1/files` | a page of the listing (`prefix`, `cursor`, `limit`) |
+//! | `GET /api/v1/search?q=` | store and online peers, as `ferry search` |
+//! | `GET /api/v1/events` | server-sent events: uploads, deletions, peers |
 //! | `GET`, `HEAD /api/v1/files/{name}` | the bytes: `ETag`, ranges, conditions |
 //! | `PUT /api/v1/files/{name}` | an upload (`?conflict=`, `Ferry-Hash`) |
 //! | `DELETE /api/v1/files/{name}` | a deletion |
@@ -36,6 +38,7 @@ pub(crate) mod conditions;
 pub mod dav;
 pub mod error;
 mod files;
+mod live;
 mod ranges;
 mod upload;
 
@@ -45,6 +48,8 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/v1/me", get(files::me))
         .route("/api/v1/files", get(files::list))
+        .route("/api/v1/search", get(live::search))
+        .route("/api/v1/events", get(live::events))
         .route(
             "/api/v1/files/{*name}",
             get(files::get).put(upload::put).delete(files::delete),
@@ -71,6 +76,8 @@ const MAX_STREAMS: u32 = 8;
 pub(crate) struct Connection {
     slot: Mutex<Slot>,
     verified: AtomicBool,
+    /// Cancelled when the hub shuts down: long responses (event streams) end.
+    pub(crate) ended: CancellationToken,
 }
 
 impl Connection {
@@ -102,6 +109,7 @@ pub(crate) async fn serve(
     let connection = Arc::new(Connection {
         slot: Mutex::new(slot),
         verified: AtomicBool::new(false),
+        ended: shutdown.child_token(),
     });
     let router = router(Arc::clone(&hub)).layer(Extension(Arc::clone(&connection)));
     let service = TowerToHyperService::new(router);
