@@ -45,6 +45,16 @@ pub(crate) async fn run(args: &ServeArgs) -> Result<()> {
         ),
     }
     print_admission(&hub, addr).await?;
+    let scheme = if hub.fingerprint().is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let web = reachable_addr(addr);
+    say!(
+        "  HTTP on the same port: {scheme}://{web}/api/v1/ (API), {scheme}://{web}/dav/ (WebDAV);
+           users make a token for them with `ferry token create`."
+    );
     tracing::info!(
         %addr,
         data = %data_dir.display(),

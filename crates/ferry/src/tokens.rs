@@ -49,7 +49,11 @@ pub(crate) async fn token(session: &mut Session, action: TokenAction) -> Result<
                 },
                 expires_at.map_or_else(|| "removed".to_owned(), |at| when(Some(at)))
             );
-            println!("  curl -H \"Authorization: Bearer $TOKEN\" {scheme}://{addr}/api/v1/files");
+            // -k: the hub's certificate is its own, not a public CA's.
+            let insecure = if session.settings.tls { "-k " } else { "" };
+            println!(
+                "  curl {insecure}-H \"Authorization: Bearer $TOKEN\" {scheme}://{addr}/api/v1/files"
+            );
             println!(
                 "or as the password for your handle in a WebDAV client ({scheme}://{addr}/dav/)."
             );

@@ -133,6 +133,12 @@ impl Store {
         self.tmp.join(format!("upload-{n}"))
     }
 
+    /// The bytes of HTTP resumable upload `id` (hex; its record is beside
+    /// it, with `.json`), swept with the other partials.
+    pub fn resumable_path(&self, id: &str) -> PathBuf {
+        self.partial.join(format!("http-{id}"))
+    }
+
     /// The resumable partial file for upload `key`.
     pub fn partial_path(&self, key: &ContentHash) -> PathBuf {
         self.partial.join(key.to_hex())

@@ -52,11 +52,24 @@ async fn listing_len(raw: &mut Raw) -> usize {
 async fn an_oversized_length_prefix_is_rejected_before_allocating() {
     within(30, async {
         let hub = TestHub::start_with(plaintext()).await;
+        // A Ferry frame's first byte is 0 (frames stay under 16 MiB): the
+        // largest length that still reads as Ferry is refused as such...
         let mut raw = Raw::connect(hub.addr).await;
-        raw.raw_bytes(&u32::MAX.to_be_bytes()).await;
+        raw.raw_bytes(&0x00FF_FFFFu32.to_be_bytes()).await;
         assert_eq!(code_of(&raw.recv().await), Some(ErrorCode::TooLarge));
         assert!(raw.closed_by_hub().await);
         served_at_once(&hub).await;
+        // ...and any larger one is not Ferry at all: HTTP refuses it.
+        let mut raw = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut raw, &u32::MAX.to_be_bytes())
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut raw, &mut answer).await;
+        assert!(
+            answer.is_empty() || answer.starts_with(b"HTTP/1.1 400"),
+            "{answer:?}"
+        );
         hub.stop().await;
     })
     .await;

@@ -801,3 +801,166 @@ async fn search_finds_the_store_and_online_peers_and_events_stream_live() {
         "the stream ended cleanly with the hub: {status:?}"
     );
 }
+
+/// `Upload-Metadata` for `pairs`.
+fn tus_metadata(pairs: &[(&str, &str)]) -> String {
+    use base64::Engine;
+    let encoded: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{k} {}",
+                base64::engine::general_purpose::STANDARD.encode(v)
+            )
+        })
+        .collect();
+    format!("Upload-Metadata: {}", encoded.join(","))
+}
+
+#[tokio::test]
+async fn a_resumable_upload_survives_a_hub_restart_and_publishes_once_whole() {
+    let mut api = Api::start(|_| {}).await;
+    let data = pattern(3_000_000, 8);
+    let (first, second) = data.split_at(1_234_567);
+    let (first, second) = (api.local("first", first), api.local("second", second));
+    let tus = "Tus-Resumable: 1.0.0";
+    let hash = blake3::hash(&data).to_hex().to_string();
+    let metadata = tus_metadata(&[("filename", "videos/big film.mp4"), ("hash", &hash)]);
+    let length = format!("Upload-Length: {}", data.len());
+
+    let options = api.call("/api/v1/uploads", &["-X", "OPTIONS"]).await;
+    assert_eq!(options.header("tus-version").unwrap(), "1.0.0");
+    let unversioned = api
+        .call(
+            "/api/v1/uploads",
+            &["-X", "POST", "-H", &length, "-H", &metadata],
+        )
+        .await;
+    assert_eq!(unversioned.status, 412);
+    let created = api
+        .call(
+            "/api/v1/uploads",
+            &["-X", "POST", "-H", tus, "-H", &length, "-H", &metadata],
+        )
+        .await;
+    assert_eq!(
+        created.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    let location = created.header("location").unwrap();
+    let patch = |file: &str, offset: usize| {
+        [
+            "-X".to_owned(),
+            "PATCH".to_owned(),
+            "-H".to_owned(),
+            tus.to_owned(),
+            "-H".to_owned(),
+            "Content-Type: application/offset+octet-stream".to_owned(),
+            "-H".to_owned(),
+            format!("Upload-Offset: {offset}"),
+            "--data-binary".to_owned(),
+            format!("@{file}"),
+        ]
+    };
+    let args = patch(&first, 0);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let part = api.call(&location, &args).await;
+    assert_eq!(part.status, 204, "{}", String::from_utf8_lossy(&part.body));
+    assert_eq!(part.header("upload-offset").unwrap(), "1234567");
+    assert_eq!(
+        api.call("/api/v1/files", &[]).await.json()["files"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0,
+        "nothing listed before the last byte"
+    );
+
+    // The hub restarts; the upload is where it was, for its owner only.
+    api.hub = api.hub.restart().await;
+    let head = api.call(&location, &["-I", "-H", tus]).await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("upload-offset").unwrap(), "1234567");
+    let bob = token(&Home::new(), &api.hub, "bob").await;
+    assert_eq!(
+        api.call_as(&bob, &location, &["-I", "-H", tus])
+            .await
+            .status,
+        404
+    );
+    let stale = patch(&second, 0);
+    let stale: Vec<&str> = stale.iter().map(String::as_str).collect();
+    assert_eq!(
+        api.call(&location, &stale).await.status,
+        409,
+        "the wrong offset"
+    );
+
+    let args = patch(&second, 1_234_567);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let done = api.call(&location, &args).await;
+    assert_eq!(done.status, 204, "{}", String::from_utf8_lossy(&done.body));
+    assert_eq!(done.header("ferry-hash").unwrap(), hash);
+    let got = api.call("/api/v1/files/videos/big%20film.mp4", &[]).await;
+    assert!(got.status == 200 && got.body == data, "published whole");
+    assert_eq!(
+        api.call(&location, &["-I", "-H", tus]).await.status,
+        404,
+        "the upload is gone"
+    );
+    assert_eq!(api.hub.leftovers(), 0);
+
+    // A lying hash publishes nothing; a terminated upload leaves nothing.
+    let lie = tus_metadata(&[
+        ("filename", "lie.bin"),
+        ("hash", &blake3::hash(b"x").to_hex()),
+    ]);
+    let small = api.local("small", b"abc");
+    let created = api
+        .call(
+            "/api/v1/uploads",
+            &[
+                "-X",
+                "POST",
+                "-H",
+                tus,
+                "-H",
+                "Upload-Length: 3",
+                "-H",
+                &lie,
+            ],
+        )
+        .await;
+    let location = created.header("location").unwrap();
+    let args = patch(&small, 0);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_eq!(api.call(&location, &args).await.status, 422);
+    let named = tus_metadata(&[("filename", "dropped.bin")]);
+    let created = api
+        .call(
+            "/api/v1/uploads",
+            &[
+                "-X",
+                "POST",
+                "-H",
+                tus,
+                "-H",
+                "Upload-Length: 3",
+                "-H",
+                &named,
+            ],
+        )
+        .await;
+    let location = created.header("location").unwrap();
+    assert_eq!(
+        api.call(&location, &["-X", "DELETE", "-H", tus])
+            .await
+            .status,
+        204
+    );
+    assert_eq!(api.hub.leftovers(), 0);
+    let listed = api.call("/api/v1/files", &[]).await.json();
+    assert_eq!(listed["files"].as_array().unwrap().len(), 1);
+}

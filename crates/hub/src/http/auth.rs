@@ -51,7 +51,7 @@ async fn verify(headers: &HeaderMap, hub: &Hub) -> Result<Result<Caller, &'stati
     };
     let Some((user, token)) = credential(value) else {
         return Ok(Err(
-            "the Authorization header holds no Ferry token (they start with ferry_)",
+            "the Authorization header holds no Ferry token (ferry_ and 64 hex digits, as `ferry token create` prints it)",
         ));
     };
     let access = &hub.access.credentials;

@@ -38,7 +38,12 @@ pub(crate) async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.may(Permission::Read)?;
-    let prefix = query.prefix.as_deref().map(name).transpose()?;
+    // `docs/` means the folder `docs`, as people type it.
+    let prefix = query
+        .prefix
+        .as_deref()
+        .map(|p| name(p.trim_end_matches('/')))
+        .transpose()?;
     if query
         .cursor
         .as_ref()
@@ -197,9 +202,24 @@ pub(crate) fn describe(headers: &mut HeaderMap, entry: &FileEntry) {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'"),
+    );
     let file = entry.name.rsplit('/').next().unwrap_or(&entry.name);
     let encoded = percent_encoding::utf8_percent_encode(file, FILENAME_ESCAPED);
-    let disposition = format!("attachment; filename*=UTF-8''{encoded}");
+    // A plain filename too, for clients that read no filename* (curl -OJ).
+    let plain: String = file
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let disposition = format!("attachment; filename=\"{plain}\"; filename*=UTF-8''{encoded}");
     if let Ok(value) = HeaderValue::from_str(&disposition) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }

@@ -13,6 +13,7 @@
 //! | `GET`, `HEAD /api/v1/files/{name}` | the bytes: `ETag`, ranges, conditions |
 //! | `PUT /api/v1/files/{name}` | an upload (`?conflict=`, `Ferry-Hash`) |
 //! | `DELETE /api/v1/files/{name}` | a deletion |
+//! | `/api/v1/uploads` | resumable uploads (tus 1.0: `POST`, `HEAD`, `PATCH`, `DELETE`) |
 //! | `/dav/` | WebDAV (see [`dav`]) |
 //!
 //! `api/openapi.yaml` in the repository documents each.
@@ -21,7 +22,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use axum::routing::{any, get};
+use axum::routing::{any, get, head};
 use axum::{Extension, Router};
 use ferry_io::watched::Watched;
 use ferry_io::{Slot, Transport};
@@ -40,6 +41,7 @@ pub mod error;
 mod files;
 mod live;
 mod ranges;
+mod resumable;
 mod upload;
 
 /// The routes, for `hub`.
@@ -48,6 +50,16 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/v1/me", get(files::me))
         .route("/api/v1/files", get(files::list))
+        .route(
+            "/api/v1/uploads",
+            axum::routing::post(resumable::create).options(resumable::options),
+        )
+        .route(
+            "/api/v1/uploads/{id}",
+            head(resumable::status)
+                .patch(resumable::append)
+                .delete(resumable::terminate),
+        )
         .route("/api/v1/search", get(live::search))
         .route("/api/v1/events", get(live::events))
         .route(
@@ -148,5 +160,29 @@ pub(crate) async fn serve(
     };
     if let Err(e) = served {
         tracing::debug!(%remote, "HTTP connection ended: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every API route is in the OpenAPI file people read.
+    #[test]
+    fn every_route_is_documented() {
+        let spec = include_str!("../../../../api/openapi.yaml");
+        for route in [
+            "/healthz:",
+            "/api/v1/me:",
+            "/api/v1/files:",
+            "/api/v1/files/{name}:",
+            "/api/v1/search:",
+            "/api/v1/events:",
+            "/api/v1/uploads:",
+            "/api/v1/uploads/{id}:",
+        ] {
+            assert!(
+                spec.contains(&format!("  {route}\n")),
+                "{route} is not in api/openapi.yaml"
+            );
+        }
     }
 }

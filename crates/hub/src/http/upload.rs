@@ -122,7 +122,8 @@ pub(crate) async fn put(
             Ok(stored(&hub, entry, !already))
         }
         Outcome::Done(None) => unreachable!("publishing with bytes always stores them"),
-        Outcome::Refused(refusal) => Err(refusal.into()),
+        // Another upload may have taken the name meanwhile.
+        Outcome::Refused(refusal) => Err(refused_with_hint(refusal, false)),
     }
 }
 
@@ -140,29 +141,52 @@ async fn receive(
         .and_then(|r| r)
         .map_err(|e| crate::error::HubError::io("creating an upload", path, e))?;
     let mut disk = DiskWriter::start(file, size, blake3::Hasher::new(), true).await;
+    copy_body(body, &mut disk, size, stall).await?;
+    let hasher = disk.finish().await.map_err(disk_error(path))?;
+    Ok(hasher.finalize().into())
+}
+
+/// Hands exactly `len` bytes of `body` to `disk`: a longer body is
+/// refused, a shorter or stalled one is cut short.
+pub(crate) async fn copy_body(
+    body: Body,
+    disk: &mut DiskWriter,
+    len: u64,
+    stall: std::time::Duration,
+) -> Result<(), ApiError> {
     let mut body = body.into_data_stream();
     let mut received = 0u64;
     loop {
         let next = tokio::time::timeout(stall, futures_util::StreamExt::next(&mut body)).await;
         let chunk = match next {
-            Err(_) => return Err(cut(received, size, "it stalled")),
+            Err(_) => {
+                let message = format!(
+                    "the upload stalled after {received} of {len} bytes: nothing came for {stall:?}; nothing was stored"
+                );
+                return Err(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "timeout",
+                    message,
+                ));
+            }
             Ok(None) => break,
-            Ok(Some(Err(e))) => return Err(cut(received, size, &e.to_string())),
+            Ok(Some(Err(e))) => return Err(cut(received, len, &e.to_string())),
             Ok(Some(Ok(chunk))) => chunk,
         };
         received += chunk.len() as u64;
-        if received > size {
+        if received > len {
             return Err(ApiError::bad_request(format!(
-                "the body is longer than its Content-Length of {size} bytes"
+                "the body is longer than its Content-Length of {len} bytes"
             )));
         }
-        disk.write(&chunk).await.map_err(disk_error(path))?;
+        disk.write(&chunk).await.map_err(|e| {
+            crate::error::HubError::io("writing an upload", std::path::Path::new("-"), e)
+        })?;
     }
-    if received < size {
-        return Err(cut(received, size, "the body ended"));
+    if received < len {
+        return Err(cut(received, len, "the body ended"));
     }
-    let hasher = disk.finish().await.map_err(disk_error(path))?;
-    Ok(hasher.finalize().into())
+    Ok(())
 }
 
 fn disk_error(path: &FsPath) -> impl Fn(std::io::Error) -> ApiError + '_ {
@@ -225,7 +249,7 @@ fn announced_hash(headers: &HeaderMap) -> Result<Option<ContentHash>, ApiError> 
     })
 }
 
-fn conflict_policy(text: Option<&str>) -> Result<ConflictPolicy, ApiError> {
+pub(crate) fn conflict_policy(text: Option<&str>) -> Result<ConflictPolicy, ApiError> {
     match text {
         None | Some("refuse") => Ok(ConflictPolicy::Refuse),
         Some("rename") => Ok(ConflictPolicy::Rename),

@@ -36,7 +36,7 @@ pub(crate) struct StoreFs {
 }
 
 /// The catalog name a path stands for (`""`: the root).
-fn raw_name(path: &DavPath) -> FsResult<String> {
+pub(super) fn raw_name(path: &DavPath) -> FsResult<String> {
     let text = std::str::from_utf8(path.as_bytes()).map_err(|_| FsError::NotFound)?;
     Ok(text.trim_matches('/').to_owned())
 }
@@ -414,6 +414,19 @@ impl GuardedFileSystem<Caller> for StoreFs {
         async move {
             allowed(caller, Permission::Write)?;
             let raw = self.existing(path).await?;
+            let kept = self
+                .hub
+                .catalog
+                .dead_props(&raw)
+                .await
+                .map_err(|e| fs_error(&e))?;
+            if !within_prop_budget(&kept, &patch) {
+                let full = StatusCode::INSUFFICIENT_STORAGE;
+                return Ok(patch
+                    .into_iter()
+                    .map(|(_, p)| (full, DavProp { xml: None, ..p }))
+                    .collect());
+            }
             let changes: Vec<(DeadProp, bool)> =
                 patch.iter().map(|(set, prop)| (dead(prop), *set)).collect();
             let catalog = &self.hub.catalog;
@@ -486,6 +499,35 @@ impl GuardedFileSystem<Caller> for StoreFs {
         let used = self.hub.publisher.accounts.used(caller.handle.as_str());
         futures_util::future::ready(Ok((used, caller.quota))).boxed()
     }
+}
+
+/// Most dead properties one file or folder keeps, and their bytes in all.
+const MAX_PROPS: usize = 64;
+const MAX_PROP_BYTES: usize = 64 << 10;
+
+/// Whether `existing` with `patch` applied stays within the budget.
+fn within_prop_budget(existing: &[DeadProp], patch: &[(bool, DavProp)]) -> bool {
+    let mut kept: std::collections::HashMap<(String, String), usize> = existing
+        .iter()
+        .map(|p| {
+            (
+                (p.namespace.clone(), p.local.clone()),
+                p.xml.as_ref().map_or(0, Vec::len),
+            )
+        })
+        .collect();
+    for (set, prop) in patch {
+        let key = (
+            prop.namespace.clone().unwrap_or_default(),
+            prop.name.clone(),
+        );
+        if *set {
+            kept.insert(key, prop.xml.as_ref().map_or(0, Vec::len) + prop.name.len());
+        } else {
+            kept.remove(&key);
+        }
+    }
+    kept.len() <= MAX_PROPS && kept.values().sum::<usize>() <= MAX_PROP_BYTES
 }
 
 fn dead(prop: &DavProp) -> DeadProp {
