@@ -37,6 +37,14 @@ impl HubClient {
         }
     }
 
+    /// A one-time code that signs a browser in, and when it expires.
+    pub async fn web_link(&mut self) -> Result<(ApiToken, i64), ClientError> {
+        match self.call(&Request::CreateWebLink).await? {
+            Response::WebLink { code, expires_at } => Ok((code, expires_at)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// This handle's API tokens.
     pub async fn tokens(&mut self) -> Result<Vec<TokenInfo>, ClientError> {
         match self.call(&Request::ListTokens).await? {

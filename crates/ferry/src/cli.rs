@@ -353,6 +353,9 @@ pub(crate) enum ClientCommand {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// A one-time link that signs a browser in to the hub's web page as you
+    /// (it works once, for 5 minutes).
+    Web,
     /// Which hub and handle commands use, whether the hub's certificate is
     /// pinned, and whether the hub answers.
     Status,

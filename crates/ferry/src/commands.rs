@@ -70,6 +70,7 @@ pub(crate) async fn run(session: &mut Session, command: ClientCommand) -> Result
         ClientCommand::Users { action } => crate::manage::users(session, action).await,
         ClientCommand::Quota => crate::manage::quota(session).await,
         ClientCommand::Token { action } => crate::tokens::token(session, action).await,
+        ClientCommand::Web => crate::tokens::web_link(session).await,
         ClientCommand::Status => crate::status::status(session).await,
         ClientCommand::Discover {
             wait,

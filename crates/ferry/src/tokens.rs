@@ -91,6 +91,32 @@ pub(crate) async fn token(session: &mut Session, action: TokenAction) -> Result<
     Ok(())
 }
 
+/// `ferry web`: the link, on the last line.
+pub(crate) async fn web_link(session: &mut Session) -> Result<()> {
+    let made = session.ready().await?.web_link().await;
+    let (code, expires_at) = session.check(made)?;
+    let addr = session.addr().context("no hub address")?.to_owned();
+    let scheme = if session.settings.tls {
+        "https"
+    } else {
+        "http"
+    };
+    let link = format!("{scheme}://{addr}/#signin={code}");
+    if session.settings.json {
+        println!("{}", json!({ "link": link, "expires": expires_at }));
+        return Ok(());
+    }
+    println!(
+        "Open this link in your browser to sign in as you (it works once, until {}):",
+        when(Some(expires_at))
+    );
+    if session.settings.tls {
+        println!("(the hub's certificate is its own: the browser asks you to accept it once)");
+    }
+    println!("{link}");
+    Ok(())
+}
+
 fn token_json(token: &TokenInfo) -> serde_json::Value {
     json!({
         "id": token.id,

@@ -502,6 +502,7 @@ impl Session {
             }
             Request::ListTokens => self.list_tokens().await,
             Request::RemoveToken { id } => self.remove_token(&id).await,
+            Request::CreateWebLink => self.create_web_link().await,
             Request::Proof { .. } => {
                 let message = "a proof of possession answers a Prove, and none was asked";
                 self.refuse(Refusal::new(ErrorCode::BadRequest, message))

@@ -40,6 +40,8 @@ pub struct Hub {
     pub access: Access,
     /// WebDAV's lock store.
     pub dav: crate::http::dav::DavState,
+    /// Outstanding browser sign-in codes.
+    pub web: crate::http::web::SignIns,
     tls: Option<TlsIdentity>,
     next_session: std::sync::atomic::AtomicU64,
     events: broadcast::Sender<Event>,
@@ -102,6 +104,7 @@ impl Hub {
             grants: Grants::default(),
             access,
             dav: crate::http::dav::DavState::default(),
+            web: crate::http::web::SignIns::default(),
             next_session: std::sync::atomic::AtomicU64::new(1),
             config,
             catalog,

@@ -54,6 +54,23 @@ impl Session {
         Ok(Flow::Continue)
     }
 
+    pub(crate) async fn create_web_link(&mut self) -> Result<Flow, HubError> {
+        let handle = self.handle.clone().expect("logged in");
+        let Some(code) = self.hub.web.issue(&handle) else {
+            let message = "too many sign-in links are out; try again in a few minutes";
+            return self
+                .refuse_continue(Refusal::new(ErrorCode::Busy, message))
+                .await;
+        };
+        let lifetime = i64::try_from(crate::http::web::SIGN_IN_FOR.as_secs()).unwrap_or(0);
+        self.audit("web.link", &code.id(), None);
+        let expires_at = unix_now() + lifetime;
+        self.writer
+            .send(&Response::WebLink { code, expires_at })
+            .await?;
+        Ok(Flow::Continue)
+    }
+
     pub(crate) async fn list_tokens(&mut self) -> Result<Flow, HubError> {
         let handle = self.handle.clone().expect("logged in");
         let tokens = self.hub.catalog.tokens(&handle, unix_now()).await?;

@@ -242,6 +242,8 @@ pub enum Request {
         /// Its public id.
         id: String,
     },
+    /// A one-time code that signs a browser in as the caller.
+    CreateWebLink,
 }
 
 /// Hub to client.
@@ -429,6 +431,13 @@ pub enum Response {
     TokenRemoved {
         /// Its id.
         id: String,
+    },
+    /// Answer to `CreateWebLink`.
+    WebLink {
+        /// The code, for the page's address (`#signin=CODE`).
+        code: ApiToken,
+        /// When it stops working.
+        expires_at: i64,
     },
 }
 

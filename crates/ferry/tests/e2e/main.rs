@@ -23,4 +23,5 @@ mod shell;
 mod shutdown;
 mod store;
 mod support;
+mod web_page;
 mod webdav;

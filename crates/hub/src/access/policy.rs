@@ -63,7 +63,8 @@ pub fn needed(request: &Request) -> Option<Permission> {
         | Request::Usage
         | Request::CreateToken { .. }
         | Request::ListTokens
-        | Request::RemoveToken { .. } => Permission::Read,
+        | Request::RemoveToken { .. }
+        | Request::CreateWebLink => Permission::Read,
         Request::Upload { .. } | Request::Delete { .. } | Request::Allow { .. } => {
             Permission::Write
         }

@@ -21,7 +21,7 @@ impl FromRequestParts<Arc<Hub>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, hub: &Arc<Hub>) -> Result<Self, ApiError> {
-        authenticate(&parts.headers, &parts.extensions, hub)
+        authenticate(&parts.method, &parts.headers, &parts.extensions, hub)
             .await?
             .map_err(|why| unauthorized(why, "Bearer realm=\"ferry\""))
     }
@@ -29,11 +29,33 @@ impl FromRequestParts<Arc<Hub>> for Caller {
 
 /// The caller the `Authorization` header lets in, or why none.
 pub(crate) async fn authenticate(
+    method: &http::Method,
     headers: &HeaderMap,
     extensions: &http::Extensions,
     hub: &Hub,
 ) -> Result<Result<Caller, &'static str>, ApiError> {
-    let caller = verify(headers, hub).await?;
+    let caller = if headers.contains_key(header::AUTHORIZATION) {
+        verify(headers, hub).await?
+    } else if let Some(session) = super::web::session_cookie(headers) {
+        // A browser's cookie goes with any request to the hub, from any
+        // site: one that changes something must come from our page.
+        let reads = matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS" | "PROPFIND");
+        if !reads && !headers.contains_key(super::web::CSRF_HEADER) {
+            return Err(super::web::cross_site());
+        }
+        let access = &hub.access.credentials;
+        match access
+            .verify(&hub.catalog, &session, hub.config.default_quota)
+            .await?
+        {
+            Some(caller) => Ok(caller),
+            None => Err(
+                "this browser's session ended (signed out, expired, or its user was revoked); run `ferry web` for a new link",
+            ),
+        }
+    } else {
+        verify(headers, hub).await?
+    };
     if caller.is_ok()
         && let Some(connection) = extensions.get::<Arc<super::Connection>>()
     {

@@ -5,6 +5,8 @@
 //!
 //! | route | what |
 //! | --- | --- |
+//! | `GET /` | the web page (see [`web`]) |
+//! | `POST /api/v1/signin`, `/api/v1/signout` | a browser's session |
 //! | `GET /healthz` | `ok` while the hub serves |
 //! | `GET /api/v1/me` | the caller: handle, role, quota, use |
 //! | `GET /api/v1/files` | a page of the listing (`prefix`, `cursor`, `limit`) |
@@ -43,10 +45,16 @@ mod live;
 mod ranges;
 mod resumable;
 mod upload;
+pub mod web;
 
 /// The routes, for `hub`.
 pub(crate) fn router(hub: Arc<Hub>) -> Router {
     Router::new()
+        .route("/", get(web::page))
+        .route("/app.js", get(web::script))
+        .route("/app.css", get(web::style))
+        .route("/api/v1/signin", axum::routing::post(web::sign_in))
+        .route("/api/v1/signout", axum::routing::post(web::sign_out))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/v1/me", get(files::me))
         .route("/api/v1/files", get(files::list))
@@ -171,6 +179,8 @@ mod tests {
         let spec = include_str!("../../../../api/openapi.yaml");
         for route in [
             "/healthz:",
+            "/api/v1/signin:",
+            "/api/v1/signout:",
             "/api/v1/me:",
             "/api/v1/files:",
             "/api/v1/files/{name}:",

@@ -45,7 +45,14 @@ impl Default for DavState {
 /// credential names; without one, a Basic challenge, which makes clients
 /// ask for a user name and password.
 pub(crate) async fn serve(State(hub): State<Arc<Hub>>, request: Request) -> Response {
-    let caller = match auth::authenticate(request.headers(), request.extensions(), &hub).await {
+    let caller = match auth::authenticate(
+        request.method(),
+        request.headers(),
+        request.extensions(),
+        &hub,
+    )
+    .await
+    {
         Ok(Ok(caller)) => caller,
         Ok(Err(why)) => {
             let challenge = "Basic realm=\"ferry\", charset=\"UTF-8\"";
