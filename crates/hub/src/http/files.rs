@@ -117,7 +117,9 @@ pub(crate) async fn get(
         }
         Wanted::Whole if head => (StatusCode::OK, entry.size, Body::empty()),
         Wanted::Whole if entry.size <= READ_WHOLE_MAX => {
-            let bytes = blob::read_whole(path, entry.hash).await.map_err(damaged)?;
+            let bytes = blob::read_whole(path, entry.size, entry.hash)
+                .await
+                .map_err(damaged)?;
             (StatusCode::OK, entry.size, Body::from(bytes))
         }
         Wanted::Whole => {

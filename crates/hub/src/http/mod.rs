@@ -91,6 +91,9 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
 /// upload's temp file and reservation, and a connection is one slot.
 const MAX_STREAMS: u32 = 8;
 
+/// Bytes one HTTP/2 stream may have queued to send.
+const H2_SEND_BUFFER: usize = 1 << 20;
+
 /// A connection's place among its source's, given up as unverified until
 /// a request on it shows a valid credential.
 pub(crate) struct Connection {
@@ -142,6 +145,11 @@ pub(crate) async fn serve(
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(MAX_STREAMS)
+        // Windows that follow the link's bandwidth-delay product, and room
+        // to send ahead: the defaults (64 KiB) held a 1 GiB transfer over
+        // HTTP/2 to half the speed of HTTP/1.1 on loopback.
+        .adaptive_window(true)
+        .max_send_buf_size(H2_SEND_BUFFER)
         .keep_alive_interval(Some(config.stall_timeout));
     let watched = Watched::new(transport, config.idle_timeout, config.stall_timeout);
     let serving = builder.serve_connection(TokioIo::new(watched), service);
