@@ -12,6 +12,7 @@
 //! | `outcome` | `Refusal` and `Outcome`: what a request comes to |
 //! | `space` | room on the disk: free-space reserve, preallocation |
 //! | `integrity` | start-up cross-check of catalog and store |
+//! | `broker` | fetching one file from an online peer: introduce, then relay |
 //! | `peer` | sharing connections, search, grants, relays |
 //! | [`index`] | who is online and what they offer |
 //! | [`grants`] | issued grants, relays waiting for bytes |
@@ -33,6 +34,7 @@ pub mod access;
 #[macro_use]
 pub mod faults;
 mod admin;
+mod broker;
 pub mod catalog;
 pub mod config;
 pub mod discovery;

@@ -156,59 +156,20 @@ impl Session {
         name: &str,
         fingerprint: Fingerprint,
     ) -> Result<Flow, HubError> {
-        // Peers are known by their key; a handle may come spelled ("User1").
-        let key = Handle::parse(owner).map_or_else(|_| owner.to_owned(), |h| h.to_string());
-        let owner = key.as_str();
-        let Some((file, peer)) = self.hub.index.lookup(owner, name) else {
-            let message = format!("'{owner}' is not online or does not offer '{name}'");
-            self.refuse(Refusal::new(ErrorCode::NotFound, message))
-                .await?;
-            return Ok(Flow::Continue);
+        let introduced = crate::broker::introduce(&self.hub, requester, owner, name, fingerprint);
+        let introduced = match introduced.await? {
+            Ok(introduced) => introduced,
+            Err(refusal) => {
+                self.refuse(refusal).await?;
+                return Ok(Flow::Continue);
+            }
         };
-        if !self.hub.grants.has_room(requester.as_str(), owner) {
-            let message = format!(
-                "too many grants outstanding for you or for '{owner}'; use or let some expire \
-                 (they last {}s)",
-                ferry_protocol::GRANT_LIFETIME.as_secs()
-            );
-            self.refuse(Refusal::new(ErrorCode::Busy, message)).await?;
-            return Ok(Flow::Continue);
-        }
-        let token = random_token()?;
-        let acked = self.hub.grants.await_ack(token);
-        let expect = Response::Expect {
-            token,
-            name: file.name.clone(),
-            requester: self.hub.publisher.accounts.spelled(requester.as_str()),
-            fingerprint,
-        };
-        let answered = peer.outbox.try_send(expect).is_ok()
-            && matches!(
-                timeout(self.hub.config.grant_timeout, acked).await,
-                Ok(Ok(()))
-            );
-        if !answered {
-            self.hub.grants.drop_ack(&token);
-            let message = format!("'{owner}' did not answer; try again later");
-            self.refuse(Refusal::new(ErrorCode::Timeout, message))
-                .await?;
-            return Ok(Flow::Continue);
-        }
-        if !self
-            .hub
-            .grants
-            .issue(token, requester.as_str(), owner, file.clone())
-        {
-            let message = "too many grants outstanding; try again later";
-            self.refuse(Refusal::new(ErrorCode::Busy, message)).await?;
-            return Ok(Flow::Continue);
-        }
         let grant = Grant {
-            token,
-            owner: self.hub.publisher.accounts.spelled(owner),
-            addr: peer.addr.to_string(),
-            fingerprint: peer.fingerprint,
-            file,
+            token: introduced.token,
+            owner: self.hub.publisher.accounts.spelled(&introduced.owner),
+            addr: introduced.peer.addr.to_string(),
+            fingerprint: introduced.peer.fingerprint,
+            file: introduced.file,
         };
         self.writer.send(&Response::Granted { grant }).await?;
         Ok(Flow::Continue)
@@ -235,7 +196,7 @@ impl Session {
             .await?;
             return Ok(Flow::Continue);
         }
-        match self.wait_for_owner(&grant, token, offset).await {
+        match crate::broker::pushed(&self.hub, &grant, token, offset).await {
             Some(chunks) => self.forward_relay(grant, offset, chunks).await,
             None => {
                 let wait = self.hub.config.relay_timeout.as_secs();
@@ -248,35 +209,6 @@ impl Session {
                 Ok(Flow::Continue)
             }
         }
-    }
-
-    async fn wait_for_owner(
-        &self,
-        grant: &Issued,
-        token: Token,
-        offset: u64,
-    ) -> Option<RelayChunks> {
-        let outbox = self.hub.index.outbox(&grant.owner)?;
-        let delivered = self
-            .hub
-            .grants
-            .wait_for_push(token, &grant.owner, offset, grant.file.size);
-        let ask = Response::PushRequest {
-            token,
-            name: grant.file.name.clone(),
-            offset,
-        };
-        let chunks = match outbox.try_send(ask) {
-            Ok(()) => timeout(self.hub.config.relay_timeout, delivered)
-                .await
-                .ok()
-                .and_then(Result::ok),
-            Err(_) => None,
-        };
-        if chunks.is_none() {
-            self.hub.grants.cancel_push(&token);
-        }
-        chunks
     }
 
     async fn forward_relay(
@@ -380,14 +312,6 @@ impl Session {
         self.writer.send(&Response::Pushed).await?;
         Ok(Flow::Continue)
     }
-}
-
-/// A fresh random token.
-fn random_token() -> Result<Token, HubError> {
-    let mut bytes = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut bytes)
-        .map_err(|_| HubError::Relay("no randomness available".into()))?;
-    Ok(Token(bytes))
 }
 
 /// What a search for `term` finds, in the store and among online peers

@@ -964,3 +964,52 @@ async fn a_resumable_upload_survives_a_hub_restart_and_publishes_once_whole() {
     let listed = api.call("/api/v1/files", &[]).await.json();
     assert_eq!(listed["files"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_file_only_a_peer_has_is_fetched_for_an_http_client_and_checked() {
+    let api = Api::start(|_| {}).await;
+    let data = pattern(1_500_000, 4);
+    let bob = crate::support::TestPeer::start(
+        &api.hub,
+        "Bob",
+        &[("docs/report.pdf", &data), ("tiny.txt", b"t")],
+    )
+    .await;
+    let got = api.call("/api/v1/peers/bob/docs/report.pdf", &[]).await;
+    assert_eq!(
+        got.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&got.body[..got.body.len().min(300)])
+    );
+    assert!(got.body == data, "the peer's bytes, whole");
+    assert_eq!(
+        got.header("ferry-hash").unwrap(),
+        blake3::hash(&data).to_hex().as_str()
+    );
+    assert_eq!(got.header("accept-ranges").unwrap(), "none");
+    let tiny = api.call("/api/v1/peers/BOB/tiny.txt", &[]).await;
+    assert!(
+        tiny.status == 200 && tiny.body == b"t",
+        "any spelling of the handle"
+    );
+    let missing = api.call("/api/v1/peers/bob/nope.txt", &[]).await;
+    assert_eq!(
+        (missing.status, missing.error().as_str()),
+        (404, "not_found")
+    );
+    assert_eq!(
+        api.call("/api/v1/files", &[]).await.json()["files"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0,
+        "nothing was stored"
+    );
+    bob.stop().await;
+    let gone = crate::support::eventually(20, async || {
+        api.call("/api/v1/peers/bob/tiny.txt", &[]).await.status == 404
+    })
+    .await;
+    assert!(gone, "an offline peer's files are not found");
+}

@@ -10,6 +10,7 @@
 //! | `GET /healthz` | `ok` while the hub serves |
 //! | `GET /api/v1/me` | the caller: handle, role, quota, use |
 //! | `GET /api/v1/files` | a page of the listing (`prefix`, `cursor`, `limit`) |
+//! | `GET /api/v1/peers/{handle}/{name}` | a file only an online peer has, relayed and checked |
 //! | `GET /api/v1/search?q=` | store and online peers, as `ferry search` |
 //! | `GET /api/v1/events` | server-sent events: uploads, deletions, peers |
 //! | `GET`, `HEAD /api/v1/files/{name}` | the bytes: `ETag`, ranges, conditions |
@@ -42,6 +43,7 @@ pub mod dav;
 pub mod error;
 mod files;
 mod live;
+mod peers;
 mod ranges;
 mod resumable;
 mod upload;
@@ -68,6 +70,7 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
                 .patch(resumable::append)
                 .delete(resumable::terminate),
         )
+        .route("/api/v1/peers/{handle}/{*name}", get(peers::get))
         .route("/api/v1/search", get(live::search))
         .route("/api/v1/events", get(live::events))
         .route(
@@ -193,6 +196,7 @@ mod tests {
             "/api/v1/files:",
             "/api/v1/files/{name}:",
             "/api/v1/search:",
+            "/api/v1/peers/{handle}/{name}:",
             "/api/v1/events:",
             "/api/v1/uploads:",
             "/api/v1/uploads/{id}:",

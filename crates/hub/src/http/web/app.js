@@ -60,11 +60,16 @@ function row(entry, source) {
     tr.append(td);
   });
   const actions = document.createElement('td');
-  if (source !== 'peer') {
-    const link = document.createElement('a');
+  const link = document.createElement('a');
+  link.textContent = 'Download';
+  link.setAttribute('download', entry.name.split('/').pop());
+  if (source === 'peer') {
+    // The hub fetches it from the peer for us, checking it on the way.
+    link.href = `/api/v1/peers/${encodeURIComponent(entry.owner)}/` +
+      entry.name.split('/').map(encodeURIComponent).join('/');
+    actions.append(link);
+  } else {
     link.href = filePath(entry.name);
-    link.textContent = 'Download';
-    link.setAttribute('download', entry.name.split('/').pop());
     actions.append(link);
     if (mine(entry.owner)) {
       const remove = document.createElement('button');
