@@ -135,9 +135,12 @@ impl PeerIdentity {
     /// Loads `dir/peer-cert.der` and `dir/peer-key.der`, creating them if absent.
     pub fn load_or_create(dir: &Path) -> Result<Self, ClientError> {
         let (cert_path, key_path) = (dir.join("peer-cert.der"), dir.join("peer-key.der"));
-        let (cert, key) =
-            ferry_io::tls::load_or_create_identity(&cert_path, &key_path, "ferry-peer")
-                .map_err(|e| ClientError::local("loading or creating the peer identity", dir, e))?;
+        let (cert, key) = ferry_io::tls::load_or_create_identity(
+            &cert_path,
+            &key_path,
+            &["ferry-peer".to_owned()],
+        )
+        .map_err(|e| ClientError::local("loading or creating the peer identity", dir, e))?;
         let fingerprint = Fingerprint::of_certificate(&cert);
         Ok(Self {
             cert,

@@ -24,7 +24,19 @@ pub(crate) async fn run(args: &ServeArgs) -> Result<()> {
     // Everything the hub creates (catalog, blobs, keys, logs) is its own:
     // other users of this machine read nothing of it.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
-    let settings = ServeSettings::resolve(args)?;
+    let mut settings = ServeSettings::resolve(args)?;
+    // A new certificate names where clients reach the hub too.
+    if !settings.listen.ip().is_unspecified() {
+        settings
+            .hub
+            .tls_names
+            .push(settings.listen.ip().to_string());
+    }
+    if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        && !host.trim().is_empty()
+    {
+        settings.hub.tls_names.push(host.trim().to_owned());
+    }
     let data_dir = settings.hub.data_dir.clone();
     let hub = ferry_hub::Hub::open(settings.hub)
         .await
@@ -37,7 +49,9 @@ pub(crate) async fn run(args: &ServeArgs) -> Result<()> {
     say!("  data:        {}", data_dir.display());
     match hub.fingerprint() {
         Some(fp) => say!(
-            "  fingerprint: {fp}\n  (clients pin it on first connect and refuse a different one later)"
+            "  fingerprint: {fp}\n  (clients pin it on first connect and refuse a different one later;\n  \
+             curl and rclone can verify the hub with {})",
+            data_dir.join("tls/cert.pem").display()
         ),
         None => say!(
             "  WARNING: --plaintext: traffic is NOT encrypted and the hub is NOT authenticated.\n  \

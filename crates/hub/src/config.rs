@@ -13,6 +13,9 @@ pub struct HubConfig {
     pub data_dir: PathBuf,
     /// Serve TLS (the default) or plaintext TCP.
     pub tls: bool,
+    /// The names a new self-signed certificate is made for (addresses
+    /// become IP names): the hub's addresses and host names.
+    pub tls_names: Vec<String>,
     /// Most connections served at once; further ones are closed at accept.
     pub max_connections: usize,
     /// Most connections one source address (an IPv6 /64) may hold.
@@ -78,6 +81,9 @@ impl HubConfig {
         Self {
             data_dir: data_dir.into(),
             tls: true,
+            tls_names: ["ferry-hub", "localhost", "127.0.0.1", "::1"]
+                .map(str::to_owned)
+                .to_vec(),
             max_connections: 4096,
             max_connections_per_source: 1024,
             max_unverified_per_source: 128,

@@ -91,7 +91,7 @@ impl Hub {
         )
         .await?;
         let tls = if config.tls {
-            Some(tls::load_or_create(&dir.join("tls"))?)
+            Some(tls::load_or_create(&dir.join("tls"), &config.tls_names)?)
         } else {
             None
         };

@@ -11,6 +11,21 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::error::HubError;
 
+/// A certificate in PEM, as curl's `--cacert` and rclone's `--ca-cert` read it.
+fn pem(der: &[u8]) -> String {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = encoded
+        .as_bytes()
+        .chunks(64)
+        .map(|line| std::str::from_utf8(line).expect("base64 is ascii"))
+        .collect();
+    format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        lines.join("\n")
+    )
+}
+
 /// Protocol name announced through ALPN.
 pub const ALPN: &[u8] = b"ferry/1";
 /// HTTP/2 through ALPN.
@@ -32,12 +47,19 @@ impl TlsIdentity {
     }
 }
 
-/// Loads `dir/cert.der` and `dir/key.der`, creating them on first start.
-pub fn load_or_create(dir: &Path) -> Result<TlsIdentity, HubError> {
+/// Loads `dir/cert.der` and `dir/key.der`, creating them on first start
+/// for `names` (addresses and host names, so that curl or rclone can
+/// verify the hub with `--cacert dir/cert.pem` instead of skipping checks;
+/// Ferry's clients pin the fingerprint whatever the names). `cert.pem` is
+/// written beside them at every start: it is public.
+pub fn load_or_create(dir: &Path, names: &[String]) -> Result<TlsIdentity, HubError> {
     let cert_path = dir.join("cert.der");
     let key_path = dir.join("key.der");
-    let (cert, key) = ferry_io::tls::load_or_create_identity(&cert_path, &key_path, "ferry-hub")
+    let (cert, key) = ferry_io::tls::load_or_create_identity(&cert_path, &key_path, names)
         .map_err(|e| HubError::io("loading or creating the TLS identity", dir, e))?;
+    let pem_path = dir.join("cert.pem");
+    std::fs::write(&pem_path, pem(&cert))
+        .map_err(|e| HubError::io("writing the certificate as PEM", &pem_path, e))?;
     let cert = CertificateDer::from(cert);
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key));
     let fingerprint = Fingerprint::of_certificate(&cert);

@@ -28,14 +28,15 @@ pub fn crypto_provider() -> CryptoProvider {
 pub fn load_or_create_identity(
     cert_path: &std::path::Path,
     key_path: &std::path::Path,
-    subject: &str,
+    names: &[String],
 ) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
     if !cert_path.exists() || !key_path.exists() {
         if let Some(dir) = cert_path.parent() {
             crate::disk::create_private_dir_all(dir)?;
         }
-        let made = rcgen::generate_simple_self_signed(vec![subject.to_owned()])
-            .map_err(std::io::Error::other)?;
+        // Addresses among the names become IP SANs, the rest DNS names.
+        let made =
+            rcgen::generate_simple_self_signed(names.to_vec()).map_err(std::io::Error::other)?;
         crate::disk::write_private(key_path, &made.signing_key.serialize_der())?;
         std::fs::write(cert_path, made.cert.der())?;
     }

@@ -74,7 +74,8 @@ async fn a_recorded_login_proof_logs_in_nowhere_else() {
         // A fake TLS hub passes the real hub's challenge on and relays the
         // proof it gets: the proof is bound to the fake hub's TLS session.
         let fake_dir = tempfile::tempdir().unwrap();
-        let fake_tls = ferry_hub::tls::load_or_create(fake_dir.path()).unwrap();
+        let fake_tls =
+            ferry_hub::tls::load_or_create(fake_dir.path(), &["ferry-hub".to_owned()]).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let fake_addr = listener.local_addr().unwrap();
         let real = hub.addr;
@@ -135,7 +136,8 @@ async fn join_refuses_an_impostor_before_sending_anything() {
         // An impostor at the invite's address, with its own certificate,
         // records whatever the client sends inside TLS.
         let impostor_dir = tempfile::tempdir().unwrap();
-        let impostor_tls = ferry_hub::tls::load_or_create(impostor_dir.path()).unwrap();
+        let impostor_tls =
+            ferry_hub::tls::load_or_create(impostor_dir.path(), &["ferry-hub".to_owned()]).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let impostor_addr = listener.local_addr().unwrap();
         let impostor = tokio::spawn(async move {

@@ -624,6 +624,13 @@ async fn one_port_serves_ferry_and_http_over_tls_and_in_plaintext() {
         )
         .await;
         assert_eq!(health.status, 200);
+        if tls {
+            // The certificate names the address: curl verifies it, no -k.
+            let pem = hub.dir.path().join("data/tls/cert.pem");
+            let url = format!("https://{}/healthz", hub.addr);
+            let verified = curl(dir.path(), &["--cacert", pem.to_str().unwrap(), &url]).await;
+            assert_eq!(verified.status, 200, "exit {}", verified.exit);
+        }
         hub.stop().await;
     }
 }
