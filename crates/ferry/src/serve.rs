@@ -78,8 +78,10 @@ pub(crate) async fn run(args: &ServeArgs) -> Result<()> {
     );
     let shutdown = CancellationToken::new();
     let signals = tokio::spawn(stop_on_signal(shutdown.clone()));
+    let reloads = tokio::spawn(reload_on_hangup(std::sync::Arc::clone(&hub)));
     ferry_hub::serve(hub, listener, shutdown).await;
     signals.abort();
+    reloads.abort();
     tracing::info!("hub stopped");
     say!("Hub stopped.");
     Ok(())
@@ -138,6 +140,25 @@ fn reachable_addr(addr: std::net::SocketAddr) -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_owned());
     format!("{host}:{}", addr.port())
+}
+
+/// Reads the operator's certificate and key again on SIGHUP (after a
+/// renewal); the old ones stay if the new ones do not load.
+async fn reload_on_hangup(hub: std::sync::Arc<ferry_hub::Hub>) {
+    let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        return tracing::warn!("cannot watch SIGHUP: certificates are read at start only");
+    };
+    while hangup.recv().await.is_some() {
+        let Some(tls) = hub.tls() else { continue };
+        match tls.reload() {
+            Ok(Some(fingerprint)) => tracing::info!(%fingerprint, "reloaded the TLS certificate"),
+            Ok(None) => {
+                tracing::info!("SIGHUP: the hub's certificate is its own; nothing to reload")
+            }
+            Err(e) => tracing::warn!("SIGHUP: kept the old certificate: {e}"),
+        }
+    }
 }
 
 async fn stop_on_signal(shutdown: CancellationToken) {

@@ -139,6 +139,9 @@ pub(crate) fn normalize_addr(addr: &str) -> Result<String> {
 #[serde(deny_unknown_fields)]
 struct HubFile {
     listen: Option<std::net::SocketAddr>,
+    /// The operator's certificate chain (PEM), with `tls_key`.
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     data: Option<PathBuf>,
     plaintext: Option<bool>,
     max_connections: Option<usize>,
@@ -192,6 +195,11 @@ impl ServeSettings {
         let mut hub = ferry_hub::HubConfig::new(data);
         hub.tls = !(args.plaintext || file.plaintext.unwrap_or(false));
         hub.repair = args.repair;
+        hub.tls_files = match (file.tls_cert, file.tls_key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => anyhow::bail!("hub.toml: tls_cert and tls_key go together (PEM files)"),
+        };
         let secs = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_secs);
         hub.max_connections = file.max_connections.unwrap_or(hub.max_connections);
         hub.max_connections_per_source = file

@@ -16,6 +16,9 @@ pub struct HubConfig {
     /// The names a new self-signed certificate is made for (addresses
     /// become IP names): the hub's addresses and host names.
     pub tls_names: Vec<String>,
+    /// The operator's certificate chain and private key (PEM) instead of
+    /// the self-signed certificate.
+    pub tls_files: Option<(PathBuf, PathBuf)>,
     /// Most connections served at once; further ones are closed at accept.
     pub max_connections: usize,
     /// Most connections one source address (an IPv6 /64) may hold.
@@ -84,6 +87,7 @@ impl HubConfig {
             tls_names: ["ferry-hub", "localhost", "127.0.0.1", "::1"]
                 .map(str::to_owned)
                 .to_vec(),
+            tls_files: None,
             max_connections: 4096,
             max_connections_per_source: 1024,
             max_unverified_per_source: 128,

@@ -91,7 +91,11 @@ impl Hub {
         )
         .await?;
         let tls = if config.tls {
-            Some(tls::load_or_create(&dir.join("tls"), &config.tls_names)?)
+            Some(tls::load(
+                &dir.join("tls"),
+                &config.tls_names,
+                config.tls_files.as_ref(),
+            )?)
         } else {
             None
         };
@@ -122,7 +126,7 @@ impl Hub {
 
     /// The certificate fingerprint clients will pin.
     pub fn fingerprint(&self) -> Option<Fingerprint> {
-        self.tls.as_ref().map(|tls| tls.fingerprint)
+        self.tls.as_ref().map(TlsIdentity::fingerprint)
     }
 
     /// While no one owns this invite-only hub: the owner invite, as a link

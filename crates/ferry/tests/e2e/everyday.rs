@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use crate::support::{Home, Ran, TestHub, eventually, ferry, ferry_bin, run, within};
 
 /// `ferry ARGS` with its own client state and no hub preset.
-fn bare(home: &Home) -> tokio::process::Command {
+pub(crate) fn bare(home: &Home) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(ferry_bin());
     command
         .env("FERRY_HOME", home.path())
@@ -24,7 +24,7 @@ fn bare(home: &Home) -> tokio::process::Command {
 
 /// Spawns `command` (a `ferry serve`) with its output in `log`, and waits
 /// for its banner; returns the child and the address it listens on.
-async fn serving(
+pub(crate) async fn serving(
     command: &mut tokio::process::Command,
     log: &Path,
 ) -> (tokio::process::Child, String) {
@@ -49,7 +49,7 @@ async fn serving(
 }
 
 /// Sends SIGTERM and waits for a clean exit.
-async fn terminate(mut child: tokio::process::Child) {
+pub(crate) async fn terminate(mut child: tokio::process::Child) {
     let pid = child.id().unwrap().to_string();
     let killed = tokio::process::Command::new("kill")
         .args(["-TERM", &pid])

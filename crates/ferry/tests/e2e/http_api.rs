@@ -1020,3 +1020,92 @@ async fn a_file_only_a_peer_has_is_fetched_for_an_http_client_and_checked() {
     .await;
     assert!(gone, "an offline peer's files are not found");
 }
+
+/// A certificate for 127.0.0.1 and its key, as PEM files in `dir`.
+async fn operator_certificate(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    let made = run(tokio::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=hub.example",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert))
+    .await;
+    assert_eq!(made.code, 0, "openssl: {}", made.stderr);
+    (cert, key)
+}
+
+#[tokio::test]
+async fn an_operators_certificate_serves_and_a_renewal_is_taken_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = operator_certificate(dir.path(), "first").await;
+    let port = crate::support::closed_port();
+    let config = dir.path().join("hub.toml");
+    let toml = format!(
+        "listen = \"127.0.0.1:{port}\"\ndata = \"{}\"\nadmission = \"open\"\ndiscovery = false\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        dir.path().join("data").display(),
+        cert.display(),
+        key.display()
+    );
+    std::fs::write(&config, toml).unwrap();
+    let home = Home::new();
+    let log = dir.path().join("serve.log");
+    let (hub, addr) = crate::everyday::serving(
+        crate::everyday::bare(&home)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config),
+        &log,
+    )
+    .await;
+    let url = format!("https://{addr}/healthz");
+    let verified = curl(dir.path(), &["--cacert", cert.to_str().unwrap(), &url]).await;
+    assert_eq!(
+        verified.status, 200,
+        "the operator's certificate is served (curl exit {})",
+        verified.exit
+    );
+
+    // Renewed in place, then SIGHUP: new connections get the new one.
+    let (renewed, renewed_key) = operator_certificate(dir.path(), "second").await;
+    let old = dir.path().join("old.crt");
+    std::fs::copy(&cert, &old).unwrap();
+    std::fs::copy(&renewed, &cert).unwrap();
+    std::fs::copy(&renewed_key, &key).unwrap();
+    let pid = hub.id().unwrap().to_string();
+    assert!(
+        run(tokio::process::Command::new("kill").args(["-HUP", &pid]))
+            .await
+            .code
+            == 0
+    );
+    let taken = crate::support::eventually(10, async || {
+        let first_still = curl(dir.path(), &["--cacert", old.to_str().unwrap(), &url]).await;
+        first_still.status == 0
+    })
+    .await;
+    let logged = std::fs::read_to_string(log.with_extension("err")).unwrap_or_default();
+    assert!(taken, "the old certificate is no longer served: {logged}");
+    let verified = curl(dir.path(), &["--cacert", cert.to_str().unwrap(), &url]).await;
+    assert_eq!(verified.status, 200, "the renewed one is");
+    crate::everyday::terminate(hub).await;
+}
