@@ -38,6 +38,7 @@ pub(crate) async fn run(args: &ServeArgs) -> Result<()> {
         settings.hub.tls_names.push(host.trim().to_owned());
     }
     let data_dir = settings.hub.data_dir.clone();
+    let own_certificate = settings.hub.tls_files.is_some();
     let hub = ferry_hub::Hub::open(settings.hub)
         .await
         .with_context(|| format!("opening hub data in {}", data_dir.display()))?;
@@ -48,6 +49,9 @@ pub(crate) async fn run(args: &ServeArgs) -> Result<()> {
     say!("Ferry hub listening on {addr}");
     say!("  data:        {}", data_dir.display());
     match hub.fingerprint() {
+        Some(fp) if own_certificate => say!(
+            "  fingerprint: {fp}\n  (the certificate of tls_cert; clients pin it on first connect)"
+        ),
         Some(fp) => say!(
             "  fingerprint: {fp}\n  (clients pin it on first connect and refuse a different one later;\n  \
              curl and rclone can verify the hub with {})",

@@ -47,6 +47,9 @@ pub(crate) async fn introduce(
     }
     let token = random_token()?;
     let acked = hub.grants.await_ack(token);
+    // Dropped with this future too (an HTTP client that left): the wait
+    // for an answer is forgotten either way.
+    let waiting = Forget(|| hub.grants.drop_ack(&token));
     let expect = Response::Expect {
         token,
         name: file.name.clone(),
@@ -55,8 +58,8 @@ pub(crate) async fn introduce(
     };
     let answered = peer.outbox.try_send(expect).is_ok()
         && matches!(timeout(hub.config.grant_timeout, acked).await, Ok(Ok(())));
+    drop(waiting);
     if !answered {
-        hub.grants.drop_ack(&token);
         let message = format!("'{owner}' did not answer; try again later");
         return Ok(Err(Refusal::new(ErrorCode::Timeout, message)));
     }
@@ -87,22 +90,31 @@ pub(crate) async fn pushed(
     let delivered = hub
         .grants
         .wait_for_push(token, &grant.owner, offset, grant.file.size);
+    // A relay the owner claimed is no longer waiting: forgetting it then
+    // does nothing; one never claimed (timed out, or the asker left) goes.
+    let _waiting = Forget(|| hub.grants.cancel_push(&token));
     let ask = Response::PushRequest {
         token,
         name: grant.file.name.clone(),
         offset,
     };
-    let chunks = match outbox.try_send(ask) {
+    match outbox.try_send(ask) {
         Ok(()) => timeout(hub.config.relay_timeout, delivered)
             .await
             .ok()
             .and_then(Result::ok),
         Err(_) => None,
-    };
-    if chunks.is_none() {
-        hub.grants.cancel_push(&token);
     }
-    chunks
+}
+
+/// Runs its closure when dropped: cleanup that must happen however the
+/// future holding it ends.
+struct Forget<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for Forget<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
 }
 
 fn random_token() -> Result<Token, HubError> {

@@ -1109,3 +1109,35 @@ async fn an_operators_certificate_serves_and_a_renewal_is_taken_on_sighup() {
     assert_eq!(verified.status, 200, "the renewed one is");
     crate::everyday::terminate(hub).await;
 }
+
+#[tokio::test]
+async fn open_resumable_uploads_count_against_the_quota() {
+    let api = Api::start(|c| c.default_quota = Some(100_000)).await;
+    let create = async |name: &str, len: u64| {
+        let metadata = tus_metadata(&[("filename", name)]);
+        let length = format!("Upload-Length: {len}");
+        let args = [
+            "-X",
+            "POST",
+            "-H",
+            "Tus-Resumable: 1.0.0",
+            "-H",
+            &length,
+            "-H",
+            &metadata,
+        ];
+        api.call("/api/v1/uploads", &args).await
+    };
+    assert_eq!(create("a.bin", 60_000).await.status, 201);
+    let second = create("b.bin", 60_000).await;
+    assert_eq!(
+        (second.status, second.error().as_str()),
+        (507, "quota_exceeded"),
+        "the open one counts"
+    );
+    assert_eq!(
+        create("c.bin", 40_000).await.status,
+        201,
+        "what is left still fits"
+    );
+}

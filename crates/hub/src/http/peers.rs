@@ -88,6 +88,7 @@ fn checked(chunks: RelayChunks, size: u64, hash: ContentHash, stall: std::time::
         hasher: blake3::Hasher::new(),
         remaining: size,
         held: None,
+        checked: false,
         hash,
         stall,
     };
@@ -105,6 +106,8 @@ struct Relayed {
     hasher: blake3::Hasher,
     remaining: u64,
     held: Option<Bytes>,
+    /// Whether the hash was compared.
+    checked: bool,
     hash: ContentHash,
     stall: std::time::Duration,
 }
@@ -113,7 +116,11 @@ impl Relayed {
     async fn next(&mut self) -> Option<std::io::Result<Bytes>> {
         loop {
             if self.remaining == 0 {
-                let last = self.held.take()?;
+                // Checked once, also for an empty file (it has no last chunk).
+                if self.checked {
+                    return None;
+                }
+                self.checked = true;
                 if ContentHash::from(self.hasher.finalize()) != self.hash {
                     tracing::warn!(
                         "a peer's bytes did not match the hash it offered; the HTTP download was cut off"
@@ -122,18 +129,18 @@ impl Relayed {
                         "the peer's bytes do not match its offer",
                     )));
                 }
-                return Some(Ok(last));
+                return self.held.take().map(Ok);
             }
             let chunk = match tokio::time::timeout(self.stall, self.chunks.recv()).await {
                 Ok(Some(chunk)) if chunk.len() as u64 <= self.remaining => chunk,
                 Ok(Some(_)) => {
+                    self.finished();
                     return Some(Err(std::io::Error::other(
                         "the peer sent more than it offered",
                     )));
                 }
                 _ => {
-                    self.remaining = 0;
-                    self.held = None;
+                    self.finished();
                     return Some(Err(std::io::Error::other("the peer stopped sending")));
                 }
             };
@@ -143,5 +150,12 @@ impl Relayed {
                 return Some(Ok(previous));
             }
         }
+    }
+
+    /// Nothing more is sent after an error.
+    fn finished(&mut self) {
+        self.remaining = 0;
+        self.held = None;
+        self.checked = true;
     }
 }

@@ -27,6 +27,9 @@ use crate::outcome::{Outcome, Refusal};
 use crate::publish::Publication;
 use crate::state::Hub;
 
+/// Most resumable uploads one user may have open.
+const MAX_OPEN_UPLOADS: usize = 16;
+
 /// The protocol version spoken.
 const TUS_VERSION: &str = "1.0.0";
 
@@ -87,12 +90,20 @@ pub(crate) async fn create(
     if let Outcome::Refused(refusal) = hub.publisher.place(&publication).await? {
         return Err(refusal.into());
     }
-    // Checked now so that a newcomer hears it before sending anything;
-    // reserved again while each part arrives.
+    // The caller's open uploads count against its quota as if stored (what
+    // arrived of them is on the disk), and there are only so many.
+    let (open, pending) = open_uploads(&hub, &caller.handle).await;
+    if open >= MAX_OPEN_UPLOADS {
+        let message = format!(
+            "you have {MAX_OPEN_UPLOADS} resumable uploads open; finish or remove some (DELETE their URL) first"
+        );
+        return Err(Refusal::new(ErrorCode::Busy, message).into());
+    }
+    let wanted = size.saturating_add(pending);
     drop(
         hub.publisher
             .accounts
-            .reserve(&caller.handle, size, caller.quota)?,
+            .reserve(&caller.handle, wanted, caller.quota)?,
     );
     let id = new_id();
     let record = Record {
@@ -156,6 +167,15 @@ pub(crate) async fn append(
             "a PATCH carries Content-Type: application/offset+octet-stream",
         ));
     }
+    let key = ContentHash::from(blake3::hash(id.as_bytes()));
+    let Some(_claim) = hub.publisher.claim_upload(key) else {
+        return Err(Refusal::new(
+            ErrorCode::Busy,
+            "another request is adding to this upload; retry later",
+        )
+        .into());
+    };
+    // Read under the claim: no other request moves the offset meanwhile.
     let (record, offset) = find(&hub, &caller, &id).await?;
     let claimed = number(&headers, "upload-offset")?;
     if claimed != offset {
@@ -174,18 +194,10 @@ pub(crate) async fn append(
             record.size
         )));
     }
-    let key = ContentHash::from(blake3::hash(id.as_bytes()));
-    let Some(_claim) = hub.publisher.claim_upload(key) else {
-        return Err(Refusal::new(
-            ErrorCode::Busy,
-            "another request is adding to this upload; retry later",
-        )
-        .into());
-    };
-    let _reservation =
-        hub.publisher
-            .accounts
-            .reserve(&caller.handle, record.size - offset, caller.quota)?;
+    // The whole file, while it may complete: two uploads finishing at once
+    // cannot both fit a quota that has room for one.
+    let accounts = &hub.publisher.accounts;
+    let _reservation = accounts.reserve(&caller.handle, record.size, caller.quota)?;
     let (data, sidecar) = paths(&hub, &id);
     let arrived = receive_part(&hub, &data, offset, len, body).await;
     // Keeps the sweep off a live upload's record.
@@ -208,6 +220,14 @@ pub(crate) async fn terminate(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    let key = ContentHash::from(blake3::hash(id.as_bytes()));
+    let Some(_claim) = hub.publisher.claim_upload(key) else {
+        return Err(Refusal::new(
+            ErrorCode::Busy,
+            "another request is adding to this upload; retry later",
+        )
+        .into());
+    };
     find(&hub, &caller, &id).await?;
     remove(&hub, &id).await;
     let mut response = StatusCode::NO_CONTENT.into_response();
@@ -295,7 +315,10 @@ async fn finish(
         );
         return Err(Refusal::new(ErrorCode::HashMismatch, message).into());
     }
-    super::auth::still_may(hub, caller, Permission::Write).await?;
+    if let Err(refused) = super::auth::still_may(hub, caller, Permission::Write).await {
+        remove(hub, id).await;
+        return Err(refused);
+    }
     let policy = super::upload::conflict_policy(Some(&record.conflict))?;
     let name = name(&record.name)?;
     let publication = publication(caller, name, record.size, policy, hash);
@@ -377,6 +400,37 @@ async fn find(hub: &Hub, caller: &Caller, id: &str) -> Result<(Record, u64), Api
         .map_err(|_| missing())?
         .len();
     Ok((record, offset))
+}
+
+/// How many uploads `owner` has open, and their bytes in all.
+async fn open_uploads(hub: &Hub, owner: &Handle) -> (usize, u64) {
+    let Some(dir) = hub
+        .store
+        .resumable_path("x")
+        .parent()
+        .map(std::path::Path::to_owned)
+    else {
+        return (0, 0);
+    };
+    let owner = owner.to_string();
+    let counted = tokio::task::spawn_blocking(move || {
+        let mut found = (0, 0u64);
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if !(name.starts_with("http-") && name.ends_with(".json")) {
+                continue;
+            }
+            let record = std::fs::read(entry.path())
+                .ok()
+                .and_then(|text| serde_json::from_slice::<Record>(&text).ok());
+            if let Some(record) = record.filter(|r| r.owner == owner) {
+                found = (found.0 + 1, found.1.saturating_add(record.size));
+            }
+        }
+        found
+    });
+    counted.await.unwrap_or((0, 0))
 }
 
 fn paths(hub: &Hub, id: &str) -> (PathBuf, PathBuf) {

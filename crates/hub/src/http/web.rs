@@ -29,8 +29,12 @@ pub const SIGN_IN_FOR: Duration = Duration::from_secs(300);
 const SESSION_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Most sign-in codes outstanding at once.
 const MAX_CODES: usize = 1024;
-/// The session cookie's name.
+/// The session cookie's name in plaintext; under TLS it is
+/// [`SECURE_COOKIE`], which browsers keep to this origin alone (no other
+/// service on the host can set or read it).
 pub(crate) const COOKIE: &str = "ferry_session";
+/// The session cookie's name under TLS.
+pub(crate) const SECURE_COOKIE: &str = "__Host-ferry_session";
 /// The header the page sends with every request.
 pub(crate) const CSRF_HEADER: &str = "x-ferry-csrf";
 
@@ -48,24 +52,30 @@ pub struct SignIns {
 
 impl Default for SignIns {
     fn default() -> Self {
-        Self {
-            codes: Mutex::new(Expiring::new(SIGN_IN_FOR, MAX_CODES)),
-        }
+        Self::lasting(SIGN_IN_FOR)
     }
 }
 
 impl SignIns {
+    fn lasting(lifetime: Duration) -> Self {
+        Self {
+            codes: Mutex::new(Expiring::new(lifetime, MAX_CODES)),
+        }
+    }
+
     /// A new one-time code for `handle`; `None` when too many are out.
     pub fn issue(&self, handle: &Handle) -> Option<ApiToken> {
         let code = ApiToken(crate::access::random_secret().ok()?.0);
         let mut codes = self.codes.lock().expect("sign-in lock is never poisoned");
+        codes.sweep(|_| {});
         codes.insert(code.hashed(), handle.clone(), |_| {}).ok()?;
         Some(code)
     }
 
+    /// Who `code` signs in, once, while it is live.
     fn redeem(&self, code: &ApiToken) -> Option<Handle> {
         let mut codes = self.codes.lock().expect("sign-in lock is never poisoned");
-        codes.take(&code.hashed())
+        codes.remove(&code.hashed())
     }
 }
 
@@ -146,11 +156,15 @@ pub(crate) async fn sign_in(
     hub.access
         .audit
         .record(handle.as_str(), "web.signin", &session.id(), None);
-    let secure = if hub.tls().is_some() { "; Secure" } else { "" };
+    // Signing in again replaces this browser's session, and ends the old one.
+    if let Some(old) = session_cookie(&headers) {
+        hub.catalog.remove_token(&handle, &old.id()).await?;
+    }
     let cookie = format!(
-        "{COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        "{}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        cookie_name(&hub),
         SESSION_FOR.as_secs()
-    );
+    ) + if hub.tls().is_some() { "; Secure" } else { "" };
     let accounts = &hub.publisher.accounts;
     let mut response = Json(json!({ "handle": accounts.spelled(handle.as_str()) })).into_response();
     response.headers_mut().insert(
@@ -172,13 +186,25 @@ pub(crate) async fn sign_out(
             .await?;
         hub.access.credentials.forget(caller.handle.as_str());
     }
-    let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    let secure = if hub.tls().is_some() { "; Secure" } else { "" };
+    let cookie = format!(
+        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}",
+        cookie_name(&hub)
+    );
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_str(&cookie).expect("ascii"),
     );
     Ok(response)
+}
+
+fn cookie_name(hub: &Hub) -> &'static str {
+    if hub.tls().is_some() {
+        SECURE_COOKIE
+    } else {
+        COOKIE
+    }
 }
 
 /// The session token in a request's cookies, if any.
@@ -189,7 +215,7 @@ pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<ApiToken> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(name, _)| *name == COOKIE || *name == SECURE_COOKIE)
         .and_then(|(_, value)| ApiToken::parse(value))
 }
 
@@ -205,4 +231,25 @@ pub(crate) fn cross_site() -> ApiError {
 fn short_agent(agent: &str) -> &str {
     let end = agent.char_indices().nth(40).map_or(agent.len(), |(i, _)| i);
     &agent[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sign_in_code_works_once_and_not_after_its_time() {
+        let sign_ins = SignIns::lasting(Duration::from_millis(50));
+        let alice = Handle::parse("alice").unwrap();
+        let code = sign_ins.issue(&alice).unwrap();
+        assert_eq!(sign_ins.redeem(&code), Some(alice.clone()));
+        assert_eq!(sign_ins.redeem(&code), None, "once");
+        let late = sign_ins.issue(&alice).unwrap();
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(
+            sign_ins.redeem(&late),
+            None,
+            "expired, though nothing swept it"
+        );
+    }
 }

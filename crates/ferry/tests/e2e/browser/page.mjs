@@ -34,8 +34,10 @@ try {
   await page.goto(link);
   await page.getByText(/Signed in as alice/).waitFor({ timeout: 15000 });
   check(!page.url().includes('signin'), 'the code is taken out of the address bar');
-  const cookie = (await context.cookies()).find((c) => c.name === 'ferry_session');
-  check(cookie && cookie.httpOnly && cookie.sameSite === 'Strict', `the session cookie is HttpOnly, SameSite=Strict: ${JSON.stringify(cookie)}`);
+  const tls = link.startsWith('https:');
+  const cookie = (await context.cookies()).find((c) => c.name === (tls ? '__Host-ferry_session' : 'ferry_session'));
+  check(cookie && cookie.httpOnly && cookie.sameSite === 'Strict' && cookie.secure === tls,
+    `the session cookie is HttpOnly, SameSite=Strict, Secure under TLS (and __Host- there): ${JSON.stringify(cookie)}`);
 
   // A CLI upload shows up live, in the events and in the listing.
   writeFileSync(join(work, 'live.txt'), 'uploaded from the CLI\n');
