@@ -1,6 +1,6 @@
 //! WebDAV at `/dav/`, so that rclone, davfs2, Finder, Explorer, Nautilus
 //! and cadaver can use the hub as a drive. `dav-server` speaks the
-//! protocol; [`fs::StoreFs`] backs it with the store, for the caller of
+//! protocol; `fs::StoreFs` backs it with the store, for the caller of
 //! each request, through the same policy and publisher as the API. Locks
 //! live in one lock store for the hub (in memory: a restart drops them,
 //! as clients expect of a server restart).
