@@ -5,7 +5,6 @@ use std::borrow::Cow;
 
 use chrono::{Local, TimeZone};
 use ferry_protocol::FileEntry;
-use serde_json::json;
 
 /// Makes a remote string safe for a terminal: control characters (escape
 /// sequences included) and invisible ones (those names refuse) are shown as
@@ -95,16 +94,8 @@ pub(crate) fn listing_table(entries: &[FileEntry]) -> String {
     out
 }
 
-/// An entry as JSON.
-pub(crate) fn entry_json(entry: &FileEntry) -> serde_json::Value {
-    json!({
-        "name": entry.name,
-        "size": entry.size,
-        "hash": entry.hash.to_hex(),
-        "owner": entry.owner,
-        "modified": entry.modified,
-    })
-}
+/// An entry as JSON: the same shape as the HTTP API's.
+pub(crate) use ferry_hub::http::entry_json;
 
 #[cfg(test)]
 mod tests {

@@ -139,6 +139,11 @@ impl Store {
         self.partial.join(format!("http-{id}"))
     }
 
+    /// The folder of partial uploads (protocol and HTTP).
+    pub fn partial_dir(&self) -> &Path {
+        &self.partial
+    }
+
     /// The resumable partial file for upload `key`.
     pub fn partial_path(&self, key: &ContentHash) -> PathBuf {
         self.partial.join(key.to_hex())

@@ -196,18 +196,7 @@ pub(crate) fn describe(headers: &mut HeaderMap, entry: &FileEntry) {
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     let hash = HeaderValue::from_str(&entry.hash.to_hex()).expect("hex is ascii");
     headers.insert("ferry-hash", hash);
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("sandbox; default-src 'none'"),
-    );
+    as_download(headers);
     let file = entry.name.rsplit('/').next().unwrap_or(&entry.name);
     let encoded = percent_encoding::utf8_percent_encode(file, FILENAME_ESCAPED);
     // A plain filename too, for clients that read no filename* (curl -OJ).
@@ -225,6 +214,23 @@ pub(crate) fn describe(headers: &mut HeaderMap, entry: &FileEntry) {
     if let Ok(value) = HeaderValue::from_str(&disposition) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
+}
+
+/// The headers that make stored bytes a sandboxed download, never a page
+/// that runs as the hub's own (the API and WebDAV both send them).
+pub(crate) fn as_download(headers: &mut HeaderMap) {
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'"),
+    );
 }
 
 /// What RFC 8187 escapes in a `filename*`: all but its attr-chars.
@@ -292,8 +298,8 @@ pub(crate) fn name(raw: &str) -> Result<FileName, ApiError> {
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_name", e.to_string()))
 }
 
-/// A file as `ferry ls --json` shows it.
-pub(crate) fn entry_json(entry: &FileEntry) -> serde_json::Value {
+/// A file as `ferry ls --json` and the API show it (one shape for both).
+pub fn entry_json(entry: &FileEntry) -> serde_json::Value {
     json!({
         "name": entry.name,
         "size": entry.size,

@@ -267,7 +267,8 @@ async fn receive_part(
     .and_then(|r| r)
     .map_err(|e| crate::error::HubError::io("opening an upload", data, e))?;
     let mut disk = DiskWriter::start(file, len, blake3::Hasher::new(), true).await;
-    let received = super::upload::copy_body(body, &mut disk, len, hub.config.stall_timeout).await;
+    let received =
+        super::upload::copy_body(body, &mut disk, data, len, hub.config.stall_timeout).await;
     // Whatever arrived is made durable, so that the offset told is true.
     let written = disk.finish().await;
     let released = {
@@ -404,14 +405,7 @@ async fn find(hub: &Hub, caller: &Caller, id: &str) -> Result<(Record, u64), Api
 
 /// How many uploads `owner` has open, and their bytes in all.
 async fn open_uploads(hub: &Hub, owner: &Handle) -> (usize, u64) {
-    let Some(dir) = hub
-        .store
-        .resumable_path("x")
-        .parent()
-        .map(std::path::Path::to_owned)
-    else {
-        return (0, 0);
-    };
+    let dir = hub.store.partial_dir().to_owned();
     let owner = owner.to_string();
     let counted = tokio::task::spawn_blocking(move || {
         let mut found = (0, 0u64);

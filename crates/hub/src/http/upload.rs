@@ -141,7 +141,7 @@ async fn receive(
         .and_then(|r| r)
         .map_err(|e| crate::error::HubError::io("creating an upload", path, e))?;
     let mut disk = DiskWriter::start(file, size, blake3::Hasher::new(), true).await;
-    copy_body(body, &mut disk, size, stall).await?;
+    copy_body(body, &mut disk, path, size, stall).await?;
     let hasher = disk.finish().await.map_err(disk_error(path))?;
     Ok(hasher.finalize().into())
 }
@@ -151,6 +151,7 @@ async fn receive(
 pub(crate) async fn copy_body(
     body: Body,
     disk: &mut DiskWriter,
+    path: &FsPath,
     len: u64,
     stall: std::time::Duration,
 ) -> Result<(), ApiError> {
@@ -179,9 +180,7 @@ pub(crate) async fn copy_body(
                 "the body is longer than its Content-Length of {len} bytes"
             )));
         }
-        disk.write(&chunk).await.map_err(|e| {
-            crate::error::HubError::io("writing an upload", std::path::Path::new("-"), e)
-        })?;
+        disk.write(&chunk).await.map_err(disk_error(path))?;
     }
     if received < len {
         return Err(cut(received, len, "the body ended"));

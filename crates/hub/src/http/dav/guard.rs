@@ -160,17 +160,10 @@ pub(crate) fn harden(method: &Method, response: &mut Response) {
         (*method == Method::GET || *method == Method::HEAD) && response.status().is_success();
     if sends_file {
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        );
+        crate::http::files::as_download(headers);
         headers.insert(
             header::CONTENT_DISPOSITION,
             HeaderValue::from_static("attachment"),
-        );
-        headers.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("sandbox; default-src 'none'"),
         );
     }
 }
