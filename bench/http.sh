@@ -93,6 +93,10 @@ for ((round = 0; round < ROUNDS; round++)); do
     clock curl -sk --http1.1 -o /dev/null "$NGINX_URL/big.bin" && add get1_nginx "$ELAPSED"
     clock curl -sk --http1.1 -o /dev/null -H "$AUTH" "$FERRY_URL/big.bin" && add get1_ferry "$ELAPSED"
     clock curl -sk -o /dev/null -T "$SRV/big.bin" "$NGINX_URL/up/big-$round.bin" && add put_nginx "$ELAPSED"
+    # The same PUT followed by an fsync of what nginx wrote: the work
+    # Ferry does before it answers, which nginx leaves to the kernel.
+    clock bash -c "curl -sk -o /dev/null -T '$SRV/big.bin' '$NGINX_URL/up/synced-$round.bin' && sync '$SRV/up/synced-$round.bin'" &&
+        add putsync_nginx "$ELAPSED"
     # A new name each round: the bytes are stored again, hashed and fsynced.
     head -c 16 /dev/urandom >>"$SRV/big.bin"
     clock curl -sk -o /dev/null -H "$AUTH" -T "$SRV/big.bin" "$FERRY_URL/put-$round.bin" && add put_ferry "$ELAPSED"
@@ -117,10 +121,11 @@ mb=$((BIG >> 20))
     echo "| workload | nginx | Ferry | Ferry ÷ nginx |"
     echo "|---|---|---|---|"
     for row in "small:4 KiB GET, wrk -c64, HTTP/1.1 (req/s, higher is better)" "get:$mb MiB GET, curl, HTTP/2 (s, lower is better)" \
-        "get1:$mb MiB GET, curl, HTTP/1.1 (s, lower is better)" "put:$mb MiB PUT, curl, HTTP/2 (s, lower is better)"; do
+        "get1:$mb MiB GET, curl, HTTP/1.1 (s, lower is better)" "put:$mb MiB PUT, curl, HTTP/2 (s, lower is better)" \
+        "putsync:$mb MiB PUT, then nginx's file fsynced (s, lower is better)"; do
         key=${row%%:*}
         n=$(echo "${TOTAL[${key}_nginx]}" | median)
-        f=$(echo "${TOTAL[${key}_ferry]}" | median)
+        f=$(echo "${TOTAL[${key/putsync/put}_ferry]}" | median)
         echo "| ${row#*:} | $n | $f | $(awk -v a="$f" -v b="$n" 'BEGIN { printf "%.2f", a / b }') |"
     done
     echo "| peak RSS (MiB, largest process) | $((nginx_peak / 1024)) | $((ferry_peak / 1024)) | $(awk -v a="$ferry_peak" -v b="$nginx_peak" 'BEGIN { printf "%.2f", a / b }') |"

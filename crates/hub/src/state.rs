@@ -42,6 +42,8 @@ pub struct Hub {
     pub dav: crate::http::dav::DavState,
     /// Outstanding browser sign-in codes.
     pub web: crate::http::web::SignIns,
+    /// Small blobs' verified bytes, for HTTP GETs.
+    pub(crate) hot: crate::http::hot::HotBlobs,
     tls: Option<TlsIdentity>,
     next_session: std::sync::atomic::AtomicU64,
     events: broadcast::Sender<Event>,
@@ -109,6 +111,7 @@ impl Hub {
             access,
             dav: crate::http::dav::DavState::default(),
             web: crate::http::web::SignIns::default(),
+            hot: crate::http::hot::HotBlobs::default(),
             next_session: std::sync::atomic::AtomicU64::new(1),
             config,
             catalog,

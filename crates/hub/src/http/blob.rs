@@ -17,6 +17,8 @@ use ferry_protocol::ContentHash;
 use futures_util::stream;
 use tokio::task::JoinHandle;
 
+use super::hot::HotBlobs;
+
 /// Bytes read per step.
 const CHUNK: u64 = 256 << 10;
 
@@ -32,11 +34,19 @@ pub(crate) enum Piece {
     File { start: u64, len: u64 },
 }
 
-/// Reads the small blob at `path` (of `len` bytes) whole and checks it
-/// against `hash`: on this thread when the page cache holds it (no hop to
-/// a blocking thread, which cost a small GET half its time), else on a
-/// blocking thread.
-pub(crate) async fn read_whole(path: PathBuf, len: u64, hash: ContentHash) -> io::Result<Bytes> {
+/// The small blob at `path` (of `len` bytes), whole and checked against
+/// `hash`: from `hot` if it is kept there, else read on this thread when
+/// the page cache holds it (no hop to a blocking thread, which cost a
+/// small GET half its time), else on a blocking thread, and then kept.
+pub(crate) async fn read_whole(
+    hot: &HotBlobs,
+    path: PathBuf,
+    len: u64,
+    hash: ContentHash,
+) -> io::Result<Bytes> {
+    if let Some(bytes) = hot.get(&hash) {
+        return Ok(bytes);
+    }
     let read = match ferry_io::source::open_source_cached(&path, 0, len, true) {
         Some(read) => read,
         None => {
@@ -50,7 +60,9 @@ pub(crate) async fn read_whole(path: PathBuf, len: u64, hash: ContentHash) -> io
     if ContentHash::from(blake3::hash(&bytes)) != hash {
         return Err(rotten(&path));
     }
-    Ok(Bytes::from(bytes))
+    let bytes = Bytes::from(bytes);
+    hot.keep(hash, bytes.clone());
+    Ok(bytes)
 }
 
 /// A body of `pieces` of the blob at `path`. With `whole`, the pieces are

@@ -117,7 +117,7 @@ pub(crate) async fn get(
         }
         Wanted::Whole if head => (StatusCode::OK, entry.size, Body::empty()),
         Wanted::Whole if entry.size <= READ_WHOLE_MAX => {
-            let bytes = blob::read_whole(path, entry.size, entry.hash)
+            let bytes = blob::read_whole(&hub.hot, path, entry.size, entry.hash)
                 .await
                 .map_err(damaged)?;
             (StatusCode::OK, entry.size, Body::from(bytes))

@@ -42,6 +42,7 @@ pub(crate) mod conditions;
 pub mod dav;
 pub mod error;
 mod files;
+pub(crate) mod hot;
 pub use files::entry_json;
 mod live;
 mod peers;
