@@ -24,6 +24,7 @@ impl Target {
             addr: self.hub.clone(),
             tls: !self.plaintext,
             known_hubs: KnownHubs::new(home.join("known_hubs")),
+            ca_file: None,
             connect_timeout: Duration::from_secs(10),
             stall_timeout: Duration::from_secs(30),
             expect: None,

@@ -42,6 +42,29 @@ pub enum ClientError {
         /// The file holding the pin.
         known_hubs: PathBuf,
     },
+    /// The hub's certificate is not signed by the authority `--cacert` names.
+    #[error(
+        "the hub at {addr} is not vouched for by the certificate authority in {}: {reason}.\n\
+         Check that --cacert names the authority that signed the hub's certificate, \
+         or leave it out to pin the hub's own certificate on first use.",
+        ca_file.display()
+    )]
+    NotVouchedFor {
+        /// Address tried.
+        addr: String,
+        /// The authority's certificate file.
+        ca_file: PathBuf,
+        /// What the verification said.
+        reason: String,
+    },
+    /// The `--cacert` file could not be read as PEM certificates.
+    #[error("cannot use {} as certificate authorities: {reason}", path.display())]
+    BadCaFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The hub answered a request with an error.
     #[error("{message}")]
     Hub {

@@ -7,7 +7,6 @@ use ferry_protocol::{
     CHANNEL_BINDING_LABEL, Challenge, Claim, Event, FileEntry, FileName, Fingerprint, Grant, Hit,
     LegacyProof, MAX_LIST_PAGE, PROTOCOL_VERSION, Request, Response, Role,
 };
-use rustls::pki_types::ServerName;
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -15,7 +14,9 @@ use tokio_rustls::TlsConnector;
 
 use crate::error::ClientError;
 use crate::identity::{Credentials, LoginKey};
-use crate::tls::{KnownHubs, PinningVerifier, client_config};
+use crate::tls::{
+    HubVerifier, KnownHubs, PinningVerifier, authorities, client_config, hub_server_name,
+};
 
 pub(crate) type Reader = FrameReader<ReadHalf<Box<dyn Transport>>, Response>;
 pub(crate) type Writer = FrameWriter<WriteHalf<Box<dyn Transport>>, Request>;
@@ -32,6 +33,10 @@ pub struct ConnectOptions {
     /// Accept only this certificate (from an invite link), whatever is
     /// pinned, and pin it once the handshake succeeds.
     pub expect: Option<Fingerprint>,
+    /// Certificate authorities (PEM) whose word alone decides whether to
+    /// trust the hub (`--cacert`); without it, the system's authorities
+    /// vouch for a hub reached by name, and a pin for any other.
+    pub ca_file: Option<std::path::PathBuf>,
     /// Deadline for connecting and for the handshake.
     pub connect_timeout: Duration,
     /// Deadline for any reply, and for each step of a body.
@@ -393,12 +398,21 @@ async fn handshake(options: &ConnectOptions, stream: TcpStream) -> Result<Handsh
     }
     let known = options.known_hubs.get(&options.addr);
     let pinned = options.expect.or(known);
-    let verifier = PinningVerifier::new(pinned);
+    let server_name = hub_server_name(&options.addr);
+    // An invite link's fingerprint is exact: no authority overrides it.
+    let authority = match options.expect {
+        Some(_) => None,
+        None => authorities(options.ca_file.as_deref(), &server_name)?,
+    };
+    let verifier = HubVerifier::new(
+        authority,
+        options.ca_file.is_some() && options.expect.is_none(),
+        PinningVerifier::new(pinned),
+    );
     let config = client_config(verifier.clone(), None).map_err(|e| ClientError::Tls {
         addr: options.addr.clone(),
         reason: e.to_string(),
     })?;
-    let server_name = ServerName::try_from("ferry-hub").expect("a valid DNS name");
     // rustls reads the socket 4 KiB at a time; a read-ahead buffer under it
     // makes that one system call per 64 KiB. Worth its memory in a client
     // (one connection), not in the hub (a thousand). A/B, 1 GiB get, six
@@ -417,7 +431,17 @@ async fn handshake(options: &ConnectOptions, stream: TcpStream) -> Result<Handsh
                     addr: options.addr.clone(),
                     reason: e.to_string(),
                 })?;
-            Ok((Box::new(tls), seen, known.is_none(), Some(channel)))
+            // What an authority vouches for needs no pin (and keeps an
+            // old one from standing in the way of a renewal).
+            let first_use = known.is_none() && !verifier.vouched();
+            Ok((Box::new(tls), seen, first_use, Some(channel)))
+        }
+        (Err(e), _, _) if options.ca_file.is_some() && options.expect.is_none() => {
+            Err(ClientError::NotVouchedFor {
+                addr: options.addr.clone(),
+                ca_file: options.ca_file.clone().unwrap_or_default(),
+                reason: e.to_string(),
+            })
         }
         (Err(_), Some(pinned), Some(presented)) if pinned != presented => {
             Err(ClientError::FingerprintChanged {

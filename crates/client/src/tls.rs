@@ -1,14 +1,20 @@
-//! Trust on first use: the hub's certificate is self-signed, so instead of a
-//! CA the client pins its fingerprint in `known_hubs` the first time and
-//! refuses a different one afterwards, as SSH does with host keys.
+//! How a client trusts a hub. A hub's certificate is self-signed by
+//! default, so the client pins its fingerprint in `known_hubs` the first
+//! time and refuses a different one afterwards, as SSH does with host
+//! keys. A hub with an operator's certificate from a certificate
+//! authority is verified by that authority instead (the system's, or the
+//! one `--cacert` names), so a renewal every few months needs no
+//! `ferry forget` on every client.
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ferry_protocol::Fingerprint;
 use rustls::DigitallySignedStruct;
+use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -149,10 +155,158 @@ impl ServerCertVerifier for PinningVerifier {
     }
 }
 
+/// Trusts a hub whose certificate a certificate authority vouches for,
+/// else (unless only the authority may say) the pinned one.
+#[derive(Debug)]
+pub(crate) struct HubVerifier {
+    authority: Option<Arc<WebPkiServerVerifier>>,
+    /// `--cacert` named the authority: its word is final.
+    authority_only: bool,
+    pinning: Arc<PinningVerifier>,
+    vouched: AtomicBool,
+}
+
+impl HubVerifier {
+    /// Trusts what `authority` vouches for, else (if not `authority_only`)
+    /// what `pinning` accepts.
+    pub(crate) fn new(
+        authority: Option<Arc<WebPkiServerVerifier>>,
+        authority_only: bool,
+        pinning: Arc<PinningVerifier>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            authority,
+            authority_only,
+            pinning,
+            vouched: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether an authority vouched for the certificate (nothing to pin).
+    pub(crate) fn vouched(&self) -> bool {
+        self.vouched.load(Ordering::Relaxed)
+    }
+
+    /// The fingerprint the hub presented, once the handshake got that far.
+    pub(crate) fn seen(&self) -> Option<Fingerprint> {
+        self.pinning.seen()
+    }
+}
+
+impl ServerCertVerifier for HubVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Some(authority) = &self.authority {
+            let said = authority.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            );
+            match said {
+                Ok(verified) => {
+                    self.vouched.store(true, Ordering::Relaxed);
+                    *self.pinning.seen.lock().expect("never poisoned") =
+                        Some(Fingerprint::of_certificate(end_entity));
+                    return Ok(verified);
+                }
+                Err(refused) if self.authority_only => return Err(refused),
+                Err(_) => {}
+            }
+        }
+        self.pinning
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.pinning.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.pinning.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.pinning.supported_verify_schemes()
+    }
+}
+
+/// The authorities that may vouch for a hub: those in `ca_file` (PEM)
+/// if given, else the system's when the hub is reached by a DNS name
+/// (public authorities certify names, and loading the system's store
+/// costs milliseconds a hub reached by address need not spend). `None`:
+/// only the pin counts.
+pub(crate) fn authorities(
+    ca_file: Option<&Path>,
+    server_name: &ServerName<'_>,
+) -> Result<Option<Arc<WebPkiServerVerifier>>, ClientError> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(file) => {
+            let certs = CertificateDer::pem_file_iter(file)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| ClientError::BadCaFile {
+                    path: file.to_owned(),
+                    reason: e.to_string(),
+                })?;
+            let (added, _) = roots.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(ClientError::BadCaFile {
+                    path: file.to_owned(),
+                    reason: "it holds no certificate".into(),
+                });
+            }
+        }
+        None if matches!(server_name, ServerName::DnsName(_)) => {
+            let system = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(system.certs);
+        }
+        None => return Ok(None),
+    }
+    if roots.is_empty() {
+        return Ok(None);
+    }
+    let provider = Arc::new(ferry_io::tls::crypto_provider());
+    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map(Some)
+        .map_err(|e| ClientError::BadCaFile {
+            path: ca_file.map(Path::to_owned).unwrap_or_default(),
+            reason: e.to_string(),
+        })
+}
+
+/// The name to verify a hub's certificate for: the host of `addr`
+/// (`host:port`, an IPv6 address in brackets).
+pub(crate) fn hub_server_name(addr: &str) -> ServerName<'static> {
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    ServerName::try_from(host.to_owned())
+        .unwrap_or_else(|_| ServerName::try_from("ferry-hub").expect("a valid DNS name"))
+}
+
 /// A TLS client configuration that trusts `verifier`, presenting
 /// `identity` as a client certificate when given (peer to peer).
 pub(crate) fn client_config(
-    verifier: Arc<PinningVerifier>,
+    verifier: Arc<dyn ServerCertVerifier>,
     identity: Option<&crate::identity::PeerIdentity>,
 ) -> Result<rustls::ClientConfig, rustls::Error> {
     let provider = Arc::new(ferry_io::tls::crypto_provider());

@@ -51,6 +51,7 @@ async fn main() {
         addr: addr.to_string(),
         tls: false,
         known_hubs: KnownHubs::new(home.path().join("known_hubs")),
+        ca_file: None,
         connect_timeout: Duration::from_secs(5),
         stall_timeout: Duration::from_secs(30),
         expect: None,

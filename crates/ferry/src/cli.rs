@@ -47,6 +47,12 @@ pub(crate) struct GlobalArgs {
     /// Talk to the hub without TLS (only for a hub started with --plaintext).
     #[arg(long, global = true)]
     pub(crate) plaintext: bool,
+    /// Trust the hub only if the certificate authority in FILE (PEM) signed
+    /// its certificate, as curl's --cacert (else the config file's `cacert`;
+    /// without either, a hub reached by name may be vouched for by the
+    /// system's authorities, and any other is pinned on first use).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) cacert: Option<std::path::PathBuf>,
     /// Machine-readable output.
     #[arg(long, global = true)]
     pub(crate) json: bool,

@@ -152,7 +152,7 @@ fn exit_code(error: &anyhow::Error) -> u8 {
         | ClientError::Timeout(_) => 6,
         ClientError::Frame(_) | ClientError::Body(_) => 6,
         ClientError::Corrupt { .. } => 7,
-        ClientError::FingerprintChanged { .. } => 8,
+        ClientError::FingerprintChanged { .. } | ClientError::NotVouchedFor { .. } => 8,
         _ => 1,
     }
 }

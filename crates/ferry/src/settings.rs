@@ -22,6 +22,7 @@ struct ClientFile {
     hub: Option<String>,
     name: Option<String>,
     plaintext: Option<bool>,
+    cacert: Option<PathBuf>,
     peer_bind: Option<std::net::IpAddr>,
 }
 
@@ -34,6 +35,8 @@ pub(crate) struct ClientSettings {
     pub(crate) name: Option<String>,
     /// TLS on (default) or off.
     pub(crate) tls: bool,
+    /// The certificate authorities that alone may vouch for the hub.
+    pub(crate) cacert: Option<PathBuf>,
     /// JSON output.
     pub(crate) json: bool,
     /// Where client state lives: config, secret, known hubs, history.
@@ -79,6 +82,7 @@ impl ClientSettings {
             hub,
             name: global.name.clone().or(file.name).or(memory.handle),
             tls: !plaintext,
+            cacert: global.cacert.clone().or(file.cacert),
             json: global.json,
             state_dir,
             peer_bind,
@@ -92,6 +96,7 @@ impl ClientSettings {
             tls: self.tls,
             known_hubs: self.known_hubs(),
             expect: None,
+            ca_file: self.cacert.clone(),
             connect_timeout: Duration::from_secs(10),
             stall_timeout: Duration::from_secs(60),
         }

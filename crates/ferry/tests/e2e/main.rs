@@ -2,6 +2,7 @@
 //! unless a test needs to speak raw bytes. One test binary (see STYLE.md).
 
 mod access;
+mod authority;
 mod burst;
 mod cli;
 mod damaged;

@@ -161,6 +161,7 @@ impl Home {
             tls,
             known_hubs: KnownHubs::new(self.dir.path().join("known_hubs")),
             expect: None,
+            ca_file: None,
             connect_timeout: Duration::from_secs(5),
             stall_timeout: Duration::from_secs(10),
         }
