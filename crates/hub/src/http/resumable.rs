@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::files::name;
+use super::upload::BodyLength;
 use crate::access::credentials::Caller;
 use crate::access::policy::Permission;
 use crate::outcome::{Outcome, Refusal};
@@ -267,8 +268,14 @@ async fn receive_part(
     .and_then(|r| r)
     .map_err(|e| crate::error::HubError::io("opening an upload", data, e))?;
     let mut disk = DiskWriter::start(file, len, blake3::Hasher::new(), true).await;
-    let received =
-        super::upload::copy_body(body, &mut disk, data, len, hub.config.stall_timeout).await;
+    let received = super::upload::copy_body(
+        body,
+        &mut disk,
+        data,
+        BodyLength::Exactly(len),
+        hub.config.stall_timeout,
+    )
+    .await;
     // Whatever arrived is made durable, so that the offset told is true.
     let written = disk.finish().await;
     let released = {

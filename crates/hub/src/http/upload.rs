@@ -49,6 +49,7 @@ pub(crate) async fn put(
 ) -> Result<Response, ApiError> {
     caller.may(Permission::Write)?;
     let name = name(&raw)?;
+    // None: a body of unknown length (chunked, as `curl -T -` sends).
     let size = content_length(&headers)?;
     let announced = announced_hash(&headers)?;
     let mut policy = conflict_policy(query.conflict.as_deref())?;
@@ -67,13 +68,15 @@ pub(crate) async fn put(
         _ => Precondition::Any,
     };
     let max = hub.config.max_file_size;
-    if size > max {
+    if let Some(size) = size
+        && size > max
+    {
         let message = format!("'{name}' is {size} bytes; this hub accepts at most {max}");
         return Err(Refusal::new(ErrorCode::TooLarge, message).into());
     }
     let mut publication = Publication {
         name,
-        size,
+        size: size.unwrap_or(0),
         // Unknown until the bytes are in: a hash no file has, so that
         // placement decides as for different bytes.
         hash: announced.unwrap_or(ContentHash([0; 32])),
@@ -88,18 +91,32 @@ pub(crate) async fn put(
         Outcome::Done(Placement::Store(_)) => {}
     }
     let accounts = &hub.publisher.accounts;
-    let _reservation = accounts.reserve(&caller.handle, size, caller.quota)?;
-    let dir = &hub.config.data_dir;
-    let room = space::check_room(dir, size, hub.config.min_free_space)
-        .map_err(|e| crate::error::HubError::io("checking free space", dir, e))?;
-    if let Err(no_room) = room {
-        let message = no_room.message(publication.name.as_str());
-        return Err(Refusal::new(ErrorCode::StorageFull, message).into());
+    let (length, mut reservation) = match size {
+        Some(size) => {
+            let reserved = accounts.reserve(&caller.handle, size, caller.quota)?;
+            (BodyLength::Exactly(size), Some(reserved))
+        }
+        None => (within_limits(&hub, &caller, &publication.name)?, None),
+    };
+    if let BodyLength::Exactly(size) = length {
+        let dir = &hub.config.data_dir;
+        let room = space::check_room(dir, size, hub.config.min_free_space)
+            .map_err(|e| crate::error::HubError::io("checking free space", dir, e))?;
+        if let Err(no_room) = room {
+            let message = no_room.message(publication.name.as_str());
+            return Err(Refusal::new(ErrorCode::StorageFull, message).into());
+        }
     }
     // Removed however this ends, a dropped connection included, unless
     // the publisher took the bytes.
     let staged = Staged::new(hub.store.temp_path());
-    let hash = receive(body, staged.path(), size, hub.config.stall_timeout).await?;
+    let (hash, size) = receive(body, staged.path(), length, hub.config.stall_timeout).await?;
+    publication.size = size;
+    if reservation.is_none() {
+        // Known only now; another upload may have taken the room meanwhile.
+        reservation = Some(accounts.reserve(&caller.handle, size, caller.quota)?);
+    }
+    let _reservation = reservation;
     if announced.is_some_and(|a| a != hash) {
         let message = format!(
             "'{}' arrived with hash {}, not the announced {}; nothing was stored",
@@ -127,34 +144,95 @@ pub(crate) async fn put(
     }
 }
 
-/// The body into a new file at `path`, exactly `size` bytes, fsynced.
+/// How long a body must be.
+#[derive(Debug, Clone)]
+pub(crate) enum BodyLength {
+    /// Its `Content-Length`.
+    Exactly(u64),
+    /// Unannounced: up to `cap` bytes, else `over`.
+    AtMost { cap: u64, over: Refusal },
+}
+
+/// The limit on a body of unknown length: the hub's largest file, the
+/// caller's quota left, the room above the free-space reserve, whichever
+/// is least, and the refusal that goes with passing it.
+fn within_limits(
+    hub: &Hub,
+    caller: &Caller,
+    name: &ferry_protocol::FileName,
+) -> Result<BodyLength, ApiError> {
+    let max = hub.config.max_file_size;
+    let mut length = BodyLength::AtMost {
+        cap: max,
+        over: Refusal::new(
+            ErrorCode::TooLarge,
+            format!("'{name}' is larger than this hub accepts ({max} bytes); nothing was stored"),
+        ),
+    };
+    let mut lower = |cap: u64, over: Refusal| {
+        if matches!(&length, BodyLength::AtMost { cap: now, .. } if cap < *now) {
+            length = BodyLength::AtMost { cap, over };
+        }
+    };
+    let accounts = &hub.publisher.accounts;
+    if let Some(left) = accounts.left(&caller.handle, caller.quota) {
+        let message = format!(
+            "quota: {} has {} left, and '{name}' is larger; nothing was stored. \
+             Delete files (ferry rm) or ask an admin for more",
+            caller.handle,
+            crate::publish::accounts::human(left)
+        );
+        lower(left, Refusal::new(ErrorCode::QuotaExceeded, message));
+    }
+    let dir = &hub.config.data_dir;
+    let room = space::check_room(dir, u64::MAX, hub.config.min_free_space)
+        .map_err(|e| crate::error::HubError::io("checking free space", dir, e))?;
+    if let Err(no_room) = room {
+        let message = space::NoRoom {
+            needed: no_room.free.saturating_add(1),
+            ..no_room
+        }
+        .message(name.as_str());
+        lower(no_room.free, Refusal::new(ErrorCode::StorageFull, message));
+    }
+    Ok(length)
+}
+
+/// The body into a new file at `path`, fsynced; its hash and length.
 async fn receive(
     body: Body,
     path: &FsPath,
-    size: u64,
+    length: BodyLength,
     stall: std::time::Duration,
-) -> Result<ContentHash, ApiError> {
+) -> Result<(ContentHash, u64), ApiError> {
     let owned = path.to_owned();
     let file = tokio::task::spawn_blocking(move || std::fs::File::create_new(&owned))
         .await
         .map_err(std::io::Error::other)
         .and_then(|r| r)
         .map_err(|e| crate::error::HubError::io("creating an upload", path, e))?;
-    let mut disk = DiskWriter::start(file, size, blake3::Hasher::new(), true).await;
-    copy_body(body, &mut disk, path, size, stall).await?;
+    let expected = match length {
+        BodyLength::Exactly(len) | BodyLength::AtMost { cap: len, .. } => len,
+    };
+    let mut disk = DiskWriter::start(file, expected, blake3::Hasher::new(), true).await;
+    let received = copy_body(body, &mut disk, path, length, stall).await?;
     let hasher = disk.finish().await.map_err(disk_error(path))?;
-    Ok(hasher.finalize().into())
+    Ok((hasher.finalize().into(), received))
 }
 
-/// Hands exactly `len` bytes of `body` to `disk`: a longer body is
-/// refused, a shorter or stalled one is cut short.
+/// Hands `body` to `disk`, as long as `length` allows: a longer body is
+/// refused, a shorter or stalled one is cut short. Returns its length.
 pub(crate) async fn copy_body(
     body: Body,
     disk: &mut DiskWriter,
     path: &FsPath,
-    len: u64,
+    length: BodyLength,
     stall: std::time::Duration,
-) -> Result<(), ApiError> {
+) -> Result<u64, ApiError> {
+    let of = match length {
+        BodyLength::Exactly(len) => format!(" of {len}"),
+        BodyLength::AtMost { .. } => String::new(),
+    };
     let mut body = body.into_data_stream();
     let mut received = 0u64;
     loop {
@@ -162,7 +240,7 @@ pub(crate) async fn copy_body(
         let chunk = match next {
             Err(_) => {
                 let message = format!(
-                    "the upload stalled after {received} of {len} bytes: nothing came for {stall:?}; nothing was stored"
+                    "the upload stalled after {received}{of} bytes: nothing came for {stall:?}; nothing was stored"
                 );
                 return Err(ApiError::new(
                     StatusCode::REQUEST_TIMEOUT,
@@ -171,30 +249,36 @@ pub(crate) async fn copy_body(
                 ));
             }
             Ok(None) => break,
-            Ok(Some(Err(e))) => return Err(cut(received, len, &e.to_string())),
+            Ok(Some(Err(e))) => return Err(cut(received, &of, &e.to_string())),
             Ok(Some(Ok(chunk))) => chunk,
         };
         received += chunk.len() as u64;
-        if received > len {
-            return Err(ApiError::bad_request(format!(
-                "the body is longer than its Content-Length of {len} bytes"
-            )));
+        match &length {
+            BodyLength::Exactly(len) if received > *len => {
+                return Err(ApiError::bad_request(format!(
+                    "the body is longer than its Content-Length of {len} bytes"
+                )));
+            }
+            BodyLength::AtMost { cap, over } if received > *cap => return Err(over.clone().into()),
+            _ => {}
         }
         disk.write(&chunk).await.map_err(disk_error(path))?;
     }
-    if received < len {
-        return Err(cut(received, len, "the body ended"));
+    if let BodyLength::Exactly(len) = length
+        && received < len
+    {
+        return Err(cut(received, &of, "the body ended"));
     }
-    Ok(())
+    Ok(received)
 }
 
 fn disk_error(path: &FsPath) -> impl Fn(std::io::Error) -> ApiError + '_ {
     move |e| crate::error::HubError::io("writing an upload", path, e).into()
 }
 
-fn cut(received: u64, size: u64, why: &str) -> ApiError {
+fn cut(received: u64, of: &str, why: &str) -> ApiError {
     ApiError::bad_request(format!(
-        "the upload was cut short after {received} of {size} bytes ({why}); nothing was stored"
+        "the upload was cut short after {received}{of} bytes ({why}); nothing was stored"
     ))
 }
 
@@ -219,18 +303,16 @@ fn stored(hub: &Hub, entry: ferry_protocol::FileEntry, created: bool) -> Respons
     response
 }
 
-fn content_length(headers: &HeaderMap) -> Result<u64, ApiError> {
+/// The announced length of the body, if any.
+fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     let Some(value) = headers.get(header::CONTENT_LENGTH) else {
-        return Err(ApiError::new(
-            StatusCode::LENGTH_REQUIRED,
-            "length_required",
-            "an upload needs a Content-Length (curl -T FILE sends one)",
-        ));
+        return Ok(None);
     };
     value
         .to_str()
         .ok()
         .and_then(|v| v.parse().ok())
+        .map(Some)
         .ok_or_else(|| ApiError::bad_request("the Content-Length is not a number"))
 }
 

@@ -160,6 +160,15 @@ impl Accounts {
         self.usage().get(owner).map_or(0, |u| u.stored)
     }
 
+    /// Bytes `owner` may still store under `quota` (`None`: unlimited),
+    /// counting uploads under way.
+    pub fn left(&self, owner: &Handle, quota: Option<u64>) -> Option<u64> {
+        let usage = self.usage();
+        let current = usage.get(owner.as_str()).copied().unwrap_or_default();
+        let committed = current.stored.saturating_add(current.reserved);
+        quota.map(|q| q.saturating_sub(committed))
+    }
+
     /// Reserves `bytes` of `owner`'s `quota` (`None`: unlimited) for an
     /// upload, or refuses with what is used and allowed.
     pub fn reserve(
