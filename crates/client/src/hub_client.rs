@@ -92,7 +92,13 @@ impl HubClient {
             .map_err(|e| connect_error(e.to_string()))?;
         let _ = stream.set_nodelay(true);
         let handshake = timeout(options.connect_timeout, handshake(options, stream));
-        let (transport, fingerprint, first_use, channel) = handshake
+        let Handshake {
+            transport,
+            fingerprint,
+            first_use,
+            vouched,
+            channel,
+        } = handshake
             .await
             .map_err(|_| ClientError::Timeout(format!("handshake with {addr}")))??;
         let (read, write) = tokio::io::split(transport);
@@ -124,9 +130,14 @@ impl HubClient {
         }
         if let Some(fingerprint) = fingerprint {
             let known = &options.known_hubs;
+            // What an authority vouches for is pinned too, quietly, and
+            // re-pinned on a renewal: should the authority one day not
+            // vouch (a stranger's self-signed certificate), the pin still
+            // stands guard rather than a new first use.
+            let replace = options.expect.is_some() || vouched;
             if first_use {
                 known.add(&options.addr, fingerprint)?;
-            } else if options.expect.is_some() && known.get(&options.addr) != Some(fingerprint) {
+            } else if replace && known.get(&options.addr) != Some(fingerprint) {
                 known.forget(&options.addr)?;
                 known.add(&options.addr, fingerprint)?;
             }
@@ -383,18 +394,28 @@ fn agent() -> String {
     format!("ferry {}", env!("CARGO_PKG_VERSION"))
 }
 
-/// What a handshake yields: the transport, the hub's fingerprint, whether
-/// it was pinned just now, and the TLS channel binding.
-type Handshake = (
-    Box<dyn Transport>,
-    Option<Fingerprint>,
-    bool,
-    Option<[u8; 32]>,
-);
+/// What a handshake yields.
+struct Handshake {
+    transport: Box<dyn Transport>,
+    /// The hub's certificate's (TLS only).
+    fingerprint: Option<Fingerprint>,
+    /// Nothing was pinned and no authority vouched: pin it, and say so.
+    first_use: bool,
+    /// A certificate authority vouched for the certificate.
+    vouched: bool,
+    /// The TLS channel binding.
+    channel: Option<[u8; 32]>,
+}
 
 async fn handshake(options: &ConnectOptions, stream: TcpStream) -> Result<Handshake, ClientError> {
     if !options.tls {
-        return Ok((Box::new(stream), None, false, None));
+        return Ok(Handshake {
+            transport: Box::new(stream),
+            fingerprint: None,
+            first_use: false,
+            vouched: false,
+            channel: None,
+        });
     }
     let known = options.known_hubs.get(&options.addr);
     let pinned = options.expect.or(known);
@@ -402,7 +423,16 @@ async fn handshake(options: &ConnectOptions, stream: TcpStream) -> Result<Handsh
     // An invite link's fingerprint is exact: no authority overrides it.
     let authority = match options.expect {
         Some(_) => None,
-        None => authorities(options.ca_file.as_deref(), &server_name)?,
+        // Reading the system's store waits for the disk.
+        None => {
+            let (ca_file, name) = (options.ca_file.clone(), server_name.clone());
+            tokio::task::spawn_blocking(move || authorities(ca_file.as_deref(), &name))
+                .await
+                .map_err(|e| ClientError::Tls {
+                    addr: options.addr.clone(),
+                    reason: e.to_string(),
+                })??
+        }
     };
     let verifier = HubVerifier::new(
         authority,
@@ -431,18 +461,21 @@ async fn handshake(options: &ConnectOptions, stream: TcpStream) -> Result<Handsh
                     addr: options.addr.clone(),
                     reason: e.to_string(),
                 })?;
-            // What an authority vouches for needs no pin (and keeps an
-            // old one from standing in the way of a renewal).
-            let first_use = known.is_none() && !verifier.vouched();
-            Ok((Box::new(tls), seen, first_use, Some(channel)))
-        }
-        (Err(e), _, _) if options.ca_file.is_some() && options.expect.is_none() => {
-            Err(ClientError::NotVouchedFor {
-                addr: options.addr.clone(),
-                ca_file: options.ca_file.clone().unwrap_or_default(),
-                reason: e.to_string(),
+            // What an authority vouches for is no first use, and its
+            // word outweighs an old pin (a renewal).
+            Ok(Handshake {
+                transport: Box::new(tls),
+                fingerprint: seen,
+                first_use: known.is_none() && !verifier.vouched(),
+                vouched: verifier.vouched(),
+                channel: Some(channel),
             })
         }
+        (Err(e), _, _) if verifier.refused_by_authority() => Err(ClientError::NotVouchedFor {
+            addr: options.addr.clone(),
+            ca_file: options.ca_file.clone().unwrap_or_default(),
+            reason: e.to_string(),
+        }),
         (Err(_), Some(pinned), Some(presented)) if pinned != presented => {
             Err(ClientError::FingerprintChanged {
                 addr: options.addr.clone(),

@@ -164,6 +164,8 @@ pub(crate) struct HubVerifier {
     authority_only: bool,
     pinning: Arc<PinningVerifier>,
     vouched: AtomicBool,
+    /// The authority's word was final, and it refused.
+    refused: AtomicBool,
 }
 
 impl HubVerifier {
@@ -179,12 +181,19 @@ impl HubVerifier {
             authority_only,
             pinning,
             vouched: AtomicBool::new(false),
+            refused: AtomicBool::new(false),
         })
     }
 
     /// Whether an authority vouched for the certificate (nothing to pin).
     pub(crate) fn vouched(&self) -> bool {
         self.vouched.load(Ordering::Relaxed)
+    }
+
+    /// Whether the handshake failed because the authority whose word is
+    /// final refused the certificate.
+    pub(crate) fn refused_by_authority(&self) -> bool {
+        self.refused.load(Ordering::Relaxed)
     }
 
     /// The fingerprint the hub presented, once the handshake got that far.
@@ -217,7 +226,10 @@ impl ServerCertVerifier for HubVerifier {
                         Some(Fingerprint::of_certificate(end_entity));
                     return Ok(verified);
                 }
-                Err(refused) if self.authority_only => return Err(refused),
+                Err(refused) if self.authority_only => {
+                    self.refused.store(true, Ordering::Relaxed);
+                    return Err(refused);
+                }
                 Err(_) => {}
             }
         }

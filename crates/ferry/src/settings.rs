@@ -82,7 +82,11 @@ impl ClientSettings {
             hub,
             name: global.name.clone().or(file.name).or(memory.handle),
             tls: !plaintext,
-            cacert: global.cacert.clone().or(file.cacert),
+            // A relative path in the config file is relative to the file.
+            cacert: global
+                .cacert
+                .clone()
+                .or_else(|| file.cacert.map(|ca| state_dir.join(ca))),
             json: global.json,
             state_dir,
             peer_bind,

@@ -166,16 +166,28 @@ impl Catalog {
             .collect())
     }
 
-    /// Removes the entry called `name`; returns it.
+    /// Removes the entry called `name`, and its WebDAV properties (however
+    /// it is deleted: a file later stored under the name starts bare);
+    /// returns it.
     pub async fn delete(&self, name: &FileName) -> Result<Option<FileEntry>, HubError> {
-        let row = sqlx::query(
-            "DELETE FROM files WHERE name = $1 RETURNING name, size, hash, owner, modified",
-        )
-        .bind(name.as_str())
-        .fetch_optional(&self.pool)
+        let removed = async {
+            let mut tx = self.pool.begin().await?;
+            let row = sqlx::query(
+                "DELETE FROM files WHERE name = $1 RETURNING name, size, hash, owner, modified",
+            )
+            .bind(name.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM dead_props WHERE name = $1")
+                .bind(name.as_str())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(row)
+        }
         .await;
         self.readers.changed();
-        row?.map(|row| entry_from_row(&row)).transpose()
+        removed?.map(|row| entry_from_row(&row)).transpose()
     }
 
     /// Renames the entry stored as `old` (a raw name from before names had

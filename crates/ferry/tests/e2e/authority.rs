@@ -1,7 +1,9 @@
 //! A hub with a certificate an authority signed (an operator's own, as
 //! from Let's Encrypt): Ferry's clients trust it through the authority,
-//! without pinning, so a renewal needs no `ferry forget`; without the
-//! authority they pin it as they pin a self-signed one.
+//! so a renewal needs no `ferry forget`; without the authority they pin
+//! it as they pin a self-signed one. What an authority vouched for is
+//! pinned too, quietly, so that a stranger's certificate the authority
+//! does not vouch for is a changed certificate, not a first use.
 
 use std::path::{Path, PathBuf};
 
@@ -78,12 +80,56 @@ async fn signed(dir: &Path, name: &str, ca: &str) -> (PathBuf, PathBuf) {
     (dir.join(crt), dir.join(key))
 }
 
-/// `ferry --hub HUB [--cacert CA] --name NAME ls` from `home`.
-async fn ls(home: &Home, hub: &str, name: &str, ca: Option<&Path>) -> Ran {
+/// Where a client's authorities come from.
+#[derive(Clone, Copy)]
+enum Trust<'a> {
+    /// The system's (which do not know the test's authority).
+    System,
+    /// `--cacert FILE`.
+    Named(&'a Path),
+    /// The system's, made to be FILE (`SSL_CERT_FILE`), as if the test's
+    /// authority were a public one.
+    SystemIs(&'a Path),
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost, no authority's.
+async fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let (crt, key) = (format!("{name}.crt"), format!("{name}.key"));
+    let mut args = vec![
+        "req",
+        "-x509",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=hub.example",
+    ];
+    args.extend(EC);
+    args.extend(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"]);
+    args.extend(["-keyout", &key, "-out", &crt]);
+    openssl(dir, &args).await;
+    (dir.join(crt), dir.join(key))
+}
+
+/// SIGHUP to the hub: it reads its certificate again.
+async fn reload(hub: &tokio::process::Child) {
+    let pid = hub.id().unwrap().to_string();
+    let sent = run(tokio::process::Command::new("kill").args(["-HUP", &pid])).await;
+    assert_eq!(sent.code, 0);
+}
+
+/// `ferry --hub HUB --name NAME ls` from `home`, trusting `trust`.
+async fn ls(home: &Home, hub: &str, name: &str, trust: Trust<'_>) -> Ran {
     let mut command = bare(home);
     command.args(["--hub", hub, "--name", name]);
-    if let Some(ca) = ca {
-        command.arg("--cacert").arg(ca);
+    match trust {
+        Trust::System => {}
+        Trust::Named(ca) => {
+            command.arg("--cacert").arg(ca);
+        }
+        Trust::SystemIs(ca) => {
+            command.env("SSL_CERT_FILE", ca);
+        }
     }
     run(command.arg("ls")).await
 }
@@ -118,24 +164,29 @@ async fn an_authoritys_certificate_is_trusted_through_a_renewal_without_pins() {
     // Without the authority, the certificate is pinned on first use, by
     // address and by name (the system's authorities do not know this one).
     let pinning = Home::new();
-    let first = ls(&pinning, &addr, "alice", None).await;
+    let first = ls(&pinning, &addr, "alice", Trust::System).await;
     assert_eq!(first.code, 0, "{}", first.stderr);
     assert!(first.stderr.contains("Pinned"), "{}", first.stderr);
     let by_name = format!("localhost:{port}");
-    let named = ls(&pinning, &by_name, "alice", None).await;
+    let named = ls(&pinning, &by_name, "alice", Trust::System).await;
     assert_eq!(named.code, 0, "{}", named.stderr);
     assert!(pinned(&pinning, &by_name));
 
-    // With it, nothing is pinned.
+    // With it, named or as the system's: no first use to announce, but a
+    // pin kept all the same.
     let vouched = Home::new();
     for hub in [&addr, &by_name] {
-        let got = ls(&vouched, hub, "bob", Some(&ca)).await;
+        let got = ls(&vouched, hub, "bob", Trust::Named(&ca)).await;
         assert_eq!(got.code, 0, "{hub}: {}", got.stderr);
         assert!(!got.stderr.contains("Pinned"), "{}", got.stderr);
-        assert!(!pinned(&vouched, hub), "{hub}");
+        assert!(pinned(&vouched, hub), "{hub}");
     }
+    let public = Home::new();
+    let got = ls(&public, &by_name, "dave", Trust::SystemIs(&ca)).await;
+    assert_eq!(got.code, 0, "{}", got.stderr);
+    assert!(!got.stderr.contains("Pinned"), "{}", got.stderr);
     // An authority that did not sign it is refused, with what to do.
-    let refused = ls(&Home::new(), &addr, "carol", Some(&stranger)).await;
+    let refused = ls(&Home::new(), &addr, "carol", Trust::Named(&stranger)).await;
     assert_eq!(refused.code, 8, "{}", refused.stderr);
     assert!(
         refused.stderr.contains("not vouched for") && refused.stderr.contains("--cacert"),
@@ -147,32 +198,48 @@ async fn an_authoritys_certificate_is_trusted_through_a_renewal_without_pins() {
     let (renewed, renewed_key) = signed(dir.path(), "second", "ca").await;
     std::fs::copy(&renewed, &cert).unwrap();
     std::fs::copy(&renewed_key, &key).unwrap();
-    let pid = hub.id().unwrap().to_string();
-    assert_eq!(
-        run(tokio::process::Command::new("kill").args(["-HUP", &pid]))
-            .await
-            .code,
-        0
-    );
+    reload(&hub).await;
     let changed = eventually(10, async || {
-        ls(&pinning, &addr, "alice", None).await.code == 8
+        ls(&pinning, &addr, "alice", Trust::System).await.code == 8
     })
     .await;
     assert!(
         changed,
         "the pinned client sees the renewed certificate as a change"
     );
-    let still = ls(&vouched, &addr, "bob", Some(&ca)).await;
+    let still = ls(&vouched, &addr, "bob", Trust::Named(&ca)).await;
     assert_eq!(
         still.code, 0,
         "the authority still vouches: {}",
         still.stderr
     );
-    let over_the_pin = ls(&pinning, &addr, "alice", Some(&ca)).await;
+    let still = ls(&public, &by_name, "dave", Trust::SystemIs(&ca)).await;
+    assert_eq!(still.code, 0, "so does the system's: {}", still.stderr);
+    let over_the_pin = ls(&pinning, &addr, "alice", Trust::Named(&ca)).await;
     assert_eq!(
         over_the_pin.code, 0,
         "the authority's word outweighs an old pin: {}",
         over_the_pin.stderr
     );
+
+    // A stranger's self-signed certificate in its place: no authority
+    // vouches, and the pin kept from the renewal refuses it.
+    let (forged, forged_key) = self_signed(dir.path(), "forged").await;
+    std::fs::copy(&forged, &cert).unwrap();
+    std::fs::copy(&forged_key, &key).unwrap();
+    reload(&hub).await;
+    let caught = eventually(10, async || {
+        ls(&public, &by_name, "dave", Trust::SystemIs(&ca))
+            .await
+            .code
+            == 8
+    })
+    .await;
+    assert!(
+        caught,
+        "a certificate no authority vouches for is a change, not a first use"
+    );
+    let refused = ls(&vouched, &addr, "bob", Trust::Named(&ca)).await;
+    assert_eq!(refused.code, 8, "{}", refused.stderr);
     terminate(hub).await;
 }

@@ -1,6 +1,6 @@
 //! The HTTP API through real curl against a real hub: tokens made with the
 //! `ferry` binary, every route, and each way a request is refused (401,
-//! 403, 404, 409, 412, 413, 416, 422, 507, a rotten blob), on the same
+//! 403, 404, 409, 411, 412, 413, 416, 422, 507, a rotten blob), on the same
 //! port as Ferry's own protocol, over TLS and in plaintext.
 
 use std::path::Path;
@@ -586,6 +586,15 @@ async fn a_body_of_unknown_length_is_stored_within_the_same_limits() {
     assert_eq!(
         (empty.status, empty.json()["size"].clone()),
         (201, 0.into())
+    );
+    // With neither a length nor chunks, HTTP/1.1 has no body: no upload
+    // (else `curl -X PUT URL?conflict=overwrite` would empty a file).
+    let bodiless = api
+        .call("/api/v1/files/c.bin?conflict=overwrite", &["-X", "PUT"])
+        .await;
+    assert_eq!(
+        (bodiless.status, bodiless.error().as_str()),
+        (411, "length_required")
     );
 
     // Past the hub's largest file, then past the quota left (100,000 of

@@ -122,29 +122,25 @@ async fn rclone_copies_a_tree_up_and_checks_it_back() {
 
 /// curl `args` against `url`, as `user` with `token`: the status.
 async fn dav(url: &str, user: &str, token: &str, args: &[&str]) -> u16 {
+    dav_body(url, user, token, args).await.0
+}
+
+/// [`dav`], with the response's body.
+async fn dav_body(url: &str, user: &str, token: &str, args: &[&str]) -> (u16, String) {
     let credential = format!("{user}:{token}");
     let output = within(
         60,
         tokio::process::Command::new("curl")
-            .args([
-                "-sS",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "-u",
-                &credential,
-            ])
+            .args(["-sS", "-w", "\n%{http_code}", "-u", &credential])
             .args(args)
             .arg(url)
             .output(),
     )
     .await
     .unwrap();
-    String::from_utf8_lossy(&output.stdout)
-        .trim()
-        .parse()
-        .unwrap()
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (status.trim().parse().unwrap(), body.to_owned())
 }
 
 #[tokio::test]
@@ -269,4 +265,130 @@ async fn webdav_keeps_the_stores_rules() {
         ]
     );
     assert_eq!(hub.leftovers(), 0, "refused uploads left nothing behind");
+}
+
+/// `LOCK` of `url` as `user`: the status and the lock's token.
+async fn lock(url: &str, user: &str, token: &str, depth: &str) -> (u16, String) {
+    let credential = format!("{user}:{token}");
+    let body = "<?xml version=\"1.0\"?><D:lockinfo xmlns:D=\"DAV:\"><D:lockscope><D:exclusive/></D:lockscope>\
+                <D:locktype><D:write/></D:locktype><D:owner>test</D:owner></D:lockinfo>";
+    let output = within(
+        60,
+        tokio::process::Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-D", "-", "-u", &credential])
+            .args([
+                "-X",
+                "LOCK",
+                "-H",
+                "Timeout: Second-600",
+                "-H",
+                &format!("Depth: {depth}"),
+            ])
+            .args(["-H", "Content-Type: application/xml", "--data", body, url])
+            .output(),
+    )
+    .await
+    .unwrap();
+    let headers = String::from_utf8_lossy(&output.stdout).into_owned();
+    let status = headers
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let token = headers
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("lock-token: ")
+                .or(l.strip_prefix("Lock-Token: "))
+        })
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    (status, token)
+}
+
+#[tokio::test]
+async fn a_webdav_lock_keeps_out_the_apis_changes_until_it_is_lifted() {
+    let (hub, _home, token) = hub_and_token("alice").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f");
+    std::fs::write(&file, b"draft").unwrap();
+    let file = file.to_str().unwrap();
+    let dav_at = |name: &str| format!("http://{}/dav/{name}", hub.addr);
+    let api_at = |name: &str| format!("http://{}/api/v1/files/{name}", hub.addr);
+    assert_eq!(
+        dav(&dav_at("report.txt"), "alice", &token, &["-T", file]).await,
+        201
+    );
+    let (locked, lock_token) = lock(&dav_at("report.txt"), "alice", &token, "0").await;
+    assert_eq!(locked, 200);
+    assert!(lock_token.starts_with('<'), "{lock_token:?}");
+
+    // Even its owner's API calls wait: the file is open in a WebDAV client.
+    // (The API takes the token as the Basic password too.)
+    let overwrite = format!("{}?conflict=overwrite", api_at("report.txt"));
+    let api = async |args: &[&str], url: String| dav(&url, "alice", &token, args).await;
+    assert_eq!(api(&["-T", "/dev/null"], overwrite.clone()).await, 423);
+    assert_eq!(api(&["-X", "DELETE"], api_at("report.txt")).await, 423);
+
+    // A folder locked deep keeps out new files inside it.
+    assert_eq!(
+        dav(&dav_at("docs/"), "alice", &token, &["-X", "MKCOL"]).await,
+        201
+    );
+    let (folder_locked, folder_token) = lock(&dav_at("docs/"), "alice", &token, "infinity").await;
+    assert_eq!(folder_locked, 200);
+    let inside = api_at("docs/new.txt");
+    assert_eq!(api(&["-T", "/dev/null"], inside.clone()).await, 423);
+
+    // Lifted, and the same calls go through.
+    for (url, held) in [
+        (dav_at("report.txt"), &lock_token),
+        (dav_at("docs/"), &folder_token),
+    ] {
+        let unlock = format!("Lock-Token: {held}");
+        assert_eq!(
+            dav(&url, "alice", &token, &["-X", "UNLOCK", "-H", &unlock]).await,
+            204
+        );
+    }
+    assert_eq!(api(&["-T", "/dev/null"], inside).await, 201);
+    assert_eq!(api(&["-T", "/dev/null"], overwrite).await, 201);
+    assert_eq!(api(&["-X", "DELETE"], api_at("report.txt")).await, 200);
+}
+
+#[tokio::test]
+async fn a_files_properties_go_with_it_however_it_is_deleted() {
+    let (hub, _home, token) = hub_and_token("alice").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f");
+    std::fs::write(&file, b"v1").unwrap();
+    let file = file.to_str().unwrap();
+    let dav_at = format!("http://{}/dav/photo.jpg", hub.addr);
+    let api_at = format!("http://{}/api/v1/files/photo.jpg", hub.addr);
+    let xml = ["-H", "Content-Type: application/xml", "--data"];
+    let set = "<?xml version=\"1.0\"?><D:propertyupdate xmlns:D=\"DAV:\" xmlns:Z=\"urn:ferry-test\">\
+               <D:set><D:prop><Z:colour>blue</Z:colour></D:prop></D:set></D:propertyupdate>";
+    let ask = "<?xml version=\"1.0\"?><D:propfind xmlns:D=\"DAV:\" xmlns:Z=\"urn:ferry-test\">\
+               <D:prop><Z:colour/></D:prop></D:propfind>";
+    let colour = async || {
+        let mut args = vec!["-X", "PROPFIND", "-H", "Depth: 0"];
+        args.extend(xml);
+        args.push(ask);
+        let (status, body) = dav_body(&dav_at, "alice", &token, &args).await;
+        assert_eq!(status, 207, "{body}");
+        body.contains("blue")
+    };
+
+    assert_eq!(dav(&dav_at, "alice", &token, &["-T", file]).await, 201);
+    let mut patch = vec!["-X", "PROPPATCH"];
+    patch.extend(xml);
+    patch.push(set);
+    assert_eq!(dav(&dav_at, "alice", &token, &patch).await, 207);
+    assert!(colour().await, "the property was set");
+
+    // Deleted through the API, stored again through WebDAV: no old property.
+    assert_eq!(dav(&api_at, "alice", &token, &["-X", "DELETE"]).await, 200);
+    assert_eq!(dav(&dav_at, "alice", &token, &["-T", file]).await, 201);
+    assert!(!colour().await, "a new file under the name starts bare");
 }

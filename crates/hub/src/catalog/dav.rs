@@ -263,13 +263,4 @@ impl Catalog {
         tx.commit().await?;
         Ok(())
     }
-
-    /// Forgets the dead properties of `name`.
-    pub async fn remove_dead_props(&self, name: &str) -> Result<(), HubError> {
-        sqlx::query("DELETE FROM dead_props WHERE name = $1")
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
 }

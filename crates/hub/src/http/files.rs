@@ -265,6 +265,7 @@ pub(crate) async fn delete(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.may(Permission::Write)?;
     let name = name(&raw)?;
+    hub.dav.refuse_if_locked(&name, true).await?;
     let current = hub.catalog.get(&name).await?;
     let precondition = match conditions::evaluate(&headers, &method, current.as_ref()) {
         Verdict::Failed => {

@@ -15,11 +15,20 @@ use std::sync::{Mutex, PoisonError};
 use bytes::Bytes;
 use ferry_protocol::ContentHash;
 
-/// Bytes kept in all. Small against the hub's other memory, and enough for
-/// a few hundred of the files a page or a script fetches over and over.
+/// Memory kept in all, entries' bookkeeping included. Small against the
+/// hub's other memory, and enough for a few hundred of the files a page
+/// or a script fetches over and over.
 const CAPACITY: usize = 8 << 20;
 
-/// Small blobs' verified bytes, by hash, up to [`CAPACITY`] bytes in all.
+/// What an entry costs beyond its bytes: the map's slot, the list's, the
+/// shared buffer's header and the allocator's rounding. Counted so that
+/// a flood of tiny files cannot hold more than [`CAPACITY`].
+const ENTRY_COST: usize = 128;
+
+/// The largest blob kept: one that size leaves room for 15 others.
+const LARGEST: usize = CAPACITY / 16;
+
+/// Small blobs' verified bytes, by hash, up to [`CAPACITY`] in all.
 #[derive(Debug, Default)]
 pub(crate) struct HotBlobs {
     kept: Mutex<Kept>,
@@ -27,41 +36,70 @@ pub(crate) struct HotBlobs {
 
 #[derive(Debug, Default)]
 struct Kept {
-    blobs: HashMap<ContentHash, Bytes>,
-    bytes: usize,
+    /// Each blob's bytes and its place in `order`.
+    blobs: HashMap<ContentHash, (Bytes, usize)>,
+    /// The kept hashes, for picking one at random to drop.
+    order: Vec<ContentHash>,
+    cost: usize,
+    /// State of the generator that picks what to drop.
+    dice: u64,
 }
 
 impl HotBlobs {
     /// The bytes of the blob `hash`, if they are kept.
     pub(crate) fn get(&self, hash: &ContentHash) -> Option<Bytes> {
-        self.lock().blobs.get(hash).cloned()
+        self.lock().blobs.get(hash).map(|(bytes, _)| bytes.clone())
     }
 
     /// Keeps `bytes`, which hash to `hash`, making room by dropping others
-    /// (whichever the map yields first: random replacement, which costs no
-    /// bookkeeping per hit and does nearly as well as LRU for a cache this
-    /// size).
+    /// at random (random replacement costs no bookkeeping per hit and does
+    /// nearly as well as LRU for a cache this size).
     pub(crate) fn keep(&self, hash: ContentHash, bytes: Bytes) {
-        if bytes.len() > CAPACITY / 16 {
+        if bytes.len() > LARGEST {
             return;
         }
         let mut kept = self.lock();
-        while kept.bytes + bytes.len() > CAPACITY {
-            let Some(victim) = kept.blobs.keys().next().copied() else {
-                break;
-            };
-            let dropped = kept.blobs.remove(&victim).map_or(0, |b| b.len());
-            kept.bytes -= dropped;
+        if kept.blobs.contains_key(&hash) {
+            return;
         }
-        let size = bytes.len();
-        if let Some(old) = kept.blobs.insert(hash, bytes) {
-            kept.bytes -= old.len();
+        let cost = bytes.len() + ENTRY_COST;
+        while kept.cost + cost > CAPACITY && !kept.order.is_empty() {
+            let victim = kept.roll() % kept.order.len();
+            kept.drop_at(victim);
         }
-        kept.bytes += size;
+        let at = kept.order.len();
+        kept.blobs.insert(hash, (bytes, at));
+        kept.order.push(hash);
+        kept.cost += cost;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
         self.kept.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Kept {
+    /// The next number of a linear congruential generator (Knuth's
+    /// MMIX constants): plenty for choosing what to evict.
+    fn roll(&mut self) -> usize {
+        self.dice = self
+            .dice
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.dice >> 33) as usize
+    }
+
+    /// Drops the entry at `at` in `order`, moving the last one into its place.
+    fn drop_at(&mut self, at: usize) {
+        let hash = self.order.swap_remove(at);
+        if let Some((bytes, _)) = self.blobs.remove(&hash) {
+            self.cost -= bytes.len() + ENTRY_COST;
+        }
+        if let Some(moved) = self.order.get(at).copied()
+            && let Some((_, place)) = self.blobs.get_mut(&moved)
+        {
+            *place = at;
+        }
     }
 }
 
@@ -73,28 +111,53 @@ mod tests {
         ContentHash::from(blake3::hash(&n.to_le_bytes()))
     }
 
+    fn consistent(kept: &Kept) {
+        assert_eq!(kept.blobs.len(), kept.order.len());
+        for (at, hash) in kept.order.iter().enumerate() {
+            assert_eq!(kept.blobs[hash].1, at);
+        }
+        let cost: usize = kept.blobs.values().map(|(b, _)| b.len() + ENTRY_COST).sum();
+        assert_eq!(kept.cost, cost);
+        assert!(kept.cost <= CAPACITY);
+    }
+
     #[test]
     fn keeps_what_fits_and_makes_room_for_more() {
         let hot = HotBlobs::default();
         let blob = Bytes::from(vec![7; 64 << 10]);
-        let fits = CAPACITY / blob.len();
-        for n in 0..fits as u32 * 2 {
+        let fits = CAPACITY / (blob.len() + ENTRY_COST);
+        for n in 0..fits as u32 * 3 {
             hot.keep(hash(n), blob.clone());
-            assert!(hot.lock().bytes <= CAPACITY);
+            consistent(&hot.lock());
         }
         assert_eq!(hot.lock().blobs.len(), fits);
-        assert_eq!(hot.get(&hash(fits as u32 * 2 - 1)), Some(blob.clone()));
+        let newest = hash(fits as u32 * 3 - 1);
+        assert_eq!(hot.get(&newest), Some(blob.clone()));
         // Keeping the same blob twice counts it once.
-        hot.keep(hash(0), blob.clone());
-        hot.keep(hash(0), blob);
+        hot.keep(newest, blob);
+        consistent(&hot.lock());
+        // Those dropped were picked across the whole cache, not from one end.
+        let survivors = (0..fits as u32 * 2)
+            .filter(|&n| hot.get(&hash(n)).is_some())
+            .count();
+        assert!(survivors > 0, "older entries survive random replacement");
+    }
+
+    #[test]
+    fn tiny_blobs_are_counted_with_their_bookkeeping() {
+        let hot = HotBlobs::default();
+        for n in 0..(CAPACITY / ENTRY_COST) as u32 + 10 {
+            hot.keep(hash(n), Bytes::from_static(b"x"));
+        }
         let kept = hot.lock();
-        assert_eq!(kept.bytes, kept.blobs.len() * (64 << 10));
+        consistent(&kept);
+        assert!(kept.blobs.len() < CAPACITY / ENTRY_COST);
     }
 
     #[test]
     fn large_blobs_are_not_kept() {
         let hot = HotBlobs::default();
-        hot.keep(hash(1), Bytes::from(vec![0; CAPACITY / 16 + 1]));
+        hot.keep(hash(1), Bytes::from(vec![0; LARGEST + 1]));
         assert_eq!(hot.get(&hash(1)), None);
     }
 }

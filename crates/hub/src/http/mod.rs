@@ -48,6 +48,7 @@ mod live;
 mod peers;
 mod ranges;
 mod resumable;
+mod unannounced;
 mod upload;
 pub mod web;
 

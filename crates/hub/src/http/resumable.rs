@@ -87,6 +87,7 @@ pub(crate) async fn create(
         let message = format!("'{name}' is {size} bytes; this hub accepts at most {max}");
         return Err(Refusal::new(ErrorCode::TooLarge, message).into());
     }
+    hub.dav.refuse_if_locked(&name, false).await?;
     let publication = publication(&caller, name.clone(), size, policy, ContentHash([0; 32]));
     if let Outcome::Refused(refusal) = hub.publisher.place(&publication).await? {
         return Err(refusal.into());
@@ -272,7 +273,7 @@ async fn receive_part(
         body,
         &mut disk,
         data,
-        BodyLength::Exactly(len),
+        &mut BodyLength::Exactly(len),
         hub.config.stall_timeout,
     )
     .await;

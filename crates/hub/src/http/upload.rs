@@ -13,12 +13,13 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use ferry_io::disk_writer::DiskWriter;
 use ferry_protocol::{ConflictPolicy, ContentHash, ErrorCode};
-use http::{HeaderMap, Method, StatusCode, header};
+use http::{HeaderMap, Method, StatusCode, Version, header};
 use serde::Deserialize;
 
 use super::conditions::{self, Verdict};
 use super::error::ApiError;
 use super::files::{describe, entry_json, name, precondition_failed};
+use super::unannounced::Unannounced;
 use crate::access::credentials::Caller;
 use crate::access::policy::Permission;
 use crate::outcome::{Outcome, Refusal};
@@ -41,7 +42,7 @@ pub(crate) const HASH_HEADER: &str = "ferry-hash";
 pub(crate) async fn put(
     State(hub): State<Arc<Hub>>,
     caller: Caller,
-    method: Method,
+    version: Version,
     Path(raw): Path<String>,
     Query(query): Query<PutQuery>,
     headers: HeaderMap,
@@ -50,11 +51,12 @@ pub(crate) async fn put(
     caller.may(Permission::Write)?;
     let name = name(&raw)?;
     // None: a body of unknown length (chunked, as `curl -T -` sends).
-    let size = content_length(&headers)?;
+    let size = content_length(&headers, version)?;
     let announced = announced_hash(&headers)?;
     let mut policy = conflict_policy(query.conflict.as_deref())?;
+    hub.dav.refuse_if_locked(&name, false).await?;
     let current = hub.catalog.get(&name).await?;
-    if conditions::evaluate(&headers, &method, current.as_ref()) != Verdict::Proceed {
+    if conditions::evaluate(&headers, &Method::PUT, current.as_ref()) != Verdict::Proceed {
         return Err(precondition(current.as_ref(), &name));
     }
     // Checked again at commit, so that a write in between is not lost.
@@ -91,32 +93,34 @@ pub(crate) async fn put(
         Outcome::Done(Placement::Store(_)) => {}
     }
     let accounts = &hub.publisher.accounts;
-    let (length, mut reservation) = match size {
+    let (mut length, mut held) = match size {
         Some(size) => {
             let reserved = accounts.reserve(&caller.handle, size, caller.quota)?;
-            (BodyLength::Exactly(size), Some(reserved))
+            let dir = &hub.config.data_dir;
+            let room = space::check_room(dir, size, hub.config.min_free_space)
+                .map_err(|e| crate::error::HubError::io("checking free space", dir, e))?;
+            if let Err(no_room) = room {
+                let message = no_room.message(publication.name.as_str());
+                return Err(Refusal::new(ErrorCode::StorageFull, message).into());
+            }
+            (BodyLength::Exactly(size), vec![reserved])
         }
-        None => (within_limits(&hub, &caller, &publication.name)?, None),
+        None => {
+            let limits = Unannounced::new(&hub, &caller, &publication.name)?;
+            (BodyLength::AtMost(limits), Vec::new())
+        }
     };
-    if let BodyLength::Exactly(size) = length {
-        let dir = &hub.config.data_dir;
-        let room = space::check_room(dir, size, hub.config.min_free_space)
-            .map_err(|e| crate::error::HubError::io("checking free space", dir, e))?;
-        if let Err(no_room) = room {
-            let message = no_room.message(publication.name.as_str());
-            return Err(Refusal::new(ErrorCode::StorageFull, message).into());
-        }
-    }
     // Removed however this ends, a dropped connection included, unless
     // the publisher took the bytes.
     let staged = Staged::new(hub.store.temp_path());
-    let (hash, size) = receive(body, staged.path(), length, hub.config.stall_timeout).await?;
-    publication.size = size;
-    if reservation.is_none() {
-        // Known only now; another upload may have taken the room meanwhile.
-        reservation = Some(accounts.reserve(&caller.handle, size, caller.quota)?);
+    let received = receive(body, staged.path(), &mut length, hub.config.stall_timeout).await;
+    if let BodyLength::AtMost(limits) = length {
+        held.extend(limits.into_reservations());
     }
-    let _reservation = reservation;
+    let (hash, size) = received?;
+    publication.size = size;
+    // Held until the file is published, and counted in its owner's use.
+    let _held = held;
     if announced.is_some_and(|a| a != hash) {
         let message = format!(
             "'{}' arrived with hash {}, not the announced {}; nothing was stored",
@@ -127,8 +131,9 @@ pub(crate) async fn put(
         return Err(Refusal::new(ErrorCode::HashMismatch, message).into());
     }
     publication.hash = hash;
-    // A long upload may outlast its user's rights.
+    // A long upload may outlast its user's rights, or a lock be taken.
     super::auth::still_may(&hub, &caller, Permission::Write).await?;
+    hub.dav.refuse_if_locked(&publication.name, false).await?;
     let published = hub
         .publisher
         .publish_when(&publication, Some(staged.path()), false, precondition)
@@ -145,64 +150,19 @@ pub(crate) async fn put(
 }
 
 /// How long a body must be.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) enum BodyLength {
     /// Its `Content-Length`.
     Exactly(u64),
-    /// Unannounced: up to `cap` bytes, else `over`.
-    AtMost { cap: u64, over: Refusal },
-}
-
-/// The limit on a body of unknown length: the hub's largest file, the
-/// caller's quota left, the room above the free-space reserve, whichever
-/// is least, and the refusal that goes with passing it.
-fn within_limits(
-    hub: &Hub,
-    caller: &Caller,
-    name: &ferry_protocol::FileName,
-) -> Result<BodyLength, ApiError> {
-    let max = hub.config.max_file_size;
-    let mut length = BodyLength::AtMost {
-        cap: max,
-        over: Refusal::new(
-            ErrorCode::TooLarge,
-            format!("'{name}' is larger than this hub accepts ({max} bytes); nothing was stored"),
-        ),
-    };
-    let mut lower = |cap: u64, over: Refusal| {
-        if matches!(&length, BodyLength::AtMost { cap: now, .. } if cap < *now) {
-            length = BodyLength::AtMost { cap, over };
-        }
-    };
-    let accounts = &hub.publisher.accounts;
-    if let Some(left) = accounts.left(&caller.handle, caller.quota) {
-        let message = format!(
-            "quota: {} has {} left, and '{name}' is larger; nothing was stored. \
-             Delete files (ferry rm) or ask an admin for more",
-            caller.handle,
-            crate::publish::accounts::human(left)
-        );
-        lower(left, Refusal::new(ErrorCode::QuotaExceeded, message));
-    }
-    let dir = &hub.config.data_dir;
-    let room = space::check_room(dir, u64::MAX, hub.config.min_free_space)
-        .map_err(|e| crate::error::HubError::io("checking free space", dir, e))?;
-    if let Err(no_room) = room {
-        let message = space::NoRoom {
-            needed: no_room.free.saturating_add(1),
-            ..no_room
-        }
-        .message(name.as_str());
-        lower(no_room.free, Refusal::new(ErrorCode::StorageFull, message));
-    }
-    Ok(length)
+    /// Unannounced: as long as its limits let it grow.
+    AtMost(Unannounced),
 }
 
 /// The body into a new file at `path`, fsynced; its hash and length.
 async fn receive(
     body: Body,
     path: &FsPath,
-    length: BodyLength,
+    length: &mut BodyLength,
     stall: std::time::Duration,
 ) -> Result<(ContentHash, u64), ApiError> {
     let owned = path.to_owned();
@@ -212,7 +172,8 @@ async fn receive(
         .and_then(|r| r)
         .map_err(|e| crate::error::HubError::io("creating an upload", path, e))?;
     let expected = match length {
-        BodyLength::Exactly(len) | BodyLength::AtMost { cap: len, .. } => len,
+        BodyLength::Exactly(len) => *len,
+        BodyLength::AtMost(limits) => limits.cap(),
     };
     let mut disk = DiskWriter::start(file, expected, blake3::Hasher::new(), true).await;
     let received = copy_body(body, &mut disk, path, length, stall).await?;
@@ -226,12 +187,12 @@ pub(crate) async fn copy_body(
     body: Body,
     disk: &mut DiskWriter,
     path: &FsPath,
-    length: BodyLength,
+    length: &mut BodyLength,
     stall: std::time::Duration,
 ) -> Result<u64, ApiError> {
     let of = match length {
         BodyLength::Exactly(len) => format!(" of {len}"),
-        BodyLength::AtMost { .. } => String::new(),
+        BodyLength::AtMost(_) => String::new(),
     };
     let mut body = body.into_data_stream();
     let mut received = 0u64;
@@ -253,18 +214,18 @@ pub(crate) async fn copy_body(
             Ok(Some(Ok(chunk))) => chunk,
         };
         received += chunk.len() as u64;
-        match &length {
+        match length {
             BodyLength::Exactly(len) if received > *len => {
                 return Err(ApiError::bad_request(format!(
                     "the body is longer than its Content-Length of {len} bytes"
                 )));
             }
-            BodyLength::AtMost { cap, over } if received > *cap => return Err(over.clone().into()),
-            _ => {}
+            BodyLength::Exactly(_) => {}
+            BodyLength::AtMost(limits) => limits.admit(received)?,
         }
         disk.write(&chunk).await.map_err(disk_error(path))?;
     }
-    if let BodyLength::Exactly(len) = length
+    if let BodyLength::Exactly(len) = *length
         && received < len
     {
         return Err(cut(received, &of, "the body ended"));
@@ -303,10 +264,23 @@ fn stored(hub: &Hub, entry: ferry_protocol::FileEntry, created: bool) -> Respons
     response
 }
 
-/// The announced length of the body, if any.
-fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+/// The announced length of the body; `None` if it comes chunked (or in
+/// HTTP/2 frames) without one. An HTTP/1 request with neither has no
+/// body at all, which is no upload.
+fn content_length(headers: &HeaderMap, version: Version) -> Result<Option<u64>, ApiError> {
     let Some(value) = headers.get(header::CONTENT_LENGTH) else {
-        return Ok(None);
+        let chunked = headers.get_all(header::TRANSFER_ENCODING).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.to_ascii_lowercase().contains("chunked"))
+        });
+        if chunked || version >= Version::HTTP_2 {
+            return Ok(None);
+        }
+        return Err(ApiError::new(
+            StatusCode::LENGTH_REQUIRED,
+            "length_required",
+            "an upload needs a body: curl -T FILE (or -T - for standard input)",
+        ));
     };
     value
         .to_str()

@@ -349,14 +349,11 @@ impl GuardedFileSystem<Caller> for StoreFs {
                 .publisher
                 .remove(&name, &caller.handle, caller.admin())
                 .await;
-            if let Outcome::Refused(refusal) = removed.map_err(|e| fs_error(&e))? {
-                return Err(refusal_error(&refusal));
+            // The catalog drops its properties with it.
+            match removed.map_err(|e| fs_error(&e))? {
+                Outcome::Refused(refusal) => Err(refusal_error(&refusal)),
+                Outcome::Done(_) => Ok(()),
             }
-            let catalog = &self.hub.catalog;
-            catalog
-                .remove_dead_props(name.as_str())
-                .await
-                .map_err(|e| fs_error(&e))
         }
         .boxed()
     }

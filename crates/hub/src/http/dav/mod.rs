@@ -41,6 +41,43 @@ impl Default for DavState {
     }
 }
 
+impl DavState {
+    /// A 423 if a WebDAV client holds a lock on `name`, on a folder above
+    /// it, or (`deep`) on anything inside it. The API has no way to show a
+    /// lock token, so a lock keeps out its changes as it keeps out those
+    /// of a WebDAV client without the token: the file is open somewhere.
+    pub(crate) async fn refuse_if_locked(
+        &self,
+        name: &ferry_protocol::FileName,
+        deep: bool,
+    ) -> Result<(), super::error::ApiError> {
+        let encoded: Vec<String> = name
+            .as_str()
+            .split('/')
+            .map(|part| {
+                percent_encoding::utf8_percent_encode(part, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string()
+            })
+            .collect();
+        let Ok(path) = dav_server::davpath::DavPath::new(&format!("/{}", encoded.join("/"))) else {
+            return Ok(());
+        };
+        let Err(lock) = self.locks.check(&path, None, false, deep, &[]).await else {
+            return Ok(());
+        };
+        let by = lock.principal.as_deref().unwrap_or("someone");
+        let message = format!(
+            "'{name}' is locked through WebDAV by {by} (it is open in a WebDAV client); \
+             try again once it is closed, or unlock it from that client"
+        );
+        Err(super::error::ApiError::new(
+            http::StatusCode::LOCKED,
+            "locked",
+            message,
+        ))
+    }
+}
+
 /// Serves one WebDAV request for the caller its Basic (or Bearer)
 /// credential names; without one, a Basic challenge, which makes clients
 /// ask for a user name and password.
