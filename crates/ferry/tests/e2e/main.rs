@@ -8,6 +8,7 @@ mod cli;
 mod damaged;
 mod discovery;
 mod disk_full;
+mod drives;
 mod everyday;
 mod flood;
 mod handles;

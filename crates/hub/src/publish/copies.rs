@@ -93,7 +93,9 @@ impl Publisher {
         };
         self.catalog.put(&entry).await?;
         // Its WebDAV properties go with it (deleting drops the source's).
-        self.catalog.copy_dead_props(from.as_str(), to.as_str()).await?;
+        self.catalog
+            .copy_dead_props(from.as_str(), to.as_str())
+            .await?;
         self.catalog.delete(from).await?;
         let relayed = self.catalog.unmark_relayed(from.as_str()).await?;
         if !relayed {
