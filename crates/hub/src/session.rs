@@ -551,6 +551,10 @@ impl Session {
         let Some(name) = self.name_or_refuse(raw).await? else {
             return Ok(Flow::Continue);
         };
+        if let Some(refusal) = self.hub.dav.lock_refusal(&name, true).await {
+            self.refuse(refusal).await?;
+            return Ok(Flow::Continue);
+        }
         let admin = policy::allows(self.role, policy::Permission::Manage);
         match self.hub.publisher.remove(&name, handle, admin).await? {
             Outcome::Done(entry) => {

@@ -54,6 +54,9 @@ impl Session {
             Ok(publication) => publication,
             Err(refusal) => return self.refuse_upload(eager, size, refusal).await,
         };
+        if let Some(refusal) = self.hub.dav.lock_refusal(&publication.name, false).await {
+            return self.refuse_upload(eager, size, refusal).await;
+        }
         // Reserved before any byte flows, so that uploads under way
         // together cannot pass the quota; given back when this one ends.
         let accounts = &self.hub.publisher.accounts;

@@ -309,7 +309,7 @@ async fn lock(url: &str, user: &str, token: &str, depth: &str) -> (u16, String) 
 
 #[tokio::test]
 async fn a_webdav_lock_keeps_out_the_apis_changes_until_it_is_lifted() {
-    let (hub, _home, token) = hub_and_token("alice").await;
+    let (hub, home, token) = hub_and_token("alice").await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("f");
     std::fs::write(&file, b"draft").unwrap();
@@ -330,6 +330,27 @@ async fn a_webdav_lock_keeps_out_the_apis_changes_until_it_is_lifted() {
     let api = async |args: &[&str], url: String| dav(&url, "alice", &token, args).await;
     assert_eq!(api(&["-T", "/dev/null"], overwrite.clone()).await, 423);
     assert_eq!(api(&["-X", "DELETE"], api_at("report.txt")).await, 423);
+    // And the CLI's: busy, saying why.
+    let cli = async |args: &[&str]| {
+        run(ferry(&home, &hub)
+            .current_dir(dir.path())
+            .args(["--name", "alice"])
+            .args(args))
+        .await
+    };
+    std::fs::write(dir.path().join("report.txt"), b"edited elsewhere").unwrap();
+    for args in [
+        &["put", "--overwrite", "report.txt"][..],
+        &["rm", "report.txt"],
+    ] {
+        let refused = cli(args).await;
+        assert_ne!(refused.code, 0, "{args:?}");
+        assert!(
+            refused.stderr.contains("locked through WebDAV"),
+            "{args:?}: {}",
+            refused.stderr
+        );
+    }
 
     // A folder locked deep keeps out new files inside it.
     assert_eq!(

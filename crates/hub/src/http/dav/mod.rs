@@ -13,9 +13,10 @@ use axum::response::{IntoResponse, Response};
 use dav_server::DavHandler;
 use dav_server::fs::FsError;
 use dav_server::ls::DavLockSystem;
-use ferry_protocol::ErrorCode;
+use ferry_protocol::{ErrorCode, FileName};
 
 use super::auth;
+use super::error::ApiError;
 use crate::error::HubError;
 use crate::outcome::Refusal;
 use crate::state::Hub;
@@ -42,15 +43,12 @@ impl Default for DavState {
 }
 
 impl DavState {
-    /// A 423 if a WebDAV client holds a lock on `name`, on a folder above
-    /// it, or (`deep`) on anything inside it. The API has no way to show a
-    /// lock token, so a lock keeps out its changes as it keeps out those
-    /// of a WebDAV client without the token: the file is open somewhere.
-    pub(crate) async fn refuse_if_locked(
-        &self,
-        name: &ferry_protocol::FileName,
-        deep: bool,
-    ) -> Result<(), super::error::ApiError> {
+    /// Who holds a WebDAV lock on `name`, on a folder above it, or (`deep`)
+    /// on anything inside it, if anyone. Changes through the API and the
+    /// protocol have no way to show a lock token, so a lock keeps them out
+    /// as it keeps out a WebDAV client without the token: the file is open
+    /// somewhere.
+    pub(crate) async fn locked_by(&self, name: &FileName, deep: bool) -> Option<String> {
         let encoded: Vec<String> = name
             .as_str()
             .split('/')
@@ -59,23 +57,43 @@ impl DavState {
                     .to_string()
             })
             .collect();
-        let Ok(path) = dav_server::davpath::DavPath::new(&format!("/{}", encoded.join("/"))) else {
-            return Ok(());
-        };
-        let Err(lock) = self.locks.check(&path, None, false, deep, &[]).await else {
-            return Ok(());
-        };
-        let by = lock.principal.as_deref().unwrap_or("someone");
-        let message = format!(
-            "'{name}' is locked through WebDAV by {by} (it is open in a WebDAV client); \
-             try again once it is closed, or unlock it from that client"
-        );
-        Err(super::error::ApiError::new(
-            http::StatusCode::LOCKED,
-            "locked",
-            message,
-        ))
+        let path = dav_server::davpath::DavPath::new(&format!("/{}", encoded.join("/"))).ok()?;
+        let lock = self
+            .locks
+            .check(&path, None, false, deep, &[])
+            .await
+            .err()?;
+        Some(lock.principal.unwrap_or_else(|| "someone".to_owned()))
     }
+
+    /// [`Self::locked_by`] as the API's answer: 423.
+    pub(crate) async fn refuse_if_locked(
+        &self,
+        name: &FileName,
+        deep: bool,
+    ) -> Result<(), ApiError> {
+        match self.locked_by(name, deep).await {
+            None => Ok(()),
+            Some(by) => Err(ApiError::new(
+                http::StatusCode::LOCKED,
+                "locked",
+                locked(name, &by),
+            )),
+        }
+    }
+
+    /// [`Self::locked_by`] as the protocol's refusal (busy: try again later).
+    pub(crate) async fn lock_refusal(&self, name: &FileName, deep: bool) -> Option<Refusal> {
+        let by = self.locked_by(name, deep).await?;
+        Some(Refusal::new(ErrorCode::Busy, locked(name, &by)))
+    }
+}
+
+fn locked(name: &FileName, by: &str) -> String {
+    format!(
+        "'{name}' is locked through WebDAV by {by} (it is open in a WebDAV client); \
+         try again once it is closed, or unlock it from that client"
+    )
 }
 
 /// Serves one WebDAV request for the caller its Basic (or Bearer)
