@@ -360,7 +360,7 @@ pub(crate) enum ClientCommand {
         action: TokenAction,
     },
     /// A one-time link that signs a browser in to the hub's web page as you
-    /// (it works once, for 5 minutes).
+    /// (it works once, for 5 minutes; a new one replaces the last).
     Web,
     /// Which hub and handle commands use, whether the hub's certificate is
     /// pinned, and whether the hub answers.

@@ -107,7 +107,7 @@ pub(crate) async fn web_link(session: &mut Session) -> Result<()> {
         return Ok(());
     }
     println!(
-        "Open this link in your browser to sign in as you (it works once, until {}):",
+        "Open this link in your browser to sign in as you (it works once, until {}, and replaces any link you had before):",
         when(Some(expires_at))
     );
     if session.settings.tls {

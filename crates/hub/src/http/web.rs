@@ -45,9 +45,16 @@ const STYLE: &str = include_str!("web/app.css");
 /// What the page may load: only itself.
 const PAGE_POLICY: &str = "default-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-/// Outstanding sign-in codes, by hash, with whom they sign in.
+/// Outstanding sign-in codes, by hash, with whom they sign in: one per
+/// user, so that no user can crowd the others out of [`MAX_CODES`].
 pub struct SignIns {
-    codes: Mutex<Expiring<[u8; 32], Handle>>,
+    codes: Mutex<Codes>,
+}
+
+struct Codes {
+    by_hash: Expiring<[u8; 32], Handle>,
+    /// Each user's one live code.
+    by_user: std::collections::HashMap<Handle, [u8; 32]>,
 }
 
 impl Default for SignIns {
@@ -58,24 +65,38 @@ impl Default for SignIns {
 
 impl SignIns {
     fn lasting(lifetime: Duration) -> Self {
+        let codes = Codes {
+            by_hash: Expiring::new(lifetime, MAX_CODES),
+            by_user: std::collections::HashMap::new(),
+        };
         Self {
-            codes: Mutex::new(Expiring::new(lifetime, MAX_CODES)),
+            codes: Mutex::new(codes),
         }
     }
 
-    /// A new one-time code for `handle`; `None` when too many are out.
+    /// A new one-time code for `handle`, which replaces any it had out;
+    /// `None` when too many users have one out.
     pub fn issue(&self, handle: &Handle) -> Option<ApiToken> {
         let code = ApiToken(crate::access::random_secret().ok()?.0);
         let mut codes = self.codes.lock().expect("sign-in lock is never poisoned");
-        codes.sweep(|_| {});
-        codes.insert(code.hashed(), handle.clone(), |_| {}).ok()?;
+        let Codes { by_hash, by_user } = &mut *codes;
+        by_hash.sweep(|user| {
+            by_user.remove(&user);
+        });
+        if let Some(earlier) = by_user.remove(handle) {
+            by_hash.remove(&earlier);
+        }
+        by_hash.insert(code.hashed(), handle.clone(), |_| {}).ok()?;
+        by_user.insert(handle.clone(), code.hashed());
         Some(code)
     }
 
     /// Who `code` signs in, once, while it is live.
     fn redeem(&self, code: &ApiToken) -> Option<Handle> {
         let mut codes = self.codes.lock().expect("sign-in lock is never poisoned");
-        codes.remove(&code.hashed())
+        let user = codes.by_hash.remove(&code.hashed())?;
+        codes.by_user.remove(&user);
+        Some(user)
     }
 }
 
@@ -251,5 +272,27 @@ mod tests {
             None,
             "expired, though nothing swept it"
         );
+    }
+
+    #[test]
+    fn a_new_link_replaces_the_last_so_one_user_cannot_use_them_all() {
+        let sign_ins = SignIns::default();
+        let (alice, bob) = (
+            Handle::parse("alice").unwrap(),
+            Handle::parse("bob").unwrap(),
+        );
+        let bobs = sign_ins.issue(&bob).unwrap();
+        let mut last = sign_ins.issue(&alice).unwrap();
+        for _ in 0..MAX_CODES * 2 {
+            let next = sign_ins
+                .issue(&alice)
+                .expect("never crowded out by her own");
+            assert_eq!(sign_ins.redeem(&last), None, "the earlier link is void");
+            last = next;
+        }
+        assert_eq!(sign_ins.redeem(&last), Some(alice));
+        assert_eq!(sign_ins.redeem(&bobs), Some(bob), "bob's still works");
+        let codes = sign_ins.codes.lock().unwrap();
+        assert_eq!((codes.by_hash.len(), codes.by_user.len()), (0, 0));
     }
 }
