@@ -33,8 +33,12 @@ pub fn bind(port: u16) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
-/// Answers probes on `socket` until `shutdown`.
-pub async fn answer(socket: UdpSocket, beacon: HubBeacon, shutdown: CancellationToken) {
+/// Answers probes on `socket` with what `beacon` says now, until `shutdown`.
+pub async fn answer(
+    socket: UdpSocket,
+    beacon: impl Fn() -> HubBeacon,
+    shutdown: CancellationToken,
+) {
     let mut limits = Limits::default();
     // One byte more than a probe: a longer datagram shows as too long.
     let mut buf = [0; PROBE_LEN + 1];
@@ -50,7 +54,7 @@ pub async fn answer(socket: UdpSocket, beacon: HubBeacon, shutdown: Cancellation
         if !answerable(from) || !limits.allow(from.ip(), Instant::now()) {
             continue;
         }
-        if let Err(e) = socket.send_to(&reply(nonce, beacon), from).await {
+        if let Err(e) = socket.send_to(&reply(nonce, beacon()), from).await {
             tracing::debug!(%from, "discovery reply not sent: {e}");
         }
     }

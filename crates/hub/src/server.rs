@@ -109,13 +109,16 @@ pub async fn serve(hub: Arc<Hub>, listener: TcpListener, shutdown: CancellationT
 /// Starts answering discovery probes, unless the hub says not to; a port
 /// that cannot be had (another hub on this machine) is logged, not fatal.
 fn start_discovery(
-    hub: &Hub,
+    hub: &Arc<Hub>,
     listener: &TcpListener,
     shutdown: &CancellationToken,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let port = hub.config.discovery?;
-    let beacon = ferry_protocol::discovery::HubBeacon {
-        port: listener.local_addr().ok()?.port(),
+    let serving = listener.local_addr().ok()?.port();
+    // Asked at each reply: a certificate reloaded on SIGHUP is the one told.
+    let hub = Arc::clone(hub);
+    let beacon = move || ferry_protocol::discovery::HubBeacon {
+        port: serving,
         fingerprint: hub.fingerprint(),
     };
     match crate::discovery::bind(port) {

@@ -134,6 +134,31 @@ async fn ls(home: &Home, hub: &str, name: &str, trust: Trust<'_>) -> Ran {
     run(command.arg("ls")).await
 }
 
+/// The fingerprint pinned for `hub` in `home`.
+fn pin(home: &Home, hub: &str) -> String {
+    let pins = std::fs::read_to_string(home.path().join("known_hubs")).unwrap();
+    let prefix = format!("{hub} ");
+    let line = pins.lines().find(|l| l.starts_with(&prefix)).unwrap();
+    line[prefix.len()..].trim().to_owned()
+}
+
+/// The fingerprint a discovery probe to `port` is told.
+async fn discovered(port: u16) -> String {
+    use ferry_protocol::discovery::{parse_reply, probe};
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let nonce = [7; 16];
+    socket
+        .send_to(&probe(nonce), ("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut buf = [0; 1500];
+    let (len, _) = crate::support::within(10, socket.recv_from(&mut buf))
+        .await
+        .unwrap();
+    let beacon = parse_reply(&buf[..len], nonce).unwrap();
+    beacon.fingerprint.unwrap().to_string()
+}
+
 fn pinned(home: &Home, hub: &str) -> bool {
     std::fs::read_to_string(home.path().join("known_hubs"))
         .is_ok_and(|pins| pins.lines().any(|l| l.starts_with(&format!("{hub} "))))
@@ -146,9 +171,14 @@ async fn an_authoritys_certificate_is_trusted_through_a_renewal_without_pins() {
     let stranger = authority(dir.path(), "stranger").await;
     let (cert, key) = signed(dir.path(), "first", "ca").await;
     let port = crate::support::closed_port();
+    let probes = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let config = dir.path().join("hub.toml");
     let toml = format!(
-        "listen = \"127.0.0.1:{port}\"\ndata = \"{}\"\nadmission = \"open\"\ndiscovery = false\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        "listen = \"127.0.0.1:{port}\"\ndata = \"{}\"\nadmission = \"open\"\ndiscovery_port = {probes}\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
         dir.path().join("data").display(),
         cert.display(),
         key.display()
@@ -212,6 +242,11 @@ async fn an_authoritys_certificate_is_trusted_through_a_renewal_without_pins() {
         still.code, 0,
         "the authority still vouches: {}",
         still.stderr
+    );
+    assert_eq!(
+        discovered(probes).await,
+        pin(&vouched, &addr),
+        "discovery tells the renewed certificate, as the vouched client re-pinned it"
     );
     let still = ls(&public, &by_name, "dave", Trust::SystemIs(&ca)).await;
     assert_eq!(still.code, 0, "so does the system's: {}", still.stderr);
