@@ -44,6 +44,17 @@ pub enum HubError {
     /// The client sent something out of turn; the connection is closed.
     #[error("protocol: {0}")]
     Protocol(&'static str),
+    /// Another hub serves this data directory.
+    #[error(
+        "another hub is serving {} ({holder}): stop it first, or give this one its own --data",
+        dir.display()
+    )]
+    InUse {
+        /// The data directory.
+        dir: PathBuf,
+        /// Who holds it, as its lock file says.
+        holder: String,
+    },
     /// The hub's state on disk is damaged; the hub will not use it.
     #[error("{} is damaged: {detail}", path.display())]
     Damaged {

@@ -47,6 +47,44 @@ pub struct Hub {
     tls: Option<TlsIdentity>,
     next_session: std::sync::atomic::AtomicU64,
     events: broadcast::Sender<Event>,
+    /// Held while the hub lives: one hub to a data directory.
+    _lock: std::fs::File,
+}
+
+/// Takes `dir/hub.lock` (an advisory lock the kernel drops when the hub
+/// exits, however it exits), or says which hub holds it: two hubs on one
+/// data directory would each think their catalog, locks and uploads under
+/// way are the only ones.
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, HubError> {
+    use std::io::{Read, Seek, Write};
+    let path = dir.join("hub.lock");
+    let io = |e| HubError::io("locking the data directory at", &path, e);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io)?;
+    if let Err(e) = rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        if e != rustix::io::Errno::WOULDBLOCK {
+            return Err(io(e.into()));
+        }
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        let holder = match holder.trim() {
+            "" => "its lock is held".to_owned(),
+            pid => format!("pid {pid}"),
+        };
+        return Err(HubError::InUse {
+            dir: dir.to_owned(),
+            holder,
+        });
+    }
+    file.set_len(0).map_err(io)?;
+    file.rewind().map_err(io)?;
+    write!(file, "{}", std::process::id()).map_err(io)?;
+    Ok(file)
 }
 
 /// Says so when other users can read the data dir (one made before data
@@ -72,6 +110,7 @@ impl Hub {
         ferry_io::disk::create_private_dir_all(dir)
             .map_err(|e| HubError::io("creating data directory", dir, e))?;
         warn_if_open(dir);
+        let lock = lock_data_dir(dir)?;
         let store = Store::open(&dir.join("store"), config.partial_ttl)?;
         let catalog = Catalog::open(&dir.join("catalog.db")).await?;
         crate::respell::respell(&catalog).await?;
@@ -119,6 +158,7 @@ impl Hub {
             publisher,
             tls,
             events,
+            _lock: lock,
         }))
     }
 

@@ -118,6 +118,45 @@ async fn completions_and_the_man_page_come_from_the_grammar() {
 }
 
 #[tokio::test]
+async fn a_second_hub_on_the_same_data_directory_is_refused() {
+    within(60, async {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let serve = |port: &str| {
+            let mut serve = bare(&Home::new());
+            serve
+                .args(["serve", "--plaintext", "--listen", port, "--data"])
+                .arg(&data);
+            serve
+        };
+        let log = dir.path().join("first.out");
+        let (first, addr) = serving(&mut serve("127.0.0.1:0"), &log).await;
+        let invite = std::fs::read(data.join("owner-invite")).ok();
+        let second = run(&mut serve("127.0.0.1:0")).await;
+        assert_ne!(second.code, 0, "{}", second.stdout);
+        let pid = first.id().unwrap().to_string();
+        assert!(
+            second.stderr.contains("another hub is serving") && second.stderr.contains(&pid),
+            "{}",
+            second.stderr
+        );
+        assert_eq!(
+            std::fs::read(data.join("owner-invite")).ok(),
+            invite,
+            "the first hub's state is left alone"
+        );
+        let status = run(bare(&Home::new()).args(["--plaintext", "--hub", &addr, "status"])).await;
+        assert_eq!(status.code, 0, "the first still serves: {}", status.stdout);
+        // Once it stops, its directory is free again.
+        terminate(first).await;
+        let log = dir.path().join("third.out");
+        let (third, _) = serving(&mut serve("127.0.0.1:0"), &log).await;
+        terminate(third).await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn the_hub_logs_json_lines_when_asked() {
     within(60, async {
         let dir = tempfile::tempdir().unwrap();
