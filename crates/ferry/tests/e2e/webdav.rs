@@ -413,3 +413,27 @@ async fn a_files_properties_go_with_it_however_it_is_deleted() {
     assert_eq!(dav(&dav_at, "alice", &token, &["-T", file]).await, 201);
     assert!(!colour().await, "a new file under the name starts bare");
 }
+
+#[tokio::test]
+async fn a_move_over_https_and_http2_stays_on_the_hub() {
+    let hub = TestHub::start_with(|c| c.tls = true).await;
+    let home = Home::new();
+    let made = run(ferry(&home, &hub).args(["--name", "alice", "token", "create"])).await;
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let token = made.stdout.lines().last().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f");
+    std::fs::write(&file, b"photo").unwrap();
+    let at = |name: &str| format!("https://{}/dav/{name}", hub.addr);
+    let h2 = ["-k", "--http2"];
+    let put = [&h2[..], &["-T", file.to_str().unwrap()]].concat();
+    assert_eq!(dav(&at("a.jpg"), "alice", &token, &put).await, 201);
+    // HTTP/2 has no Host header: the request's authority is its host.
+    let destination = format!("Destination: {}", at("b.jpg"));
+    let moved = [&h2[..], &["-X", "MOVE", "-H", &destination]].concat();
+    assert_eq!(dav(&at("a.jpg"), "alice", &token, &moved).await, 201);
+    let elsewhere = "Destination: https://elsewhere.example/dav/c.jpg";
+    let away = [&h2[..], &["-X", "MOVE", "-H", elsewhere]].concat();
+    assert_eq!(dav(&at("b.jpg"), "alice", &token, &away).await, 502);
+    assert_eq!(dav(&at("b.jpg"), "alice", &token, &h2).await, 200);
+}

@@ -41,7 +41,7 @@ pub(crate) async fn refuse(
         method.as_str(),
         "LOCK" | "UNLOCK" | "DELETE" | "MOVE" | "COPY" | "PROPPATCH"
     );
-    if matches!(method.as_str(), "MOVE" | "COPY") && !same_host(headers) {
+    if matches!(method.as_str(), "MOVE" | "COPY") && !same_host(headers, uri) {
         let message =
             "the Destination is on another server; the hub moves and copies only within itself";
         return Some(
@@ -125,18 +125,44 @@ async fn theirs(hub: &Hub, caller: &Caller, raw: &str) -> Result<Option<String>,
 
 /// Whether a COPY or MOVE stays on this server: its `Destination` is a
 /// path, or a URL with the request's own host.
-fn same_host(headers: &HeaderMap) -> bool {
+/// Longest a WebDAV lock lasts without being refreshed. A client that
+/// asks for longer, or for ever (cadaver does, and dav-server's default
+/// is infinite), gets this: a client that dies holding a lock must not
+/// keep everyone out until the hub restarts. Clients refresh locks they
+/// still need (RFC 4918 lets the server pick the timeout).
+const MAX_LOCK: u64 = 3600;
+
+/// Sets a LOCK's `Timeout` to at most [`MAX_LOCK`] seconds.
+pub(crate) fn cap_lock_timeout(headers: &mut HeaderMap) {
+    // "Second-N" or "Infinite", best first; the first that parses counts.
+    let asked = headers
+        .get("timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split(',')
+                .map(str::trim)
+                .find_map(|t| t.strip_prefix("Second-")?.parse::<u64>().ok())
+        });
+    let seconds = asked.map_or(MAX_LOCK, |s| s.min(MAX_LOCK));
+    let value = HeaderValue::from_str(&format!("Second-{seconds}")).expect("ascii");
+    headers.insert("timeout", value);
+}
+
+/// The request's own host is its `Host` header in HTTP/1.1, and its
+/// `:authority` (which lands in the request's URI) in HTTP/2.
+fn same_host(headers: &HeaderMap, uri: &http::Uri) -> bool {
     let Some(destination) = headers.get("destination").and_then(|v| v.to_str().ok()) else {
         return true;
     };
-    let Ok(uri) = destination.parse::<http::Uri>() else {
+    let Ok(destination) = destination.parse::<http::Uri>() else {
         return false;
     };
-    let Some(authority) = uri.authority() else {
+    let Some(authority) = destination.authority() else {
         return true;
     };
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    host.is_some_and(|h| h.eq_ignore_ascii_case(authority.as_str()))
+    let own = uri.authority().map(http::uri::Authority::as_str).or(host);
+    own.is_some_and(|h| h.eq_ignore_ascii_case(authority.as_str()))
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
@@ -213,6 +239,25 @@ mod tests {
     }
 
     #[test]
+    fn locks_last_an_hour_at_most() {
+        for (asked, given) in [
+            (None, "Second-3600"),
+            (Some("Infinite"), "Second-3600"),
+            (Some("Infinite, Second-4100000000"), "Second-3600"),
+            (Some("Second-60"), "Second-60"),
+            (Some("Infinite, Second-120"), "Second-120"),
+            (Some("Second-99999"), "Second-3600"),
+        ] {
+            let mut headers = HeaderMap::new();
+            if let Some(asked) = asked {
+                headers.insert("timeout", HeaderValue::from_static(asked));
+            }
+            cap_lock_timeout(&mut headers);
+            assert_eq!(headers["timeout"], given, "{asked:?}");
+        }
+    }
+
+    #[test]
     fn a_destination_elsewhere_is_not_this_server() {
         let headers = |dest: &str| -> HeaderMap {
             [
@@ -223,8 +268,22 @@ mod tests {
             .map(|(n, v)| (n, HeaderValue::from_str(v).unwrap()))
             .collect()
         };
-        assert!(same_host(&headers("/dav/x")));
-        assert!(same_host(&headers("http://hub:7878/dav/x")));
-        assert!(!same_host(&headers("http://evil.example/dav/x")));
+        let path: http::Uri = "/dav/a".parse().unwrap();
+        assert!(same_host(&headers("/dav/x"), &path));
+        assert!(same_host(&headers("http://hub:7878/dav/x"), &path));
+        assert!(!same_host(&headers("http://evil.example/dav/x"), &path));
+        // HTTP/2: no Host, the authority is in the request's URI.
+        let only = |dest: &str| -> HeaderMap {
+            [(
+                header::HeaderName::from_static("destination"),
+                HeaderValue::from_str(dest).unwrap(),
+            )]
+            .into_iter()
+            .collect()
+        };
+        let h2: http::Uri = "https://hub:7878/dav/a".parse().unwrap();
+        assert!(same_host(&only("https://hub:7878/dav/x"), &h2));
+        assert!(!same_host(&only("https://evil.example/dav/x"), &h2));
+        assert!(!same_host(&only("https://hub:7878/dav/x"), &path));
     }
 }

@@ -116,6 +116,10 @@ pub(crate) async fn serve(State(hub): State<Arc<Hub>>, request: Request) -> Resp
         Err(e) => return e.into_response(),
     };
     let method = request.method().clone();
+    let mut request = request;
+    if method.as_str() == "LOCK" {
+        guard::cap_lock_timeout(request.headers_mut());
+    }
     if let Some(refused) =
         guard::refuse(&hub, &caller, &method, request.headers(), request.uri()).await
     {
