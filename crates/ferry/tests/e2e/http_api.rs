@@ -1215,3 +1215,59 @@ async fn open_resumable_uploads_count_against_the_quota() {
         "what is left still fits"
     );
 }
+
+#[tokio::test]
+async fn a_refused_uploads_answer_reaches_curl_over_http2() {
+    let hub = TestHub::start_with(|c| c.tls = true).await;
+    let home = Home::new();
+    let token = token(&home, &hub, "alice").await;
+    let dir = tempfile::tempdir().unwrap();
+    let bearer = format!("Authorization: Bearer {token}");
+    let url = format!("https://{}/api/v1/files/taken.bin", hub.addr);
+    let small = dir.path().join("small");
+    std::fs::write(&small, b"four").unwrap();
+    let large = dir.path().join("large");
+    std::fs::write(&large, pattern(112_000, 3)).unwrap();
+    let first = curl(
+        dir.path(),
+        &["-k", "-H", &bearer, "-T", small.to_str().unwrap(), &url],
+    )
+    .await;
+    assert_eq!(first.status, 201);
+    // Refused before their bodies are read: the answer, not a reset.
+    for body in [&small, &large, &small, &large, &large] {
+        let refused = curl(
+            dir.path(),
+            &[
+                "-k",
+                "--http2",
+                "-H",
+                &bearer,
+                "-T",
+                body.to_str().unwrap(),
+                &url,
+            ],
+        )
+        .await;
+        assert_eq!(
+            (refused.exit, refused.status, refused.error().as_str()),
+            (0, 409, "conflict"),
+            "{}",
+            String::from_utf8_lossy(&refused.body)
+        );
+        let stranger = curl(
+            dir.path(),
+            &[
+                "-k",
+                "--http2",
+                "-H",
+                "Authorization: Bearer ferry_0",
+                "-T",
+                body.to_str().unwrap(),
+                &url,
+            ],
+        )
+        .await;
+        assert_eq!((stranger.exit, stranger.status), (0, 401));
+    }
+}

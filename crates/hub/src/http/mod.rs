@@ -44,6 +44,7 @@ pub mod error;
 mod files;
 pub(crate) mod hot;
 pub use files::entry_json;
+mod linger;
 mod live;
 mod peers;
 mod ranges;
@@ -90,6 +91,7 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
                 "no such page; the API is under /api/v1/",
             )
         })
+        .layer(axum::middleware::map_request(linger::wrap))
         .with_state(hub)
 }
 
