@@ -875,6 +875,33 @@ async fn search_finds_the_store_and_online_peers_and_events_stream_live() {
     })
     .await;
     assert_eq!(seen["handle"], "Alice");
+
+    // A stream on a token that is then removed ends with it.
+    let made = run(ferry(&api.home, &api.hub).args([
+        "--name", "Alice", "--json", "token", "create", "--label", "watcher",
+    ]))
+    .await;
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let made: serde_json::Value = serde_json::from_str(made.stdout.trim()).unwrap();
+    let mut watcher = tokio::process::Command::new("curl")
+        .args([
+            "-sN",
+            "-H",
+            &format!("Authorization: Bearer {}", made["token"].as_str().unwrap()),
+            &api.url("/api/v1/events"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let id = made["id"].as_str().unwrap();
+    let removed =
+        run(ferry(&api.home, &api.hub).args(["--name", "Alice", "token", "rm", id])).await;
+    assert_eq!(removed.code, 0, "{}", removed.stderr);
+    let ended = within(30, watcher.wait()).await.unwrap();
+    assert!(ended.success(), "the stream ended: {ended:?}");
+
     within(20, api.hub.stop()).await;
     let status = within(10, events.wait()).await.unwrap();
     assert!(

@@ -13,6 +13,7 @@ use axum::extract::{Query, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use ferry_protocol::{Event, Hit, Source};
 use futures_util::Stream;
+use http::{HeaderMap, Method};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
@@ -59,6 +60,9 @@ fn hit_json(hit: &Hit) -> serde_json::Value {
     })
 }
 
+/// How often an idle event stream checks that its credential still works.
+const RECHECK: Duration = Duration::from_secs(10);
+
 /// How often an idle event stream sends a comment, so that proxies keep it.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -67,27 +71,54 @@ pub(crate) async fn events(
     State(hub): State<Arc<Hub>>,
     Extension(connection): Extension<Arc<Connection>>,
     caller: Caller,
+    headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     caller.may(Permission::Read)?;
     let ended = connection.ended.child_token();
     // Revoking the user ends the stream, as it ends the user's sessions.
     let entered = hub.access.live.enter(caller.handle.as_str(), ended.clone());
     let receiver = hub.subscribe();
+    // So does removing the token (or ending the browser's session) it
+    // came with: the credential is checked again before each event (the
+    // check is cached, and forgotten when a token is removed).
+    let still_valid = move || {
+        let (hub, headers) = (Arc::clone(&hub), headers.clone());
+        async move {
+            let extensions = http::Extensions::new();
+            let checked = super::auth::authenticate(&Method::GET, &headers, &extensions, &hub);
+            matches!(checked.await, Ok(Ok(_)))
+        }
+    };
+    let mut recheck = tokio::time::interval(RECHECK);
+    recheck.reset();
     let stream = futures_util::stream::unfold(
-        (receiver, ended, entered),
-        |(mut receiver, ended, entered)| async move {
-            let event = tokio::select! {
-                () = ended.cancelled() => return None,
-                event = receiver.recv() => event,
-            };
-            let sse = match event {
-                Ok(event) => sse_of(&event),
-                Err(RecvError::Lagged(missed)) => SseEvent::default()
-                    .event("lagged")
-                    .data(json!({ "missed": missed }).to_string()),
-                Err(RecvError::Closed) => return None,
-            };
-            Some((Ok(sse), (receiver, ended, entered)))
+        (receiver, ended, entered, recheck),
+        move |(mut receiver, ended, entered, mut recheck)| {
+            let still_valid = still_valid.clone();
+            async move {
+                let event = loop {
+                    tokio::select! {
+                        () = ended.cancelled() => return None,
+                        _ = recheck.tick() => {
+                            if !still_valid().await {
+                                return None;
+                            }
+                        }
+                        event = receiver.recv() => break event,
+                    }
+                };
+                if !still_valid().await {
+                    return None;
+                }
+                let sse = match event {
+                    Ok(event) => sse_of(&event),
+                    Err(RecvError::Lagged(missed)) => SseEvent::default()
+                        .event("lagged")
+                        .data(json!({ "missed": missed }).to_string()),
+                    Err(RecvError::Closed) => return None,
+                };
+                Some((Ok(sse), (receiver, ended, entered, recheck)))
+            }
         },
     );
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
