@@ -19,14 +19,24 @@ pub const PER_SOURCE: u32 = 4;
 /// Replies a second in all.
 pub const IN_ALL: u32 = 64;
 
-/// Opens the discovery socket on `port` (every IPv4 address, the
-/// multicast group joined where the system allows).
-pub fn bind(port: u16) -> std::io::Result<UdpSocket> {
+/// Opens the discovery socket on `port`: on every IPv4 address, the
+/// multicast group joined where the system allows; or, for a hub that
+/// listens on loopback only (`local`), on loopback, since no one else on
+/// the LAN could reach the address it would tell them.
+pub fn bind(port: u16, local: bool) -> std::io::Result<UdpSocket> {
     // No SO_REUSEADDR: one hub per machine answers, and no other local
     // program can share the port to answer in its name.
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
     socket.set_nonblocking(true)?;
-    socket.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())?;
+    let ip = if local {
+        Ipv4Addr::LOCALHOST
+    } else {
+        Ipv4Addr::UNSPECIFIED
+    };
+    socket.bind(&SocketAddr::from((ip, port)).into())?;
+    if local {
+        return UdpSocket::from_std(socket.into());
+    }
     if let Err(e) = socket.join_multicast_v4(&DISCOVERY_GROUP, &Ipv4Addr::UNSPECIFIED) {
         tracing::debug!("discovery: not in the multicast group ({e}); broadcast only");
     }

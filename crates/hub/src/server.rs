@@ -114,16 +114,18 @@ fn start_discovery(
     shutdown: &CancellationToken,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let port = hub.config.discovery?;
-    let serving = listener.local_addr().ok()?.port();
+    let listening = listener.local_addr().ok()?;
+    let serving = listening.port();
+    let local = listening.ip().is_loopback();
     // Asked at each reply: a certificate reloaded on SIGHUP is the one told.
     let hub = Arc::clone(hub);
     let beacon = move || ferry_protocol::discovery::HubBeacon {
         port: serving,
         fingerprint: hub.fingerprint(),
     };
-    match crate::discovery::bind(port) {
+    match crate::discovery::bind(port, local) {
         Ok(socket) => {
-            tracing::info!(port, "answering discovery probes (UDP)");
+            tracing::info!(port, local, "answering discovery probes (UDP)");
             let shutdown = shutdown.clone();
             Some(tokio::spawn(crate::discovery::answer(
                 socket, beacon, shutdown,

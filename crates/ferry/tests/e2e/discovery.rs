@@ -88,15 +88,20 @@ impl Drop for Lan {
 
 /// Starts a hub on the LAN's hub host; returns it and its fingerprint.
 async fn hub_on(lan: &Lan, dir: &Path, config: Option<&str>) -> (tokio::process::Child, String) {
+    hub_listening(lan, dir, config, &format!("{}:7878", lan.hub_ip())).await
+}
+
+/// [`hub_on`], listening on `listen`.
+async fn hub_listening(
+    lan: &Lan,
+    dir: &Path,
+    config: Option<&str>,
+    listen: &str,
+) -> (tokio::process::Child, String) {
     let out = dir.join("serve.out");
     let mut command = lan.ferry(1, dir);
     command
-        .args([
-            "serve",
-            "--listen",
-            &format!("{}:7878", lan.hub_ip()),
-            "--data",
-        ])
+        .args(["serve", "--listen", listen, "--data"])
         .arg(dir.join("data"))
         .stdout(std::fs::File::create(&out).unwrap());
     if let Some(toml) = config {
@@ -182,6 +187,15 @@ async fn a_client_finds_the_hub_on_its_lan_and_joins_it_by_number() {
         assert_eq!(none.code, 0, "{}", none.stderr);
         assert!(none.stdout.contains("No hub answered"), "{}", none.stdout);
         quiet.kill().await.unwrap();
+
+        // Nor is one that listens on its own loopback only: no one on the
+        // LAN could reach the address it would tell them.
+        let local_dir = tempfile::tempdir().unwrap();
+        let (mut local, _) = hub_listening(&lan, local_dir.path(), None, "127.0.0.1:7878").await;
+        let none = run(lan.ferry(2, home.path()).args(["discover", "--wait", "1s"])).await;
+        assert_eq!(none.code, 0, "{}", none.stderr);
+        assert!(none.stdout.contains("No hub answered"), "{}", none.stdout);
+        local.kill().await.unwrap();
     })
     .await;
 }
