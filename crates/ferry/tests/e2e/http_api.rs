@@ -451,6 +451,25 @@ async fn a_file_goes_up_and_comes_back_with_validators_and_ranges_and_goes_away(
         404
     );
     assert_eq!(api.call("/api/nothing", &[]).await.status, 404);
+    // axum's own refusals come as the API's JSON too.
+    for (path, args, status, code) in [
+        ("/api/v1/search", &[][..], 400, "bad_request"),
+        ("/api/v1/files?limit=abc", &[][..], 400, "bad_request"),
+        (
+            "/api/v1/files",
+            &["-X", "POST"][..],
+            405,
+            "method_not_allowed",
+        ),
+    ] {
+        let refused = api.call(path, args).await;
+        assert_eq!(
+            (refused.status, refused.error().as_str()),
+            (status, code),
+            "{path}"
+        );
+        assert!(!refused.json()["message"].as_str().unwrap().is_empty());
+    }
 }
 
 /// The parts of a multipart/byteranges body: headers and bytes.

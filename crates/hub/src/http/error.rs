@@ -135,3 +135,43 @@ pub(crate) fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::PreconditionFailed => "precondition_failed",
     }
 }
+
+/// Makes every error under `/api/` the JSON the API documents: axum's own
+/// rejections (a query or body that does not parse, a wrong method)
+/// answer in plain text or not at all, which a script cannot read.
+pub(crate) async fn as_json(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let api = request.uri().path().starts_with("/api/");
+    let response = next.run(request).await;
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    if !api || json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // A rejection's text is a line; anything longer is cut.
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_owned();
+    let (code, message) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this route does not take that method; see api/openapi.yaml".to_owned(),
+        ),
+        StatusCode::NOT_FOUND => ("no_route", text),
+        s if s.is_server_error() => ("internal", text),
+        _ => ("bad_request", text),
+    };
+    let mut rewritten = ApiError::new(status, code, message).into_response();
+    // Keep what the original said beyond its body (Allow, for a 405).
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rewritten.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    rewritten
+}

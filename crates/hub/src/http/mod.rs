@@ -92,6 +92,7 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
             )
         })
         .layer(axum::middleware::map_request(linger::wrap))
+        .layer(axum::middleware::from_fn(error::as_json))
         .with_state(hub)
 }
 
