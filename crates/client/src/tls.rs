@@ -283,7 +283,9 @@ pub(crate) fn authorities(
             if added == 0 {
                 return Err(ClientError::BadCaFile {
                     path: file.to_owned(),
-                    reason: "it holds no certificate".into(),
+                    reason: "it holds no PEM certificate (-----BEGIN CERTIFICATE-----); \
+                             a DER file converts with openssl x509 -inform der -in FILE -out FILE.pem"
+                        .into(),
                 });
             }
         }

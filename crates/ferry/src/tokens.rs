@@ -49,11 +49,21 @@ pub(crate) async fn token(session: &mut Session, action: TokenAction) -> Result<
                 },
                 expires_at.map_or_else(|| "removed".to_owned(), |at| when(Some(at)))
             );
-            // -k: the hub's certificate is its own, not a public CA's.
-            let insecure = if session.settings.tls { "-k " } else { "" };
+            // The hub's own certificate, which curl can check against the
+            // copy the hub keeps as PEM (rather than skip the check, -k).
+            let verify = if session.settings.tls {
+                "--cacert cert.pem "
+            } else {
+                ""
+            };
             println!(
-                "  curl {insecure}-H \"Authorization: Bearer $TOKEN\" {scheme}://{addr}/api/v1/files"
+                "  curl {verify}-H \"Authorization: Bearer $TOKEN\" {scheme}://{addr}/api/v1/files"
             );
+            if session.settings.tls {
+                println!(
+                    "(cert.pem: the hub's DATA/tls/cert.pem, from its operator; or -k to skip the check)"
+                );
+            }
             println!(
                 "or as the password for your handle in a WebDAV client ({scheme}://{addr}/dav/)."
             );

@@ -193,6 +193,16 @@ async fn webdav_keeps_the_stores_rules() {
         403,
         "another's file"
     );
+    // Through the API, the taken name's hint offers bob only what he may do.
+    let api_url = format!("http://{}/api/v1/files/notes.txt", hub.addr);
+    let (status, said) = dav_body(&api_url, "bob", bob, &["-T", small]).await;
+    assert_eq!(status, 409, "{said}");
+    assert!(
+        said.contains("belongs to alice")
+            && said.contains("?conflict=rename")
+            && !said.contains("overwrite"),
+        "{said}"
+    );
     assert_eq!(
         dav(&url("notes.txt"), "bob", bob, &["-X", "DELETE"]).await,
         403

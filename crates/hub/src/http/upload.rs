@@ -337,6 +337,7 @@ fn refused_with_hint(refusal: Refusal, hash_unknown: bool) -> ApiError {
     let mut message = refusal
         .message
         .replace("use --overwrite", "add ?conflict=overwrite")
+        .replace("use --rename", "add ?conflict=rename")
         .replace("--rename", "?conflict=rename");
     if hash_unknown {
         message.push_str(

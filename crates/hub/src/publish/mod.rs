@@ -176,7 +176,16 @@ impl Publisher {
         if existing.hash == publication.hash && existing.size == publication.size {
             return Ok(Outcome::Done(Placement::AlreadyThere(existing)));
         }
+        let theirs = existing.owner != publication.owner.as_str() && !publication.admin;
         let refusal = match publication.policy {
+            // Only who may overwrite is told to.
+            ConflictPolicy::Refuse if theirs => Refusal::new(
+                ErrorCode::Conflict,
+                format!(
+                    "'{name}' already exists and belongs to {}; use --rename to keep both, or pick another name",
+                    existing.owner
+                ),
+            ),
             ConflictPolicy::Refuse => Refusal::new(
                 ErrorCode::Conflict,
                 format!(
@@ -184,17 +193,13 @@ impl Publisher {
                     existing.owner
                 ),
             ),
-            ConflictPolicy::Overwrite
-                if existing.owner != publication.owner.as_str() && !publication.admin =>
-            {
-                Refusal::new(
-                    ErrorCode::PermissionDenied,
-                    format!(
-                        "not allowed: '{name}' belongs to {}; only its owner or an admin may overwrite it",
-                        existing.owner
-                    ),
-                )
-            }
+            ConflictPolicy::Overwrite if theirs => Refusal::new(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "not allowed: '{name}' belongs to {}; only its owner or an admin may overwrite it",
+                    existing.owner
+                ),
+            ),
             ConflictPolicy::Overwrite => return Ok(Outcome::Done(Placement::Store(name.clone()))),
             ConflictPolicy::Rename => return self.free_numbered_name(name).await,
         };
