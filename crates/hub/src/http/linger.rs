@@ -29,8 +29,12 @@ const MAX_LINGERING: usize = 256;
 
 static LINGERING: AtomicUsize = AtomicUsize::new(0);
 
-/// Wraps `request`'s body so that, if dropped unfinished, it is drained.
+/// Wraps `request`'s body so that, if dropped unfinished, it is drained
+/// (a request with none, most GETs, is left as it is).
 pub(crate) async fn wrap(request: Request) -> Request {
+    if request.body().is_end_stream() {
+        return request;
+    }
     request.map(|body| Body::new(Lingering { inner: Some(body) }))
 }
 
