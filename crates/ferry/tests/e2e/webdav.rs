@@ -203,6 +203,17 @@ async fn webdav_keeps_the_stores_rules() {
             && !said.contains("overwrite"),
         "{said}"
     );
+    // The owner check reads the path as dav-server does: an escaped or
+    // dotted spelling of alice's file, or of the root, is no way around it.
+    for (sneaky, depth) in [
+        ("%6Eotes.txt", "0"),
+        ("./notes.txt", "0"),
+        ("sub/../notes.txt", "0"),
+        ("%2E", "infinity"),
+    ] {
+        let (status, _) = lock(&url(sneaky), "bob", bob, depth).await;
+        assert_eq!(status, 403, "{sneaky}");
+    }
     assert_eq!(
         dav(&url("notes.txt"), "bob", bob, &["-X", "DELETE"]).await,
         403

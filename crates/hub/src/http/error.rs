@@ -154,9 +154,11 @@ pub(crate) async fn as_json(
         return response;
     }
     let (parts, body) = response.into_parts();
-    // A rejection's text is a line; anything longer is cut.
-    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
-    let text = String::from_utf8_lossy(&text).trim().to_owned();
+    // A rejection's text is a line; one longer than this is not read.
+    let text = match axum::body::to_bytes(body, 4096).await {
+        Ok(text) => String::from_utf8_lossy(&text).trim().to_owned(),
+        Err(_) => status.canonical_reason().unwrap_or("refused").to_owned(),
+    };
     let (code, message) = match status {
         StatusCode::METHOD_NOT_ALLOWED => (
             "method_not_allowed",

@@ -82,10 +82,25 @@ impl Drop for Lingering {
             LINGERING.fetch_sub(1, Ordering::Relaxed);
             return;
         }
-        runtime.spawn(async move {
+        // Given back however the task ends, dropped unrun at shutdown too.
+        let counted = Counted;
+        let draining = async move {
+            let _counted = counted;
             let _ = tokio::time::timeout(MAX_TIME, drain(body)).await;
-            LINGERING.fetch_sub(1, Ordering::Relaxed);
-        });
+        };
+        runtime.spawn(tracing::Instrument::instrument(
+            draining,
+            tracing::debug_span!("reading past an answer"),
+        ));
+    }
+}
+
+/// One of [`LINGERING`], given back when dropped.
+struct Counted;
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        LINGERING.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

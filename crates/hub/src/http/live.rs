@@ -86,7 +86,9 @@ pub(crate) async fn events(
         async move {
             let extensions = http::Extensions::new();
             let checked = super::auth::authenticate(&Method::GET, &headers, &extensions, &hub);
-            matches!(checked.await, Ok(Ok(_)))
+            // A catalog that fails for a moment ends no stream: only a
+            // credential that no longer lets anyone in does.
+            !matches!(checked.await, Ok(Err(_)))
         }
     };
     let mut recheck = tokio::time::interval(RECHECK);

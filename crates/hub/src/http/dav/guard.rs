@@ -85,9 +85,20 @@ async fn refuse_target(
     method: &Method,
     uri: &http::Uri,
 ) -> Option<Response> {
-    let mut path = DavPath::from_uri(uri).ok()?;
-    path.set_prefix(PREFIX).ok()?;
-    let raw = raw_name(&path).ok()?;
+    // As dav-server reads it: percent-decoded, `.`, `..` and `//` resolved
+    // (reading the raw bytes let `%72eport.txt` pass for a stranger's
+    // name). What does not parse is refused: dav-server would not act on
+    // it as this check understood it.
+    let unreadable = || Some(ApiError::bad_request("the path does not parse").into_response());
+    let Ok(mut path) = DavPath::new(uri.path()) else {
+        return unreadable();
+    };
+    if path.set_prefix(PREFIX).is_err() {
+        return unreadable();
+    }
+    let Ok(raw) = raw_name(&path) else {
+        return unreadable();
+    };
     match theirs(hub, caller, &raw).await {
         Ok(None) => None,
         Ok(Some(owner)) => {
@@ -123,8 +134,6 @@ async fn theirs(hub: &Hub, caller: &Caller, raw: &str) -> Result<Option<String>,
     }))
 }
 
-/// Whether a COPY or MOVE stays on this server: its `Destination` is a
-/// path, or a URL with the request's own host.
 /// Longest a WebDAV lock lasts without being refreshed. A client that
 /// asks for longer, or for ever (cadaver does, and dav-server's default
 /// is infinite), gets this: a client that dies holding a lock must not
@@ -148,8 +157,10 @@ pub(crate) fn cap_lock_timeout(headers: &mut HeaderMap) {
     headers.insert("timeout", value);
 }
 
-/// The request's own host is its `Host` header in HTTP/1.1, and its
-/// `:authority` (which lands in the request's URI) in HTTP/2.
+/// Whether a COPY or MOVE stays on this server: its `Destination` is a
+/// path, or a URL with the request's own host. That host is its `Host`
+/// header in HTTP/1.1, and its `:authority` (which lands in the request's
+/// URI) in HTTP/2.
 fn same_host(headers: &HeaderMap, uri: &http::Uri) -> bool {
     let Some(destination) = headers.get("destination").and_then(|v| v.to_str().ok()) else {
         return true;

@@ -24,6 +24,7 @@ use crate::state::Hub;
 mod file;
 mod fs;
 mod guard;
+mod locks;
 mod meta;
 
 /// Where WebDAV is mounted.
@@ -37,7 +38,7 @@ pub struct DavState {
 impl Default for DavState {
     fn default() -> Self {
         Self {
-            locks: dav_server::memls::MemLs::new(),
+            locks: locks::ExpiringLocks::boxed(),
         }
     }
 }
