@@ -46,7 +46,7 @@ const STYLE: &str = include_str!("web/app.css");
 const PAGE_POLICY: &str = "default-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /// Outstanding sign-in codes, by hash, with whom they sign in: one per
-/// user, so that no user can crowd the others out of [`MAX_CODES`].
+/// user, so that no user can crowd the others out of the hub-wide cap (`MAX_CODES`).
 pub struct SignIns {
     codes: Mutex<Codes>,
 }
