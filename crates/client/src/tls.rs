@@ -110,6 +110,18 @@ impl PinningVerifier {
     }
 }
 
+impl PinningVerifier {
+    /// Notes the certificate the hub presented; its fingerprint.
+    fn record(&self, end_entity: &CertificateDer<'_>) -> Fingerprint {
+        let presented = Fingerprint::of_certificate(end_entity);
+        *self
+            .seen
+            .lock()
+            .expect("fingerprint lock is never poisoned") = Some(presented);
+        presented
+    }
+}
+
 impl ServerCertVerifier for PinningVerifier {
     fn verify_server_cert(
         &self,
@@ -119,11 +131,7 @@ impl ServerCertVerifier for PinningVerifier {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let presented = Fingerprint::of_certificate(end_entity);
-        *self
-            .seen
-            .lock()
-            .expect("fingerprint lock is never poisoned") = Some(presented);
+        let presented = self.record(end_entity);
         match self.pinned {
             Some(pinned) if pinned != presented => Err(rustls::Error::General(
                 "hub certificate fingerprint changed".into(),
@@ -222,8 +230,7 @@ impl ServerCertVerifier for HubVerifier {
             match said {
                 Ok(verified) => {
                     self.vouched.store(true, Ordering::Relaxed);
-                    *self.pinning.seen.lock().expect("never poisoned") =
-                        Some(Fingerprint::of_certificate(end_entity));
+                    self.pinning.record(end_entity);
                     return Ok(verified);
                 }
                 Err(refused) if self.authority_only => {

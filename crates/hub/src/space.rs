@@ -40,7 +40,7 @@ impl NoRoom {
 }
 
 /// Bytes free on the filesystem holding `dir` beyond `reserve`.
-fn free_beyond(dir: &Path, reserve: u64) -> io::Result<u64> {
+pub(crate) fn free_beyond(dir: &Path, reserve: u64) -> io::Result<u64> {
     let stats = statvfs(dir)?;
     let available = stats.f_bavail.saturating_mul(stats.f_frsize);
     Ok(available.saturating_sub(reserve))

@@ -121,6 +121,13 @@ impl Api {
         curl(self.dir.path(), &all).await
     }
 
+    /// The stored files' names, in order.
+    async fn names(&self) -> Vec<serde_json::Value> {
+        let listed = self.call("/api/v1/files", &[]).await.json();
+        let files = listed["files"].as_array().unwrap();
+        files.iter().map(|f| f["name"].clone()).collect()
+    }
+
     /// Writes `data` to a local file for `curl -T`.
     fn local(&self, name: &str, data: &[u8]) -> String {
         let path = self.dir.path().join(name);
@@ -558,13 +565,7 @@ async fn an_upload_that_breaks_a_rule_stores_nothing() {
         (507, "quota_exceeded")
     );
 
-    let listed = api.call("/api/v1/files", &[]).await.json();
-    let names: Vec<_> = listed["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["name"].clone())
-        .collect();
+    let names = api.names().await;
     assert_eq!(names, ["q1.bin", "q2.bin"]);
     assert_eq!(
         api.hub.leftovers(),
@@ -630,13 +631,7 @@ async fn a_body_of_unknown_length_is_stored_within_the_same_limits() {
         (over.status, over.error().as_str()),
         (507, "quota_exceeded")
     );
-    let listed = api.call("/api/v1/files", &[]).await.json();
-    let names: Vec<_> = listed["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["name"].clone())
-        .collect();
+    let names = api.names().await;
     assert_eq!(names, ["c.bin", "d.bin", "empty.bin"]);
     assert_eq!(
         api.hub.leftovers(),
@@ -902,14 +897,16 @@ async fn search_finds_the_store_and_online_peers_and_events_stream_live() {
     .await;
     assert_eq!(made.code, 0, "{}", made.stderr);
     let made: serde_json::Value = serde_json::from_str(made.stdout.trim()).unwrap();
-    let mut watcher = tokio::process::Command::new("curl")
+    let watcher = tokio::process::Command::new("curl")
         .args([
             "-sN",
+            "-w",
+            "%{http_code}",
             "-H",
             &format!("Authorization: Bearer {}", made["token"].as_str().unwrap()),
             &api.url("/api/v1/events"),
         ])
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -918,8 +915,14 @@ async fn search_finds_the_store_and_online_peers_and_events_stream_live() {
     let removed =
         run(ferry(&api.home, &api.hub).args(["--name", "Alice", "token", "rm", id])).await;
     assert_eq!(removed.code, 0, "{}", removed.stderr);
-    let ended = within(30, watcher.wait()).await.unwrap();
-    assert!(ended.success(), "the stream ended: {ended:?}");
+    let ended = within(30, watcher.wait_with_output()).await.unwrap();
+    let said = String::from_utf8_lossy(&ended.stdout);
+    // 200: it was streaming when the token went (not refused after it).
+    assert!(
+        ended.status.success() && said.ends_with("200"),
+        "the stream ended: {:?} {said}",
+        ended.status
+    );
 
     within(20, api.hub.stop()).await;
     let status = within(10, events.wait()).await.unwrap();

@@ -290,32 +290,27 @@ async fn webdav_keeps_the_stores_rules() {
 
 /// `LOCK` of `url` as `user`: the status and the lock's token.
 async fn lock(url: &str, user: &str, token: &str, depth: &str) -> (u16, String) {
-    let credential = format!("{user}:{token}");
     let body = "<?xml version=\"1.0\"?><D:lockinfo xmlns:D=\"DAV:\"><D:lockscope><D:exclusive/></D:lockscope>\
                 <D:locktype><D:write/></D:locktype><D:owner>test</D:owner></D:lockinfo>";
-    let output = within(
-        60,
-        tokio::process::Command::new("curl")
-            .args(["-sS", "-o", "/dev/null", "-D", "-", "-u", &credential])
-            .args([
-                "-X",
-                "LOCK",
-                "-H",
-                "Timeout: Second-600",
-                "-H",
-                &format!("Depth: {depth}"),
-            ])
-            .args(["-H", "Content-Type: application/xml", "--data", body, url])
-            .output(),
-    )
-    .await
-    .unwrap();
-    let headers = String::from_utf8_lossy(&output.stdout).into_owned();
-    let status = headers
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let depth = format!("Depth: {depth}");
+    // The headers (where the token is) in place of the body.
+    let args = [
+        "-o",
+        "/dev/null",
+        "-D",
+        "-",
+        "-X",
+        "LOCK",
+        "-H",
+        "Timeout: Second-600",
+        "-H",
+        &depth,
+        "-H",
+        "Content-Type: application/xml",
+        "--data",
+        body,
+    ];
+    let (status, headers) = dav_body(url, user, token, &args).await;
     let token = headers
         .lines()
         .find_map(|l| {

@@ -99,11 +99,9 @@ impl Unannounced {
                 let left = accounts.left(&self.caller.handle, self.caller.quota);
                 quota_refusal(&self.caller, &self.name, left.unwrap_or(0))
             })?;
-            if free_room(&self.hub)? < step {
-                let no_room = space::NoRoom {
-                    needed: step,
-                    free: free_room(&self.hub)?,
-                };
+            let free = free_room(&self.hub)?;
+            if free < step {
+                let no_room = space::NoRoom { needed: step, free };
                 let message = no_room.message(self.name.as_str());
                 return Err(Refusal::new(ErrorCode::StorageFull, message).into());
             }
@@ -132,7 +130,7 @@ fn quota_refusal(caller: &Caller, name: &FileName, left: u64) -> Refusal {
 /// Bytes free on the store's disk above the reserve.
 fn free_room(hub: &Hub) -> Result<u64, ApiError> {
     let dir = &hub.config.data_dir;
-    let room = space::check_room(dir, u64::MAX, hub.config.min_free_space)
+    let free = space::free_beyond(dir, hub.config.min_free_space)
         .map_err(|e| crate::error::HubError::io("checking free space", dir, e))?;
-    Ok(room.err().map_or(u64::MAX, |no_room| no_room.free))
+    Ok(free)
 }
